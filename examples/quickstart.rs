@@ -1,0 +1,29 @@
+//! The SPEC's worked example on the default adapter: heads = 4, total_heads = 8, i = 3, j = 5,
+//! then a decode step served from the cache.
+//!
+//! `cargo run --example quickstart` (set `WGPU_BACKEND=vulkan` or `gl` to pick a backend).
+
+use alibi_wgpu::{AlibiError, AlibiPositionalBias};
+
+fn main() -> Result<(), AlibiError> {
+    let mut alibi = AlibiPositionalBias::new_default_blocking(4, Some(8))?;
+    if let Some(info) = alibi.adapter_info() {
+        println!("adapter: {} ({:?})", info.name, info.backend);
+    }
+    println!("slopes: {:?}", alibi.slopes());
+
+    let bias = alibi.forward_to_host_blocking(3, 5)?;
+    println!("forward(3, 5) -> {:?}", bias.shape());
+    for h in [0, 1, 4] {
+        for r in 0..3 {
+            println!("  head {h} row {r}: {:?}", bias.row(h, r));
+        }
+    }
+
+    // A decode step after the prefill: the last query row, from the cached tensor.
+    let step = alibi.forward(1, 5)?;
+    let step = alibi.read_blocking(&step)?;
+    println!("forward(1, 5) head 0: {:?}", step.row(0, 0));
+    println!("cache: {:?}", alibi.cache_stats());
+    Ok(())
+}

@@ -1,0 +1,116 @@
+//! [`AlibiBias`]: a bias tensor resident on the GPU, as `forward` returns it.
+
+/// A `[heads, i, j]` f32 bias on the GPU: a strided, read-only view into a buffer.
+///
+/// Element `(h, r, k)` is at element index
+/// `offset + h * head_stride + r * row_stride + k` of [`AlibiBias::buffer`] (f32 units;
+/// the column stride is 1). A view served from the cache is usually not contiguous: it is
+/// the bottom-right `[.., I-i.., J-j..]` block of a larger generated tensor `[.., I, J]`.
+///
+/// The buffer may be shared with the module's cache. It is created with
+/// `STORAGE | COPY_SRC` usage only, so `queue.write_buffer`, `clear_buffer`, copies into it
+/// and mapping are all refused by wgpu; bind it as `var<storage, read>` only. A caller that
+/// needs a private, writable copy reads it back with [`crate::AlibiPositionalBias::read`].
+#[derive(Clone, Debug)]
+pub struct AlibiBias {
+    pub(crate) buffer: Option<wgpu::Buffer>,
+    pub(crate) shape: [usize; 3],
+    pub(crate) layout: BiasLayout,
+    pub(crate) binding_alignment: u64,
+}
+
+/// Where a view's elements lie in its buffer, in f32 elements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct BiasLayout {
+    /// Index of element `(0, 0, 0)`.
+    pub offset: u64,
+    /// Distance between heads.
+    pub head_stride: u64,
+    /// Distance between rows.
+    pub row_stride: u64,
+}
+
+/// A storage binding that covers a view, with the view's layout relative to the binding.
+#[derive(Clone, Debug)]
+pub struct BiasBinding<'a> {
+    /// Bind this as `var<storage, read> bias: array<f32>` (or `array<vec4<f32>>`).
+    pub binding: wgpu::BufferBinding<'a>,
+    /// The layout, with `offset` counted from the start of `binding`.
+    pub layout: BiasLayout,
+}
+
+impl AlibiBias {
+    /// `[heads, i, j]`.
+    pub fn shape(&self) -> [usize; 3] {
+        self.shape
+    }
+
+    /// Whether the view holds no element (`i == 0` or `j == 0`); it then has no buffer.
+    pub fn is_empty(&self) -> bool {
+        self.buffer.is_none()
+    }
+
+    /// The buffer holding the view, `None` when empty.
+    pub fn buffer(&self) -> Option<&wgpu::Buffer> {
+        self.buffer.as_ref()
+    }
+
+    /// Offset and strides of the view in [`AlibiBias::buffer`].
+    pub fn layout(&self) -> BiasLayout {
+        self.layout
+    }
+
+    /// Whether rows and heads follow each other with no gap (`row_stride == j`,
+    /// `head_stride == i * j`).
+    pub fn is_contiguous(&self) -> bool {
+        let [_, i, j] = self.shape;
+        self.layout.row_stride == j as u64 && self.layout.head_stride == (i * j) as u64
+    }
+
+    /// Number of elements of the view.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// One past the last element the view touches, in elements from the buffer start.
+    pub(crate) fn end_element(&self) -> u64 {
+        let [heads, i, j] = self.shape;
+        let l = self.layout;
+        l.offset + (heads as u64 - 1) * l.head_stride + (i as u64 - 1) * l.row_stride + j as u64
+    }
+
+    /// The smallest storage binding that covers the view, starting at an offset aligned to
+    /// the device's `min_storage_buffer_offset_alignment`. `None` when empty. A view larger
+    /// than the device's `max_storage_buffer_binding_size` cannot be bound whole: bind
+    /// windows of [`AlibiBias::buffer`] yourself.
+    pub fn binding(&self) -> Option<BiasBinding<'_>> {
+        let buffer = self.buffer.as_ref()?;
+        let start = self.layout.offset * 4 / self.binding_alignment * self.binding_alignment;
+        let end = self.end_element() * 4;
+        Some(BiasBinding {
+            binding: wgpu::BufferBinding {
+                buffer,
+                offset: start,
+                size: wgpu::BufferSize::new(end - start),
+            },
+            layout: BiasLayout {
+                offset: self.layout.offset - start / 4,
+                ..self.layout
+            },
+        })
+    }
+
+    /// The byte ranges of the buffer that hold the view: one per head, or a single one when
+    /// the heads follow each other. Used by readback.
+    pub(crate) fn spans(&self) -> Vec<(u64, u64)> {
+        let [heads, i, j] = self.shape;
+        let l = self.layout;
+        let head_span = (i as u64 - 1) * l.row_stride + j as u64;
+        if l.head_stride == i as u64 * l.row_stride {
+            return vec![(l.offset * 4, (self.end_element() - l.offset) * 4)];
+        }
+        (0..heads as u64)
+            .map(|h| ((l.offset + h * l.head_stride) * 4, head_span * 4))
+            .collect()
+    }
+}

@@ -1,0 +1,258 @@
+//! The host-side cache of generated biases (SPEC "The cache").
+//!
+//! An entry holds a generated `[total_heads, rows, cols]` tensor. A request `(i, j)` is served
+//! by any entry with `rows >= i` and `cols >= j`, as its bottom-right `[.., rows-i.., cols-j..]`
+//! slice, which equals a fresh `(i, j)` computation for every such pair (queries are aligned
+//! to the end of the keys). The payload type is generic so the policy is tested without a GPU.
+
+/// Default byte budget of the cache: 512 MiB, one `[32, 2048, 2048]` f32 bias.
+pub const DEFAULT_CACHE_BUDGET_BYTES: u64 = 512 << 20;
+
+/// Counters of a module's cache, for monitoring and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Requests served from a cached entry (no GPU work, no allocation).
+    pub hits: u64,
+    /// Requests that needed a new generation.
+    pub misses: u64,
+    /// Entries dropped: least recently used past the budget, or covered by a larger entry.
+    pub evictions: u64,
+    /// Entries held now.
+    pub entries: usize,
+    /// Bytes held now.
+    pub bytes: u64,
+    /// The budget in bytes.
+    pub budget_bytes: u64,
+}
+
+struct Entry<T> {
+    rows: usize,
+    cols: usize,
+    bytes: u64,
+    last_used: u64,
+    payload: T,
+}
+
+/// A cached entry found for a request: its payload and the shape it was generated with.
+pub(crate) struct Hit<'a, T> {
+    pub payload: &'a T,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+/// LRU cache of generated biases under a byte budget.
+pub(crate) struct BiasCache<T> {
+    entries: Vec<Entry<T>>,
+    clock: u64,
+    stats: CacheStats,
+}
+
+impl<T> BiasCache<T> {
+    pub fn new(budget_bytes: u64) -> Self {
+        Self {
+            entries: Vec::new(),
+            clock: 0,
+            stats: CacheStats {
+                budget_bytes,
+                ..CacheStats::default()
+            },
+        }
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        self.stats
+    }
+
+    /// The smallest entry covering `(i, j)`, marked as used. Counts a hit or a miss.
+    /// Allocates nothing: the entries are few and scanned in place.
+    pub fn lookup(&mut self, i: usize, j: usize) -> Option<Hit<'_, T>> {
+        self.clock += 1;
+        let best = self
+            .entries
+            .iter_mut()
+            .filter(|e| e.rows >= i && e.cols >= j)
+            .min_by_key(|e| e.bytes);
+        match best {
+            Some(entry) => {
+                entry.last_used = self.clock;
+                self.stats.hits += 1;
+                Some(Hit {
+                    payload: &entry.payload,
+                    rows: entry.rows,
+                    cols: entry.cols,
+                })
+            }
+            None => {
+                self.stats.misses += 1;
+                None
+            }
+        }
+    }
+
+    /// The most recently used entry.
+    pub fn most_recent(&self) -> Option<Hit<'_, T>> {
+        self.entries
+            .iter()
+            .max_by_key(|e| e.last_used)
+            .map(|e| Hit {
+                payload: &e.payload,
+                rows: e.rows,
+                cols: e.cols,
+            })
+    }
+
+    /// Key count to generate for a miss `(i, j)`: when the request extends the keys of an
+    /// entry that already covers its rows (a decode step past the cached length), grow
+    /// geometrically to twice that entry's keys, so that a decode loop of n steps generates
+    /// only O(log n) times. Otherwise exactly `j`.
+    pub fn growth_target(&self, i: usize, j: usize) -> usize {
+        self.entries
+            .iter()
+            .filter(|e| e.rows >= i && e.cols < j)
+            .map(|e| e.cols.saturating_mul(2))
+            .max()
+            .map_or(j, |grown| grown.max(j))
+    }
+
+    /// Inserts a generated entry, dropping entries it covers and then the least recently
+    /// used ones until the budget holds. An entry larger than the whole budget is not kept.
+    pub fn insert(&mut self, rows: usize, cols: usize, bytes: u64, payload: T) {
+        if bytes > self.stats.budget_bytes {
+            return;
+        }
+        let before = self.entries.len();
+        self.entries.retain(|e| !(e.rows <= rows && e.cols <= cols));
+        self.stats.evictions += (before - self.entries.len()) as u64;
+        self.recount();
+        self.evict_until_fits(bytes);
+        self.clock += 1;
+        self.entries.push(Entry {
+            rows,
+            cols,
+            bytes,
+            last_used: self.clock,
+            payload,
+        });
+        self.recount();
+    }
+
+    /// Changes the budget, evicting least recently used entries to meet it.
+    pub fn set_budget(&mut self, budget_bytes: u64) {
+        self.stats.budget_bytes = budget_bytes;
+        self.evict_until_fits(0);
+    }
+
+    /// Drops every entry; counters other than entries and bytes are kept.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.recount();
+    }
+
+    fn evict_until_fits(&mut self, incoming: u64) {
+        while self.stats.bytes + incoming > self.stats.budget_bytes {
+            let Some(oldest) = self
+                .entries
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, e)| e.last_used)
+                .map(|(index, _)| index)
+            else {
+                break;
+            };
+            self.entries.swap_remove(oldest);
+            self.stats.evictions += 1;
+            self.recount();
+        }
+    }
+
+    fn recount(&mut self) {
+        self.stats.entries = self.entries.len();
+        self.stats.bytes = self.entries.iter().map(|e| e.bytes).sum();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn insert(cache: &mut BiasCache<&'static str>, rows: usize, cols: usize, name: &'static str) {
+        cache.insert(rows, cols, (rows * cols) as u64, name);
+    }
+
+    #[test]
+    fn serves_any_request_inside_an_entry() {
+        let mut cache = BiasCache::new(1 << 20);
+        insert(&mut cache, 16, 16, "prefill");
+        let hit = cache.lookup(1, 16).unwrap();
+        assert_eq!((*hit.payload, hit.rows, hit.cols), ("prefill", 16, 16));
+        assert!(cache.lookup(3, 5).is_some());
+        assert!(cache.lookup(17, 16).is_none());
+        assert!(cache.lookup(16, 17).is_none());
+        let stats = cache.stats();
+        assert_eq!((stats.hits, stats.misses), (2, 2));
+    }
+
+    #[test]
+    fn prefers_the_smallest_covering_entry() {
+        let mut cache = BiasCache::new(1 << 20);
+        insert(&mut cache, 100, 10, "tall");
+        insert(&mut cache, 10, 100, "wide");
+        insert(&mut cache, 20, 20, "square");
+        assert_eq!(*cache.lookup(5, 5).unwrap().payload, "square");
+        assert_eq!(*cache.lookup(5, 50).unwrap().payload, "wide");
+    }
+
+    #[test]
+    fn a_covering_entry_replaces_the_entries_it_covers() {
+        let mut cache = BiasCache::new(1 << 20);
+        insert(&mut cache, 4, 4, "small");
+        insert(&mut cache, 2, 8, "wide");
+        insert(&mut cache, 8, 8, "big");
+        let stats = cache.stats();
+        assert_eq!((stats.entries, stats.evictions, stats.bytes), (1, 2, 64));
+    }
+
+    #[test]
+    fn evicts_least_recently_used_past_the_budget() {
+        let mut cache = BiasCache::new(250);
+        insert(&mut cache, 10, 10, "a");
+        insert(&mut cache, 1, 100, "b");
+        assert!(cache.lookup(10, 10).is_some()); // "a" is now the most recent
+        insert(&mut cache, 100, 1, "c");
+        assert_eq!(*cache.lookup(10, 10).unwrap().payload, "a");
+        assert!(
+            cache.lookup(1, 100).is_none(),
+            "b was the least recently used"
+        );
+        assert!(cache.stats().bytes <= 250);
+        insert(&mut cache, 20, 20, "too big for the budget");
+        assert!(cache.lookup(20, 20).is_none());
+    }
+
+    #[test]
+    fn shrinking_the_budget_evicts() {
+        let mut cache = BiasCache::new(1000);
+        insert(&mut cache, 10, 10, "a");
+        insert(&mut cache, 1, 120, "b");
+        cache.set_budget(150);
+        assert_eq!(cache.stats().entries, 1);
+        cache.clear();
+        assert_eq!(cache.stats().bytes, 0);
+    }
+
+    #[test]
+    fn decode_grows_geometrically() {
+        let mut cache = BiasCache::new(u64::MAX);
+        insert(&mut cache, 512, 512, "prefill");
+        let mut generations = 0;
+        for t in 1..=4096 {
+            if cache.lookup(1, t).is_none() {
+                let cols = cache.growth_target(1, t);
+                insert(&mut cache, 1, cols, "decode");
+                generations += 1;
+            }
+        }
+        assert_eq!(generations, 3); // 1024, 2048, 4096
+        assert_eq!(cache.growth_target(7, 7), 7, "no entry to extend: exact");
+    }
+}

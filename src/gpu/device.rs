@@ -1,0 +1,97 @@
+//! Opening a device when the caller does not bring one.
+
+use std::sync::{Arc, Mutex};
+
+use crate::error::{AlibiError, Result};
+
+/// A device this crate opened, with the adapter it came from.
+///
+/// Engines that already own a device pass theirs to
+/// [`AlibiPositionalBias::new`](crate::AlibiPositionalBias::new) instead.
+#[derive(Clone, Debug)]
+pub struct GpuDevice {
+    /// The device.
+    pub device: wgpu::Device,
+    /// Its queue.
+    pub queue: wgpu::Queue,
+    /// The adapter it was opened on (name, backend, driver).
+    pub adapter_info: wgpu::AdapterInfo,
+    pub(crate) health: DeviceHealth,
+}
+
+/// Device loss and errors that escaped every error scope, recorded instead of wgpu's
+/// default handler (which panics).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct DeviceHealth {
+    problem: Arc<Mutex<Option<AlibiError>>>,
+}
+
+impl DeviceHealth {
+    fn watch(device: &wgpu::Device) -> Self {
+        let health = Self::default();
+        let lost = health.problem.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            record(
+                &lost,
+                AlibiError::DeviceLost(format!("{reason:?}: {message}")),
+            );
+        });
+        let uncaptured = health.problem.clone();
+        device.on_uncaptured_error(Arc::new(move |error| {
+            record(&uncaptured, crate::gpu::scope::gpu_error(error));
+        }));
+        health
+    }
+
+    /// The first problem recorded, if any; it stays recorded (a lost device stays lost).
+    pub fn check(&self) -> Result<()> {
+        let problem = self.problem.lock().unwrap_or_else(|p| p.into_inner());
+        match &*problem {
+            None => Ok(()),
+            Some(AlibiError::DeviceLost(message)) => Err(AlibiError::DeviceLost(message.clone())),
+            Some(other) => Err(AlibiError::Gpu(other.to_string())),
+        }
+    }
+}
+
+fn record(slot: &Mutex<Option<AlibiError>>, error: AlibiError) {
+    let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+    slot.get_or_insert(error);
+}
+
+/// Opens the default adapter of `backends` (or of the `WGPU_BACKEND` environment variable
+/// when `None`), with the adapter's own limits, so that large biases can use the largest
+/// buffers it allows.
+pub async fn open_device(backends: Option<wgpu::Backends>) -> Result<GpuDevice> {
+    let mut descriptor = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    if let Some(backends) = backends {
+        descriptor.backends = backends;
+    }
+    let requested = descriptor.backends;
+    let instance = wgpu::Instance::new(descriptor);
+    let adapter = instance
+        .request_adapter(&wgpu::RequestAdapterOptions::default())
+        .await
+        .map_err(|e| AlibiError::NoAdapter(format!("backends {requested:?}: {e}")))?;
+    let (device, queue) = adapter
+        .request_device(&wgpu::DeviceDescriptor {
+            label: Some("alibi-wgpu"),
+            required_limits: adapter.limits(),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| AlibiError::RequestDevice(e.to_string()))?;
+    let health = DeviceHealth::watch(&device);
+    Ok(GpuDevice {
+        device,
+        queue,
+        adapter_info: adapter.get_info(),
+        health,
+    })
+}
+
+/// Blocking [`open_device`] (not on the web, where nothing may block).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn open_device_blocking(backends: Option<wgpu::Backends>) -> Result<GpuDevice> {
+    pollster::block_on(open_device(backends))
+}

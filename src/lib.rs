@@ -1,0 +1,46 @@
+//! # alibi-wgpu
+//!
+//! Exact ALiBi attention biases (the `AlibiPositionalBias` module of x-transformers) from
+//! WGSL compute shaders, on any wgpu adapter: Vulkan, Metal, DX12, OpenGL and WebGPU.
+//!
+//! `bias[h, r, k] = -slope_h * |k - (j - i + r)|` for the `heads` heads with a slope, zero
+//! for the padding heads up to `total_heads`; queries are aligned to the end of the keys.
+//! Every value equals the PyTorch reference bit for bit, and the cache never serves a wrong
+//! slice.
+//!
+//! * [`AlibiPositionalBias`]: the module on a wgpu device (yours, or one it opens).
+//! * [`reference`]: the CPU reference the GPU is tested against.
+//! * [`alibi_slopes`], [`max_bias_slopes`], [`SlopeSource`]: the slopes.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), alibi_wgpu::AlibiError> {
+//! use alibi_wgpu::AlibiPositionalBias;
+//! let mut alibi = AlibiPositionalBias::new_default_blocking(4, Some(8))?;
+//! let bias = alibi.forward_to_host_blocking(3, 5)?;
+//! assert_eq!(bias.shape(), [8, 3, 5]);
+//! assert_eq!(bias.row(0, 0), &[-0.5, -0.25, 0.0, -0.25, -0.5]);
+//! # Ok(()) }
+//! ```
+
+mod bias;
+mod cache;
+mod error;
+mod gpu;
+mod host;
+mod module;
+pub mod reference;
+mod slopes;
+
+pub use bias::{AlibiBias, BiasBinding, BiasLayout};
+pub use cache::{CacheStats, DEFAULT_CACHE_BUDGET_BYTES};
+pub use error::{AlibiError, Result};
+#[cfg(not(target_arch = "wasm32"))]
+pub use gpu::device::open_device_blocking;
+pub use gpu::device::{open_device, GpuDevice};
+pub use gpu::generator::{
+    GenerateParams, BINDING_BIAS, BINDING_PARAMS, BINDING_SLOPES, COLUMNS_PER_WORKGROUP,
+    GENERATOR_ENTRY_POINT, GENERATOR_WGSL, SLOPE_VEC4S, VEC4_PER_INVOCATION, WORKGROUP_SIZE,
+};
+pub use host::HostBias;
+pub use module::{AlibiConfig, AlibiPositionalBias};
+pub use slopes::{alibi_slopes, max_bias_slopes, SlopeSource, MAX_HEADS};

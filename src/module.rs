@@ -1,0 +1,569 @@
+//! [`AlibiPositionalBias`]: the module, its configuration, and its cache on the GPU.
+
+use std::sync::Mutex;
+
+use crate::bias::{AlibiBias, BiasLayout};
+use crate::cache::{BiasCache, CacheStats, DEFAULT_CACHE_BUDGET_BYTES};
+use crate::error::{AlibiError, Result};
+use crate::gpu::device::{open_device, DeviceHealth, GpuDevice};
+use crate::gpu::generator::{plan_windows, GenerateShape, Generator, PlanLimits};
+use crate::gpu::readback::{map_for_read, StagingPool};
+use crate::gpu::scope::{gpu_error, run_scoped, PendingErrors};
+use crate::host::HostBias;
+use crate::reference::{check_heads, check_sequence, MAX_SEQUENCE};
+use crate::slopes::SlopeSource;
+
+/// How to build an [`AlibiPositionalBias`]: heads, padding heads, slopes and cache budget.
+///
+/// ```
+/// use alibi_wgpu::AlibiConfig;
+/// let config = AlibiConfig::new(12).total_heads(16).max_bias(8.0).cache_budget_bytes(64 << 20);
+/// assert_eq!(config.resolved_total_heads(), 16);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlibiConfig {
+    heads: usize,
+    total_heads: Option<usize>,
+    slopes: SlopeSource,
+    cache_budget_bytes: u64,
+    max_binding_window_bytes: Option<u64>,
+}
+
+impl AlibiConfig {
+    /// `heads` heads with the paper's slopes, no padding heads, the default cache budget.
+    pub fn new(heads: usize) -> Self {
+        Self {
+            heads,
+            total_heads: None,
+            slopes: SlopeSource::Paper,
+            cache_budget_bytes: DEFAULT_CACHE_BUDGET_BYTES,
+            max_binding_window_bytes: None,
+        }
+    }
+
+    /// Output heads; heads past `heads` are zero. Defaults to `heads`.
+    pub fn total_heads(mut self, total_heads: usize) -> Self {
+        self.total_heads = Some(total_heads);
+        self
+    }
+
+    /// Where the slopes come from.
+    pub fn slopes(mut self, slopes: SlopeSource) -> Self {
+        self.slopes = slopes;
+        self
+    }
+
+    /// ggml's slopes with this `max_bias` (8 gives the paper's).
+    pub fn max_bias(self, max_bias: f64) -> Self {
+        self.slopes(SlopeSource::MaxBias(max_bias))
+    }
+
+    /// One slope per head, as given.
+    pub fn custom_slopes(self, slopes: Vec<f32>) -> Self {
+        self.slopes(SlopeSource::Custom(slopes))
+    }
+
+    /// Byte budget of the cache (default [`DEFAULT_CACHE_BUDGET_BYTES`]); 0 disables it.
+    pub fn cache_budget_bytes(mut self, bytes: u64) -> Self {
+        self.cache_budget_bytes = bytes;
+        self
+    }
+
+    /// Bind at most this many bytes of output per dispatch, below the device's
+    /// `max_storage_buffer_binding_size`: a way to exercise windowing on small tensors.
+    pub fn max_binding_window_bytes(mut self, bytes: u64) -> Self {
+        self.max_binding_window_bytes = Some(bytes);
+        self
+    }
+
+    /// `total_heads`, or `heads` when unset.
+    pub fn resolved_total_heads(&self) -> usize {
+        self.total_heads.unwrap_or(self.heads)
+    }
+}
+
+/// ALiBi positional bias on a wgpu device: x-transformers' `AlibiPositionalBias(heads,
+/// total_heads)` with an exact cache (SPEC).
+///
+/// Pipelines, layouts and the slope uniform are built once, in the constructor. `forward`
+/// records and submits GPU work but never waits for it; reading back is `async` (with
+/// blocking wrappers off the web).
+///
+/// ```no_run
+/// # fn main() -> Result<(), alibi_wgpu::AlibiError> {
+/// let mut alibi = alibi_wgpu::AlibiPositionalBias::new_default_blocking(8, None)?;
+/// let bias = alibi.forward(16, 16)?; // [8, 16, 16] on the GPU
+/// let step = alibi.forward(1, 16)?; // served from the cache: the last query row
+/// let host = alibi.read_blocking(&step)?;
+/// assert_eq!(host.row(0, 0)[15], 0.0);
+/// # let _ = bias; Ok(()) }
+/// ```
+pub struct AlibiPositionalBias {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    adapter_info: Option<wgpu::AdapterInfo>,
+    health: Option<DeviceHealth>,
+    heads: usize,
+    total_heads: usize,
+    slopes: Vec<f32>,
+    generator: Generator,
+    slope_buffer: wgpu::Buffer,
+    /// A single slope of 1.0: `get_bias` is the generator with this slope.
+    unit_slope_buffer: wgpu::Buffer,
+    limits: PlanLimits,
+    cache: BiasCache<wgpu::Buffer>,
+    staging: StagingPool,
+    pending_errors: Mutex<Vec<PendingErrors>>,
+}
+
+impl AlibiPositionalBias {
+    /// A module for `heads` heads (padded to `total_heads`) on a device the caller owns.
+    pub fn new(
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        heads: usize,
+        total_heads: Option<usize>,
+    ) -> Result<Self> {
+        let mut config = AlibiConfig::new(heads);
+        config.total_heads = total_heads;
+        Self::with_config(device, queue, config)
+    }
+
+    /// A module built from `config` on a device the caller owns.
+    pub fn with_config(
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        config: AlibiConfig,
+    ) -> Result<Self> {
+        Self::build(device, queue, None, None, config)
+    }
+
+    /// A module on a device opened by [`open_device`](crate::open_device).
+    pub fn on_device(gpu: &GpuDevice, config: AlibiConfig) -> Result<Self> {
+        gpu.health.check()?;
+        Self::build(
+            &gpu.device,
+            &gpu.queue,
+            Some(gpu.adapter_info.clone()),
+            Some(gpu.health.clone()),
+            config,
+        )
+    }
+
+    /// A module on the default adapter (`WGPU_BACKEND` picks the backend).
+    pub async fn new_default(heads: usize, total_heads: Option<usize>) -> Result<Self> {
+        let mut config = AlibiConfig::new(heads);
+        config.total_heads = total_heads;
+        let gpu = open_device(None).await?;
+        Self::on_device(&gpu, config)
+    }
+
+    /// Blocking [`AlibiPositionalBias::new_default`] (not on the web).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn new_default_blocking(heads: usize, total_heads: Option<usize>) -> Result<Self> {
+        pollster::block_on(Self::new_default(heads, total_heads))
+    }
+
+    fn build(
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        adapter_info: Option<wgpu::AdapterInfo>,
+        health: Option<DeviceHealth>,
+        config: AlibiConfig,
+    ) -> Result<Self> {
+        let total_heads = config.resolved_total_heads();
+        check_heads(config.heads, total_heads)?;
+        let slopes = config.slopes.resolve(config.heads)?;
+        let ((generator, slope_buffer, unit_slope_buffer), pending) = run_scoped(device, || {
+            (
+                Generator::new(device),
+                Generator::slope_buffer(device, queue, &slopes),
+                Generator::slope_buffer(device, queue, &[1.0]),
+            )
+        })?;
+        Ok(Self {
+            device: device.clone(),
+            queue: queue.clone(),
+            adapter_info,
+            health,
+            heads: config.heads,
+            total_heads,
+            slopes,
+            generator,
+            slope_buffer,
+            unit_slope_buffer,
+            limits: PlanLimits::from_device(&device.limits(), config.max_binding_window_bytes),
+            cache: BiasCache::new(config.cache_budget_bytes),
+            staging: StagingPool::default(),
+            pending_errors: Mutex::new(pending.into_iter().collect()),
+        })
+    }
+
+    /// x-transformers' static `_get_slopes(heads)`: the paper's slopes, f64 rounded once.
+    pub fn get_slopes(heads: usize) -> Result<Vec<f32>> {
+        crate::slopes::alibi_slopes(heads)
+    }
+
+    /// Heads with a slope.
+    pub fn heads(&self) -> usize {
+        self.heads
+    }
+
+    /// Output heads (`heads` plus zero padding heads).
+    pub fn total_heads(&self) -> usize {
+        self.total_heads
+    }
+
+    /// The f32 slopes uploaded to the GPU, one per head.
+    pub fn slopes(&self) -> &[f32] {
+        &self.slopes
+    }
+
+    /// The adapter, when the module opened its own device.
+    pub fn adapter_info(&self) -> Option<&wgpu::AdapterInfo> {
+        self.adapter_info.as_ref()
+    }
+
+    /// The device the module works on.
+    pub fn device(&self) -> &wgpu::Device {
+        &self.device
+    }
+
+    /// Hit, miss, eviction and byte counters of the cache.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.stats()
+    }
+
+    /// Changes the cache's byte budget, evicting least recently used entries to meet it.
+    pub fn set_cache_budget(&mut self, bytes: u64) {
+        self.cache.set_budget(bytes);
+    }
+
+    /// Drops every cached bias (views already handed out stay valid).
+    pub fn clear_cache(&mut self) {
+        self.cache.clear();
+    }
+
+    /// The bias `[total_heads, i, j]` on the GPU (SPEC "forward").
+    ///
+    /// A request inside a cached tensor is its bottom-right slice: no GPU work, no
+    /// allocation. A miss generates (and caches) a new tensor; when the request extends the
+    /// keys of a cached one, as a decode step does, the new tensor has twice its keys, so a
+    /// decode loop generates O(log n) times. The result is always what a fresh module
+    /// returns for `(i, j)`. The GPU work is submitted, not waited for.
+    pub fn forward(&mut self, i: usize, j: usize) -> Result<AlibiBias> {
+        check_sequence(i, j)?;
+        self.check_health()?;
+        let shape = [self.total_heads, i, j];
+        if i == 0 || j == 0 {
+            return Ok(self.empty_view(shape));
+        }
+        let alignment = self.limits.binding_alignment;
+        if let Some(hit) = self.cache.lookup(i, j) {
+            return Ok(slice_view(
+                hit.payload.clone(),
+                hit.rows,
+                hit.cols,
+                shape,
+                alignment,
+            ));
+        }
+        let cols = self.cols_to_generate(i, j);
+        let generated = GenerateShape {
+            heads: self.heads,
+            total_heads: self.total_heads,
+            rows: i,
+            cols,
+        };
+        let buffer = self.generate(generated, None)?;
+        let bytes = generated.bytes().unwrap_or(u64::MAX);
+        self.cache.insert(i, cols, bytes, buffer.clone());
+        Ok(slice_view(buffer, i, cols, shape, alignment))
+    }
+
+    /// Records the generation of a fresh, uncached `[total_heads, i, j]` bias into the
+    /// caller's encoder; the view is valid once the caller submits it.
+    pub fn encode_forward(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        i: usize,
+        j: usize,
+    ) -> Result<AlibiBias> {
+        check_sequence(i, j)?;
+        self.check_health()?;
+        let shape = [self.total_heads, i, j];
+        if i == 0 || j == 0 {
+            return Ok(self.empty_view(shape));
+        }
+        let cols = j.next_multiple_of(4);
+        let generated = GenerateShape {
+            heads: self.heads,
+            total_heads: self.total_heads,
+            rows: i,
+            cols,
+        };
+        let buffer = self.generate(generated, Some(encoder))?;
+        Ok(slice_view(
+            buffer,
+            i,
+            cols,
+            shape,
+            self.limits.binding_alignment,
+        ))
+    }
+
+    /// The distance matrix `[1, i, j]`, `-|k - (j - i + r)|`, uncached (SPEC "get_bias").
+    pub fn get_bias(&self, i: usize, j: usize) -> Result<AlibiBias> {
+        check_sequence(i, j)?;
+        self.check_health()?;
+        let shape = [1, i, j];
+        if i == 0 || j == 0 {
+            return Ok(self.empty_view(shape));
+        }
+        let cols = j.next_multiple_of(4);
+        let generated = GenerateShape {
+            heads: 1,
+            total_heads: 1,
+            rows: i,
+            cols,
+        };
+        let buffer = self.generate_with(&self.unit_slope_buffer, generated, None)?;
+        Ok(slice_view(
+            buffer,
+            i,
+            cols,
+            shape,
+            self.limits.binding_alignment,
+        ))
+    }
+
+    /// The most recently used cached tensor, whole (`[total_heads, I, J]` for the `(I, J)`
+    /// it was generated for), like x-transformers' `self.bias`.
+    pub fn cached_bias(&self) -> Option<AlibiBias> {
+        let hit = self.cache.most_recent()?;
+        let shape = [self.total_heads, hit.rows, hit.cols];
+        Some(slice_view(
+            hit.payload.clone(),
+            hit.rows,
+            hit.cols,
+            shape,
+            self.limits.binding_alignment,
+        ))
+    }
+
+    /// Reads a view back into a caller-owned host tensor.
+    pub async fn read(&self, bias: &AlibiBias) -> Result<HostBias> {
+        self.check_health()?;
+        self.await_pending_errors().await?;
+        let Some(buffer) = bias.buffer() else {
+            return Ok(HostBias::new(bias.shape(), Vec::new()));
+        };
+        let spans = bias.spans();
+        let total: u64 = spans.iter().map(|&(_, len)| len).sum();
+        let staging = self
+            .staging
+            .take(&self.device, total, self.limits.max_buffer_bytes);
+        let ((), pending) = run_scoped(&self.device, || {
+            let mut encoder = self.device.create_command_encoder(&Default::default());
+            let mut destination = 0;
+            for &(source, len) in &spans {
+                encoder.copy_buffer_to_buffer(buffer, source, &staging, destination, len);
+                destination += len;
+            }
+            self.queue.submit([encoder.finish()]);
+        })?;
+        if let Some(pending) = pending {
+            if let Some(error) = pending.await {
+                return Err(gpu_error(error));
+            }
+        }
+        map_for_read(&self.device, &staging, total).await?;
+        let data = {
+            let mapped = staging
+                .get_mapped_range(0..total)
+                .map_err(|e| AlibiError::Map(e.to_string()))?;
+            gather(&mapped, bias)
+        };
+        staging.unmap();
+        self.staging.give_back(staging);
+        Ok(HostBias::new(bias.shape(), data))
+    }
+
+    /// Blocking [`AlibiPositionalBias::read`] (not on the web).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read_blocking(&self, bias: &AlibiBias) -> Result<HostBias> {
+        pollster::block_on(self.read(bias))
+    }
+
+    /// [`forward`](Self::forward) then [`read`](Self::read).
+    pub async fn forward_to_host(&mut self, i: usize, j: usize) -> Result<HostBias> {
+        let bias = self.forward(i, j)?;
+        self.read(&bias).await
+    }
+
+    /// Blocking [`AlibiPositionalBias::forward_to_host`] (not on the web).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn forward_to_host_blocking(&mut self, i: usize, j: usize) -> Result<HostBias> {
+        pollster::block_on(self.forward_to_host(i, j))
+    }
+
+    /// Keys to generate for a miss: the cache's growth target when the grown tensor fits the
+    /// device and the cache budget, else exactly `j`; rounded up to a multiple of 4 so every
+    /// row is vec4-aligned (the view then starts `cols - j` columns in).
+    fn cols_to_generate(&self, i: usize, j: usize) -> usize {
+        let exact = j.next_multiple_of(4);
+        let grown = self.cache.growth_target(i, j).next_multiple_of(4);
+        let grown_bytes = GenerateShape {
+            heads: self.heads,
+            total_heads: self.total_heads,
+            rows: i,
+            cols: grown,
+        }
+        .bytes();
+        let fits = grown <= MAX_SEQUENCE
+            && grown_bytes.is_some_and(|b| {
+                b <= self.cache.stats().budget_bytes && b <= self.limits.max_buffer_bytes
+            });
+        if grown > exact && fits {
+            grown
+        } else {
+            exact
+        }
+    }
+
+    fn generate(
+        &self,
+        shape: GenerateShape,
+        encoder: Option<&mut wgpu::CommandEncoder>,
+    ) -> Result<wgpu::Buffer> {
+        self.generate_with(&self.slope_buffer, shape, encoder)
+    }
+
+    /// Creates the output buffer and records its generation into `encoder`, or into an
+    /// encoder of its own that it submits. Heads past `shape.heads` are left as WebGPU's
+    /// zero-initialised memory: output buffers are always new, never reused.
+    fn generate_with(
+        &self,
+        slopes: &wgpu::Buffer,
+        shape: GenerateShape,
+        encoder: Option<&mut wgpu::CommandEncoder>,
+    ) -> Result<wgpu::Buffer> {
+        let windows = plan_windows(shape, self.limits)?;
+        let bytes = shape.bytes().unwrap_or(u64::MAX);
+        let (buffer, pending) = run_scoped(&self.device, || {
+            let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("alibi bias"),
+                size: bytes,
+                // No COPY_DST and no MAP_*: nothing handed out can overwrite a cached bias
+                // except a read_write storage binding, which the docs forbid.
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            });
+            match encoder {
+                Some(encoder) => self.generator.encode(
+                    &self.device,
+                    &self.queue,
+                    encoder,
+                    slopes,
+                    &windows,
+                    &buffer,
+                ),
+                None => {
+                    let mut encoder = self.device.create_command_encoder(&Default::default());
+                    self.generator.encode(
+                        &self.device,
+                        &self.queue,
+                        &mut encoder,
+                        slopes,
+                        &windows,
+                        &buffer,
+                    );
+                    self.queue.submit([encoder.finish()]);
+                }
+            }
+            buffer
+        })?;
+        if let Some(pending) = pending {
+            self.pending_errors
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(pending);
+        }
+        Ok(buffer)
+    }
+
+    fn empty_view(&self, shape: [usize; 3]) -> AlibiBias {
+        AlibiBias {
+            buffer: None,
+            shape,
+            layout: BiasLayout::default(),
+            binding_alignment: self.limits.binding_alignment,
+        }
+    }
+
+    fn check_health(&self) -> Result<()> {
+        self.health.as_ref().map_or(Ok(()), DeviceHealth::check)
+    }
+
+    /// On the web, errors of earlier submissions arrive late; they are reported here.
+    async fn await_pending_errors(&self) -> Result<()> {
+        let pending: Vec<_> = std::mem::take(
+            &mut *self
+                .pending_errors
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        for errors in pending {
+            if let Some(error) = errors.await {
+                return Err(gpu_error(error));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The bottom-right `[.., rows-i.., cols-j..]` view of a generated `[.., rows, cols]` tensor.
+fn slice_view(
+    buffer: wgpu::Buffer,
+    rows: usize,
+    cols: usize,
+    shape: [usize; 3],
+    alignment: u64,
+) -> AlibiBias {
+    let [_, i, j] = shape;
+    AlibiBias {
+        buffer: Some(buffer),
+        shape,
+        layout: BiasLayout {
+            offset: ((rows - i) * cols + (cols - j)) as u64,
+            head_stride: (rows * cols) as u64,
+            row_stride: cols as u64,
+        },
+        binding_alignment: alignment,
+    }
+}
+
+/// Copies the view's rows out of the staging bytes (its spans, back to back).
+fn gather(staging: &[u8], bias: &AlibiBias) -> Vec<f32> {
+    let [heads, i, j] = bias.shape();
+    let layout = bias.layout();
+    let mut data = vec![0.0f32; heads * i * j];
+    if bias.is_contiguous() {
+        bytemuck::cast_slice_mut(&mut data).copy_from_slice(&staging[..heads * i * j * 4]);
+        return data;
+    }
+    let spans = bias.spans();
+    let head_span = (i - 1) * layout.row_stride as usize + j;
+    for (h, head) in data.chunks_exact_mut(i * j).enumerate() {
+        let head_start = if spans.len() == 1 {
+            h * layout.head_stride as usize
+        } else {
+            h * head_span
+        };
+        for (r, row) in head.chunks_exact_mut(j).enumerate() {
+            let start = (head_start + r * layout.row_stride as usize) * 4;
+            bytemuck::cast_slice_mut(row).copy_from_slice(&staging[start..start + j * 4]);
+        }
+    }
+    data
+}

@@ -1,0 +1,188 @@
+//! The CPU reference: the oracle of the tests and the CLI's fallback when no adapter exists.
+//!
+//! It mirrors `shaders/alibi_bias.wgsl` operation for operation: the distance is an exact
+//! integer, negated, converted to f32, then multiplied by the f32 slope. Keep the two in sync.
+
+use crate::error::{AlibiError, Result};
+use crate::host::HostBias;
+use crate::slopes::MAX_HEADS;
+
+/// Largest supported `i` or `j`: every distance below it is exact in f32.
+pub const MAX_SEQUENCE: usize = 1 << 24;
+
+/// One bias value: `(-|key - query|) as f32 * slope` (SPEC "forward").
+///
+/// Negating before the multiplication gives the same value as `-(slope * distance)` and
+/// `+0.0` (not `-0.0`) on the diagonal, as PyTorch does.
+#[inline]
+pub fn bias_value(slope: f32, query_position: i64, key_position: i64) -> f32 {
+    (-(key_position - query_position).abs()) as f32 * slope
+}
+
+/// Checks `i` and `j` against [`MAX_SEQUENCE`].
+pub(crate) fn check_sequence(i: usize, j: usize) -> Result<()> {
+    for (what, value) in [("i", i), ("j", j)] {
+        if value > MAX_SEQUENCE {
+            return Err(AlibiError::SequenceTooLong {
+                what,
+                value,
+                limit: MAX_SEQUENCE,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Checks `total_heads >= heads`, both within bounds.
+pub(crate) fn check_heads(heads: usize, total_heads: usize) -> Result<()> {
+    if heads == 0 {
+        return Err(AlibiError::ZeroHeads);
+    }
+    if heads > MAX_HEADS {
+        return Err(AlibiError::TooManyHeads {
+            what: "heads",
+            count: heads,
+            limit: MAX_HEADS,
+        });
+    }
+    if total_heads < heads {
+        return Err(AlibiError::TotalHeadsBelowHeads { heads, total_heads });
+    }
+    Ok(())
+}
+
+/// The bias `[total_heads, i, j]` of a fresh module with these slopes (SPEC "forward").
+///
+/// ```
+/// let slopes = alibi_wgpu::alibi_slopes(4).unwrap();
+/// let bias = alibi_wgpu::reference::forward(&slopes, 8, 3, 5).unwrap();
+/// assert_eq!(bias.row(0, 0), &[-0.5, -0.25, 0.0, -0.25, -0.5]);
+/// assert_eq!(bias.row(7, 2), &[0.0; 5]);
+/// ```
+pub fn forward(slopes: &[f32], total_heads: usize, i: usize, j: usize) -> Result<HostBias> {
+    check_heads(slopes.len(), total_heads)?;
+    check_sequence(i, j)?;
+    let mut data = vec![0.0f32; total_heads * i * j];
+    // Heads past `slopes.len()` stay +0.0, as x-transformers' zero padding.
+    fill_rows(&mut data[..slopes.len() * i * j], i, j, slopes);
+    Ok(HostBias::new([total_heads, i, j], data))
+}
+
+/// The distance matrix `[1, i, j]`: `-|k - (j - i + r)|` (SPEC "get_bias").
+pub fn get_bias(i: usize, j: usize) -> Result<HostBias> {
+    forward(&[1.0], 1, i, j)
+}
+
+/// Fills `data` (`slopes.len()` heads of `[i, j]`), split across threads when it is large.
+fn fill_rows(data: &mut [f32], i: usize, j: usize, slopes: &[f32]) {
+    if data.is_empty() {
+        return;
+    }
+    let rows = data.len() / j;
+    let threads = worker_threads(data.len());
+    if threads <= 1 {
+        fill_row_range(data, 0, i, j, slopes);
+        return;
+    }
+    let rows_per_thread = rows.div_ceil(threads);
+    std::thread::scope(|scope| {
+        for (chunk_index, chunk) in data.chunks_mut(rows_per_thread * j).enumerate() {
+            scope.spawn(move || fill_row_range(chunk, chunk_index * rows_per_thread, i, j, slopes));
+        }
+    });
+}
+
+/// Fills whole rows starting at global row `first_row` (= head * i + r).
+fn fill_row_range(chunk: &mut [f32], first_row: usize, i: usize, j: usize, slopes: &[f32]) {
+    let query_offset = j as i64 - i as i64;
+    for (n, row) in chunk.chunks_exact_mut(j).enumerate() {
+        let global_row = first_row + n;
+        let slope = slopes[global_row / i];
+        let query_position = query_offset + (global_row % i) as i64;
+        for (k, value) in row.iter_mut().enumerate() {
+            *value = bias_value(slope, query_position, k as i64);
+        }
+    }
+}
+
+/// Threads worth spawning for `values` outputs: one per core, none for small tensors.
+fn worker_threads(values: usize) -> usize {
+    const VALUES_PER_THREAD: usize = 1 << 18;
+    if cfg!(target_arch = "wasm32") || values < 2 * VALUES_PER_THREAD {
+        return 1;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cores.min(values / VALUES_PER_THREAD)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_worked_example() {
+        let slopes = [0.25, 0.0625, 0.015625, 0.00390625];
+        let bias = forward(&slopes, 8, 3, 5).unwrap();
+        let distance = [
+            [-2.0, -1.0, 0.0, -1.0, -2.0],
+            [-3.0, -2.0, -1.0, 0.0, -1.0],
+            [-4.0, -3.0, -2.0, -1.0, 0.0],
+        ];
+        for h in 0..8 {
+            for (r, row) in distance.iter().enumerate() {
+                let expected: Vec<f32> = row
+                    .iter()
+                    .map(|d| if h < 4 { d * slopes[h] } else { 0.0 })
+                    .collect();
+                assert_eq!(bias.row(h, r), &expected[..]);
+            }
+        }
+    }
+
+    #[test]
+    fn diagonal_is_positive_zero_like_pytorch() {
+        let bias = get_bias(2, 2).unwrap();
+        assert_eq!(bias.row(0, 0)[0].to_bits(), 0.0f32.to_bits());
+        let padded = forward(&[0.5], 2, 1, 1).unwrap();
+        assert_eq!(padded.as_slice()[1].to_bits(), 0.0f32.to_bits());
+    }
+
+    #[test]
+    fn more_queries_than_keys_sit_at_negative_positions() {
+        // i = 3 > j = 2: query rows at positions -1, 0, 1.
+        let bias = get_bias(3, 2).unwrap();
+        assert_eq!(bias.as_slice(), &[-1.0, -2.0, 0.0, -1.0, -1.0, 0.0]);
+    }
+
+    #[test]
+    fn empty_shapes_are_empty_not_errors() {
+        assert!(forward(&[0.5], 2, 0, 7).unwrap().is_empty());
+        assert_eq!(forward(&[0.5], 2, 7, 0).unwrap().shape(), [2, 7, 0]);
+    }
+
+    #[test]
+    fn threaded_fill_equals_single_thread() {
+        let slopes = crate::alibi_slopes(5).unwrap();
+        let (i, j) = (300, 700);
+        let threaded = forward(&slopes, 6, i, j).unwrap();
+        let mut single = vec![0.0; 5 * i * j];
+        fill_row_range(&mut single, 0, i, j, &slopes);
+        assert_eq!(&threaded.as_slice()[..single.len()], &single[..]);
+    }
+
+    #[test]
+    fn errors() {
+        assert!(matches!(forward(&[], 1, 1, 1), Err(AlibiError::ZeroHeads)));
+        assert!(matches!(
+            forward(&[1.0, 1.0], 1, 1, 1),
+            Err(AlibiError::TotalHeadsBelowHeads {
+                heads: 2,
+                total_heads: 1
+            })
+        ));
+        assert!(matches!(
+            get_bias(MAX_SEQUENCE + 1, 1),
+            Err(AlibiError::SequenceTooLong { what: "i", .. })
+        ));
+    }
+}
