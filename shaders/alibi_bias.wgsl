@@ -1,16 +1,17 @@
-// ALiBi bias generator: writes `-slope[h] * |k - (J - I + r)|` for one window of a
-// `[heads, I, J]` tensor whose row length J is a multiple of 4, so every vec4 lies in one row.
+// ALiBi bias generator: writes `-slope[h] * |k - (J - I + r)|` (zero for padding heads) for
+// one window of a `[total_heads, I, J]` tensor. J is a multiple of 4, so every vec4 lies in
+// one row.
 //
 // Keep in sync with `src/gpu/generator.rs` (`GenerateParams`, `WORKGROUP_SIZE`,
-// `VEC4_PER_INVOCATION`, `MAX_HEADS`) and with the CPU mirror in `src/reference.rs`.
+// `MAX_HEADS`) and with the CPU mirror in `src/reference.rs`.
 //
 // Dispatch grid: x = column chunks of one row, y = rows of one head, z = heads. Each
-// invocation writes VEC4_PER_INVOCATION vec4s strided by the workgroup size, so that
-// neighbouring invocations write neighbouring 16-byte blocks (coalesced on real GPUs) and no
-// integer division is needed (lavapipe would scalarise it).
+// invocation writes one vec4, neighbouring invocations neighbouring 16-byte blocks
+// (coalesced on real GPUs), and no integer division is needed (lavapipe would scalarise
+// it). On lavapipe every store is a per-lane loop, so the number of stores, not arithmetic,
+// sets the speed: one store per vec4, one store path (no branch around it).
 
-const WORKGROUP_SIZE: u32 = 64u;
-const VEC4_PER_INVOCATION: u32 = 4u;
+const WORKGROUP_SIZE: u32 = 256u;
 // MAX_HEADS / 4 vec4s: 16 KiB, the smallest uniform binding limit wgpu allows (WebGL2).
 const SLOPE_VEC4S: u32 = 1024u;
 
@@ -26,8 +27,9 @@ struct GenerateParams {
     query_offset: i32,
     // Index, in vec4s from the start of the tensor, of the first vec4 of the bound window.
     window_vec4: u32,
-    _pad0: u32,
-    _pad1: u32,
+    // Heads with a slope; heads from here to the end are zero padding.
+    slope_heads: u32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: GenerateParams;
@@ -43,18 +45,22 @@ fn generate(
 ) {
     let head = params.head0 + group.z;
     let row = params.row0 + group.y;
-    let slope = slopes[head / 4u][head % 4u];
-    let query_position = params.query_offset + i32(row);
     let row_start = (head * params.rows + row) * params.cols4 - params.window_vec4;
-    let first_col4 = group.x * (WORKGROUP_SIZE * VEC4_PER_INVOCATION) + lane;
-    for (var v = 0u; v < VEC4_PER_INVOCATION; v++) {
-        let col4 = first_col4 + v * WORKGROUP_SIZE;
-        if col4 < params.cols4 {
-            let delta = i32(col4 * 4u) - query_position;
-            let distance = abs(vec4<i32>(delta, delta + 1, delta + 2, delta + 3));
-            // (-distance) * slope, not -(distance * slope): the same value, and +0.0 on the
-            // diagonal, bit for bit what PyTorch's `-abs(...) * slopes` gives.
-            bias[row_start + col4] = vec4<f32>(-distance) * slope;
-        }
+    let col4 = group.x * WORKGROUP_SIZE + lane;
+    if col4 >= params.cols4 {
+        return;
     }
+    // Padding heads (x-transformers pads with zeros) get slope 0 and are forced to +0.0 by
+    // the select below: one store path, no branch around the store. The clamp keeps the
+    // uniform read in bounds for any head.
+    let is_padding = head >= params.slope_heads;
+    let slope_index = min(head, SLOPE_VEC4S * 4u - 1u);
+    let slope = select(slopes[slope_index / 4u][slope_index % 4u], 0.0, is_padding);
+    let delta = i32(col4 * 4u) - (params.query_offset + i32(row));
+    let distance = abs(vec4<i32>(delta, delta + 1, delta + 2, delta + 3));
+    // (-distance) * slope, not -(distance * slope): the same value, and +0.0 on the
+    // diagonal, bit for bit what PyTorch's `-abs(...) * slopes` gives. Padding heads must be
+    // +0.0 too, not the -0.0 that (-distance) * 0.0 gives, hence the select.
+    let value = vec4<f32>(-distance) * slope;
+    bias[row_start + col4] = select(value, vec4<f32>(0.0), is_padding);
 }

@@ -90,6 +90,25 @@ pub enum AlibiError {
         limit: u64,
     },
 
+    /// A caller's target buffer cannot hold the bias.
+    #[error("the target buffer has {size} bytes but a [{heads}, {i}, {j}] bias needs {needed} (rows padded to a multiple of 4 columns)")]
+    TargetTooSmall {
+        /// Heads of the tensor.
+        heads: usize,
+        /// Rows.
+        i: usize,
+        /// Columns.
+        j: usize,
+        /// Bytes needed.
+        needed: u64,
+        /// Size of the buffer given.
+        size: u64,
+    },
+
+    /// A caller's target buffer lacks `STORAGE` usage.
+    #[error("the target buffer's usage {0} lacks STORAGE; create it with BufferUsages::STORAGE")]
+    TargetUsage(String),
+
     /// No adapter matched the request.
     #[error("no GPU adapter found ({0}); install a Vulkan or GL driver (e.g. Mesa's lavapipe), or use the CPU reference")]
     NoAdapter(String),

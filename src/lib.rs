@@ -39,7 +39,7 @@ pub use gpu::device::open_device_blocking;
 pub use gpu::device::{open_device, GpuDevice};
 pub use gpu::generator::{
     GenerateParams, BINDING_BIAS, BINDING_PARAMS, BINDING_SLOPES, COLUMNS_PER_WORKGROUP,
-    GENERATOR_ENTRY_POINT, GENERATOR_WGSL, SLOPE_VEC4S, VEC4_PER_INVOCATION, WORKGROUP_SIZE,
+    GENERATOR_ENTRY_POINT, GENERATOR_WGSL, SLOPE_VEC4S, WORKGROUP_SIZE,
 };
 pub use host::HostBias;
 pub use module::{AlibiConfig, AlibiPositionalBias};

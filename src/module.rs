@@ -312,6 +312,64 @@ impl AlibiPositionalBias {
         ))
     }
 
+    /// Records the generation of an uncached `[total_heads, i, j]` bias into the caller's
+    /// encoder, written to the caller's `target` buffer (usage `STORAGE`, at least
+    /// `total_heads * i * ceil4(j) * 4` bytes: rows are padded to a multiple of 4 columns,
+    /// the view starts `ceil4(j) - j` columns in). For engines that manage their own memory.
+    pub fn encode_into(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        i: usize,
+        j: usize,
+        target: &wgpu::Buffer,
+    ) -> Result<AlibiBias> {
+        check_sequence(i, j)?;
+        self.check_health()?;
+        let shape = [self.total_heads, i, j];
+        if i == 0 || j == 0 {
+            return Ok(self.empty_view(shape));
+        }
+        let cols = j.next_multiple_of(4);
+        let generated = GenerateShape {
+            heads: self.heads,
+            total_heads: self.total_heads,
+            rows: i,
+            cols,
+        };
+        let needed = generated.bytes().unwrap_or(u64::MAX);
+        if !target.usage().contains(wgpu::BufferUsages::STORAGE) {
+            return Err(AlibiError::TargetUsage(format!("{:?}", target.usage())));
+        }
+        if target.size() < needed {
+            return Err(AlibiError::TargetTooSmall {
+                heads: self.total_heads,
+                i,
+                j,
+                needed,
+                size: target.size(),
+            });
+        }
+        let windows = plan_windows(generated, self.limits)?;
+        let ((), pending) = run_scoped(&self.device, || {
+            self.generator.encode(
+                &self.device,
+                &self.queue,
+                encoder,
+                &self.slope_buffer,
+                &windows,
+                target,
+            )
+        })?;
+        self.defer_errors(pending);
+        Ok(slice_view(
+            target.clone(),
+            i,
+            cols,
+            shape,
+            self.limits.binding_alignment,
+        ))
+    }
+
     /// The distance matrix `[1, i, j]`, `-|k - (j - i + r)|`, uncached (SPEC "get_bias").
     pub fn get_bias(&self, i: usize, j: usize) -> Result<AlibiBias> {
         check_sequence(i, j)?;
@@ -353,10 +411,19 @@ impl AlibiPositionalBias {
 
     /// Reads a view back into a caller-owned host tensor.
     pub async fn read(&self, bias: &AlibiBias) -> Result<HostBias> {
+        let mut data = Vec::new();
+        self.read_into(bias, &mut data).await?;
+        Ok(HostBias::new(bias.shape(), data))
+    }
+
+    /// Reads a view back into `out` (cleared, then filled row-major `[heads, i, j]`),
+    /// reusing its capacity: a loop that reads into one vector pays for its pages once.
+    pub async fn read_into(&self, bias: &AlibiBias, out: &mut Vec<f32>) -> Result<()> {
         self.check_health()?;
         self.await_pending_errors().await?;
+        out.clear();
         let Some(buffer) = bias.buffer() else {
-            return Ok(HostBias::new(bias.shape(), Vec::new()));
+            return Ok(());
         };
         let spans = bias.spans();
         let total: u64 = spans.iter().map(|&(_, len)| len).sum();
@@ -378,15 +445,21 @@ impl AlibiPositionalBias {
             }
         }
         map_for_read(&self.device, &staging, total).await?;
-        let data = {
+        {
             let mapped = staging
                 .get_mapped_range(0..total)
                 .map_err(|e| AlibiError::Map(e.to_string()))?;
-            gather(&mapped, bias)
-        };
+            gather(&mapped, bias, out);
+        }
         staging.unmap();
         self.staging.give_back(staging);
-        Ok(HostBias::new(bias.shape(), data))
+        Ok(())
+    }
+
+    /// Blocking [`AlibiPositionalBias::read_into`] (not on the web).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read_into_blocking(&self, bias: &AlibiBias, out: &mut Vec<f32>) -> Result<()> {
+        pollster::block_on(self.read_into(bias, out))
     }
 
     /// Blocking [`AlibiPositionalBias::read`] (not on the web).
@@ -399,6 +472,28 @@ impl AlibiPositionalBias {
     pub async fn forward_to_host(&mut self, i: usize, j: usize) -> Result<HostBias> {
         let bias = self.forward(i, j)?;
         self.read(&bias).await
+    }
+
+    /// [`forward`](Self::forward) then [`read_into`](Self::read_into).
+    pub async fn forward_to_host_into(
+        &mut self,
+        i: usize,
+        j: usize,
+        out: &mut Vec<f32>,
+    ) -> Result<()> {
+        let bias = self.forward(i, j)?;
+        self.read_into(&bias, out).await
+    }
+
+    /// Blocking [`AlibiPositionalBias::forward_to_host_into`] (not on the web).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn forward_to_host_into_blocking(
+        &mut self,
+        i: usize,
+        j: usize,
+        out: &mut Vec<f32>,
+    ) -> Result<()> {
+        pollster::block_on(self.forward_to_host_into(i, j, out))
     }
 
     /// Blocking [`AlibiPositionalBias::forward_to_host`] (not on the web).
@@ -440,8 +535,7 @@ impl AlibiPositionalBias {
     }
 
     /// Creates the output buffer and records its generation into `encoder`, or into an
-    /// encoder of its own that it submits. Heads past `shape.heads` are left as WebGPU's
-    /// zero-initialised memory: output buffers are always new, never reused.
+    /// encoder of its own that it submits.
     fn generate_with(
         &self,
         slopes: &wgpu::Buffer,
@@ -483,13 +577,17 @@ impl AlibiPositionalBias {
             }
             buffer
         })?;
+        self.defer_errors(pending);
+        Ok(buffer)
+    }
+
+    fn defer_errors(&self, pending: Option<PendingErrors>) {
         if let Some(pending) = pending {
             self.pending_errors
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .push(pending);
         }
-        Ok(buffer)
     }
 
     fn empty_view(&self, shape: [usize; 3]) -> AlibiBias {
@@ -543,27 +641,39 @@ fn slice_view(
     }
 }
 
-/// Copies the view's rows out of the staging bytes (its spans, back to back).
-fn gather(staging: &[u8], bias: &AlibiBias) -> Vec<f32> {
+/// Appends the view's rows, row-major, from the staging bytes (its spans, back to back).
+fn gather(staging: &[u8], bias: &AlibiBias, out: &mut Vec<f32>) {
     let [heads, i, j] = bias.shape();
     let layout = bias.layout();
-    let mut data = vec![0.0f32; heads * i * j];
     if bias.is_contiguous() {
-        bytemuck::cast_slice_mut(&mut data).copy_from_slice(&staging[..heads * i * j * 4]);
-        return data;
+        extend_from_bytes(out, &staging[..heads * i * j * 4]);
+        return;
     }
-    let spans = bias.spans();
+    out.reserve(heads * i * j);
+    let single_span = bias.spans().len() == 1;
     let head_span = (i - 1) * layout.row_stride as usize + j;
-    for (h, head) in data.chunks_exact_mut(i * j).enumerate() {
-        let head_start = if spans.len() == 1 {
+    for h in 0..heads {
+        let head_start = if single_span {
             h * layout.head_stride as usize
         } else {
             h * head_span
         };
-        for (r, row) in head.chunks_exact_mut(j).enumerate() {
+        for r in 0..i {
             let start = (head_start + r * layout.row_stride as usize) * 4;
-            bytemuck::cast_slice_mut(row).copy_from_slice(&staging[start..start + j * 4]);
+            extend_from_bytes(out, &staging[start..start + j * 4]);
         }
     }
-    data
+}
+
+/// Appends little-endian f32 bytes. Mapped memory is aligned in practice, so this is one
+/// memcpy; an unaligned mapping takes the value-by-value path instead of failing.
+fn extend_from_bytes(out: &mut Vec<f32>, bytes: &[u8]) {
+    match bytemuck::try_cast_slice::<u8, f32>(bytes) {
+        Ok(values) => out.extend_from_slice(values),
+        Err(_) => out.extend(
+            bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        ),
+    }
 }
