@@ -79,6 +79,19 @@ pub enum AlibiError {
         limit: u64,
     },
 
+    /// The host could not allocate the output vector.
+    #[error("could not allocate {bytes} bytes of host memory for a [{heads}, {i}, {j}] bias")]
+    HostAlloc {
+        /// Heads of the tensor.
+        heads: usize,
+        /// Rows.
+        i: usize,
+        /// Columns.
+        j: usize,
+        /// Bytes requested.
+        bytes: u128,
+    },
+
     /// A single row of the bias does not fit in one storage binding of this device.
     #[error("one row of {bytes} bytes (j = {j}) exceeds this device's max_storage_buffer_binding_size of {limit} bytes")]
     RowTooLarge {

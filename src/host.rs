@@ -28,6 +28,10 @@ impl HostBias {
     }
 
     /// One row, `[j]` values.
+    ///
+    /// # Panics
+    /// When `h` or `r` is outside the shape, as slice indexing does; [`HostBias::get`] is the
+    /// checked access.
     pub fn row(&self, h: usize, r: usize) -> &[f32] {
         let [_, rows, cols] = self.shape;
         let start = (h * rows + r) * cols;

@@ -10,7 +10,7 @@ use crate::gpu::generator::{plan_windows, GenerateShape, Generator, PlanLimits};
 use crate::gpu::readback::{map_for_read, StagingPool};
 use crate::gpu::scope::{gpu_error, run_scoped, PendingErrors};
 use crate::host::HostBias;
-use crate::reference::{check_heads, check_sequence, MAX_SEQUENCE};
+use crate::reference::{check_heads, check_sequence, reserve_host, MAX_SEQUENCE};
 use crate::slopes::SlopeSource;
 
 /// How to build an [`AlibiPositionalBias`]: heads, padding heads, slopes and cache budget.
@@ -229,6 +229,11 @@ impl AlibiPositionalBias {
         &self.device
     }
 
+    /// The queue the module submits to.
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.queue
+    }
+
     /// Hit, miss, eviction and byte counters of the cache.
     pub fn cache_stats(&self) -> CacheStats {
         self.cache.stats()
@@ -421,7 +426,8 @@ impl AlibiPositionalBias {
     pub async fn read_into(&self, bias: &AlibiBias, out: &mut Vec<f32>) -> Result<()> {
         self.check_health()?;
         self.await_pending_errors().await?;
-        out.clear();
+        let [heads, i, j] = bias.shape();
+        reserve_host(out, heads, i, j)?;
         let Some(buffer) = bias.buffer() else {
             return Ok(());
         };
@@ -641,7 +647,8 @@ fn slice_view(
     }
 }
 
-/// Appends the view's rows, row-major, from the staging bytes (its spans, back to back).
+/// Appends the view's rows, row-major, from the staging bytes (its spans, back to back),
+/// into `out`, which has room for them.
 fn gather(staging: &[u8], bias: &AlibiBias, out: &mut Vec<f32>) {
     let [heads, i, j] = bias.shape();
     let layout = bias.layout();
@@ -649,7 +656,6 @@ fn gather(staging: &[u8], bias: &AlibiBias, out: &mut Vec<f32>) {
         extend_from_bytes(out, &staging[..heads * i * j * 4]);
         return;
     }
-    out.reserve(heads * i * j);
     let single_span = bias.spans().len() == 1;
     let head_span = (i - 1) * layout.row_stride as usize + j;
     for h in 0..heads {

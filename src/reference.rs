@@ -34,6 +34,23 @@ pub(crate) fn check_sequence(i: usize, j: usize) -> Result<()> {
     Ok(())
 }
 
+/// Makes `out` an empty vector with room for a `[heads, i, j]` tensor, or says why it cannot.
+pub(crate) fn reserve_host(out: &mut Vec<f32>, heads: usize, i: usize, j: usize) -> Result<usize> {
+    let error = || AlibiError::HostAlloc {
+        heads,
+        i,
+        j,
+        bytes: heads as u128 * i as u128 * j as u128 * 4,
+    };
+    let len = heads
+        .checked_mul(i)
+        .and_then(|n| n.checked_mul(j))
+        .ok_or_else(error)?;
+    out.clear();
+    out.try_reserve_exact(len).map_err(|_| error())?;
+    Ok(len)
+}
+
 /// Checks `total_heads >= heads`, both within bounds.
 pub(crate) fn check_heads(heads: usize, total_heads: usize) -> Result<()> {
     if heads == 0 {
@@ -77,8 +94,8 @@ pub fn forward_into(
 ) -> Result<()> {
     check_heads(slopes.len(), total_heads)?;
     check_sequence(i, j)?;
-    out.clear();
-    out.resize(total_heads * i * j, 0.0);
+    let len = reserve_host(out, total_heads, i, j)?;
+    out.resize(len, 0.0);
     // Heads past `slopes.len()` stay +0.0, as x-transformers' zero padding.
     fill_rows(&mut out[..slopes.len() * i * j], i, j, slopes);
     Ok(())
@@ -215,6 +232,10 @@ mod tests {
         assert!(matches!(
             get_bias(MAX_SEQUENCE + 1, 1),
             Err(AlibiError::SequenceTooLong { what: "i", .. })
+        ));
+        assert!(matches!(
+            forward(&[1.0], usize::MAX / 2, 1 << 20, 1 << 20),
+            Err(AlibiError::HostAlloc { .. })
         ));
     }
 }

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on the default adapter (WGPU_BACKEND=vulkan or gl picks one),
+# installing Mesa's software GPU (lavapipe for Vulkan, llvmpipe for GL) first if it is missing.
+# GPU tests fail when no adapter exists; ALIBI_ALLOW_NO_GPU=1 opts out explicitly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+software_gpu=(mesa-vulkan-drivers libegl-mesa0 libgl1-mesa-dri)
+missing=()
+for package in "${software_gpu[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
+        || missing+=("$package")
+done
+if ((${#missing[@]})); then
+    echo "installing the software GPU: ${missing[*]}"
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+fi
+
+# Mesa's GL driver asks for a runtime directory even when it renders nothing.
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
+echo "WGPU_BACKEND=${WGPU_BACKEND:-<default adapter>}"
+cargo test --all-features "$@"

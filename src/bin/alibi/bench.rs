@@ -1,0 +1,250 @@
+//! `alibi bench`: how fast the bias is made, against what the same device can do.
+//!
+//! For each case it measures, in one run so that ratios share the machine's noise:
+//! the generation alone against a copy of the same bytes on the same device, forward plus
+//! readback to the host, the CPU reference, and cache hits; then a decode loop. Each figure
+//! is the median of `--runs` timed runs after a warm-up.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use alibi_wgpu::{reference, AlibiConfig, AlibiError, AlibiPositionalBias, GpuDevice};
+use serde_json::json;
+
+use crate::measure::{wait_idle, Rig};
+
+/// Arguments of `alibi bench`.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Cases as HEADSxTOTALxIxJ; default: 8x8x1024x1024 16x16x2048x2048 32x32x2048x2048
+    /// 12x16x1x4096.
+    #[arg(long = "case", value_parser = parse_case)]
+    pub cases: Vec<Case>,
+    /// Timed runs per figure (the median is reported), after one warm-up run.
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..))]
+    pub runs: u64,
+    /// Decode steps `forward(1, t)` for t = 1..=STEPS after a (512, 512) prefill; 0 skips.
+    #[arg(long, default_value_t = 4096)]
+    pub decode_steps: usize,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One benchmark shape: `heads` with slopes, padded to `total_heads`, `forward(i, j)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Case {
+    heads: usize,
+    total_heads: usize,
+    i: usize,
+    j: usize,
+}
+
+const DEFAULT_CASES: [Case; 4] = [
+    Case { heads: 8, total_heads: 8, i: 1024, j: 1024 },
+    Case { heads: 16, total_heads: 16, i: 2048, j: 2048 },
+    Case { heads: 32, total_heads: 32, i: 2048, j: 2048 },
+    Case { heads: 12, total_heads: 16, i: 1, j: 4096 },
+];
+
+fn parse_case(text: &str) -> Result<Case, String> {
+    let numbers: Vec<usize> = text
+        .split('x')
+        .map(|n| n.parse().map_err(|_| format!("`{text}` is not HEADSxTOTALxIxJ")))
+        .collect::<Result<_, _>>()?;
+    match numbers[..] {
+        [heads, total_heads, i, j] => Ok(Case { heads, total_heads, i, j }),
+        _ => Err(format!("`{text}` is not HEADSxTOTALxIxJ (e.g. 8x8x1024x1024)")),
+    }
+}
+
+/// Runs every case and the decode loop on `gpu`, printing as it goes.
+pub fn run(args: &BenchArgs, gpu: &GpuDevice) -> Result<(), AlibiError> {
+    let cases = if args.cases.is_empty() { DEFAULT_CASES.to_vec() } else { args.cases.clone() };
+    let runs = args.runs as usize;
+    let adapter = &gpu.adapter_info;
+    let backend = format!("{:?}", adapter.backend).to_lowercase();
+    if !args.json {
+        println!("adapter: {} ({backend}), median of {runs} runs", adapter.name);
+        println!(
+            "{:<22} {:>9} {:>9} {:>7} {:>9} {:>9} {:>10} {:>10} {:>9} {:>8} {:>6}",
+            "case [total, i, j]", "MiB", "gen ms", "GB/s", "copy ms", "gen/copy", "host ms",
+            "host* ms", "cpu ms", "hit ns", "exact"
+        );
+    }
+    let tagged = |kind: &str, mut report: serde_json::Value| {
+        report["case"] = json!(kind);
+        report["backend"] = json!(backend);
+        report["adapter"] = json!(adapter.name);
+        report["runs"] = json!(runs);
+        report
+    };
+    for case in cases {
+        let report = measure_case(gpu, case, runs)?;
+        if args.json {
+            println!("{}", tagged("forward", report));
+        } else {
+            print_row(&report);
+        }
+    }
+    if args.decode_steps > 0 {
+        let decode = measure_decode(gpu, args.decode_steps)?;
+        if args.json {
+            println!("{}", tagged("decode", decode));
+        } else {
+            println!(
+                "decode: heads {} (total {}), prefill (512, 512), {} steps forward(1, t): {} GPU generations, median {} ns per step, exact: {}",
+                decode["heads"], decode["total_heads"], decode["steps"], decode["decode_generations"],
+                decode["decode_step_ns"], decode["exact"]
+            );
+        }
+    }
+    if !args.json {
+        println!("host ms: forward + readback into a reused Vec (cache cleared); host*: into a new Vec (page faults included)");
+    }
+    Ok(())
+}
+
+fn measure_case(gpu: &GpuDevice, case: Case, runs: usize) -> Result<serde_json::Value, AlibiError> {
+    let Case { heads, total_heads, i, j } = case;
+    let bytes = (total_heads * i * j * 4) as u64;
+    let config = AlibiConfig::new(heads)
+        .total_heads(total_heads)
+        .cache_budget_bytes(alibi_wgpu::DEFAULT_CACHE_BUDGET_BYTES.max(2 * bytes));
+    let mut alibi = AlibiPositionalBias::on_device(gpu, config)?;
+
+    // Generation alone against a copy of the same bytes, alternated so both see the same noise.
+    let rig = Rig::new(&alibi, i, j)?;
+    rig.generate(&alibi)?;
+    let (mut generate, mut copy) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        generate.push(time_ms(|| rig.generate(&alibi).map(drop))?);
+        copy.push(time_ms(|| rig.copy(&alibi))?);
+    }
+    drop(rig);
+
+    // Forward plus readback, cache cleared each time: into a reused vector (the steady state
+    // of an inference loop) and into a new one.
+    let mut host = Vec::new();
+    alibi.forward_to_host_into_blocking(i, j, &mut host)?;
+    let (mut to_host, mut to_fresh_host) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        alibi.clear_cache();
+        to_host.push(time_ms(|| alibi.forward_to_host_into_blocking(i, j, &mut host))?);
+        alibi.clear_cache();
+        to_fresh_host.push(time_ms(|| alibi.forward_to_host_blocking(i, j).map(drop))?);
+    }
+
+    let mut expected = Vec::new();
+    reference::forward_into(alibi.slopes(), total_heads, i, j, &mut expected)?;
+    let mut cpu = Vec::new();
+    for _ in 0..runs {
+        cpu.push(time_ms(|| reference::forward_into(alibi.slopes(), total_heads, i, j, &mut expected))?);
+    }
+
+    let (hit_ns, hit_misses) = cache_hit_ns(&mut alibi, i, j)?;
+    let generate_ms = median(generate);
+    let copy_ms = median(copy);
+    Ok(json!({
+        "heads": heads,
+        "total_heads": total_heads,
+        "i": i,
+        "j": j,
+        "bytes": bytes,
+        "generate_ms": round3(generate_ms),
+        "generate_gb_per_s": round3(bytes as f64 / generate_ms / 1e6),
+        "copy_ms": round3(copy_ms),
+        "generate_over_copy": round3(generate_ms / copy_ms),
+        "forward_to_host_ms": round3(median(to_host)),
+        "forward_to_new_host_vec_ms": round3(median(to_fresh_host)),
+        "cpu_reference_ms": round3(median(cpu)),
+        "cache_hit_ns": hit_ns.round(),
+        "cache_hit_misses": hit_misses,
+        "exact": host == expected,
+    }))
+}
+
+/// Median host time of a repeated `forward(i, j)` served from the cache, and the misses
+/// among those repeats (0 unless the cache is broken).
+fn cache_hit_ns(alibi: &mut AlibiPositionalBias, i: usize, j: usize) -> Result<(f64, u64), AlibiError> {
+    const BATCH: u32 = 256;
+    alibi.forward(i, j)?;
+    let misses = alibi.cache_stats().misses;
+    let mut per_call = Vec::new();
+    for _ in 0..31 {
+        let start = Instant::now();
+        for _ in 0..BATCH {
+            black_box(alibi.forward(black_box(i), black_box(j))?);
+        }
+        per_call.push(start.elapsed().as_nanos() as f64 / f64::from(BATCH));
+    }
+    Ok((median(per_call), alibi.cache_stats().misses - misses))
+}
+
+/// The decode loop of a KV-cache inference: a (512, 512) prefill, then `forward(1, t)`.
+fn measure_decode(gpu: &GpuDevice, steps: usize) -> Result<serde_json::Value, AlibiError> {
+    let (heads, total_heads) = (12, 16);
+    let mut alibi = AlibiPositionalBias::on_device(gpu, AlibiConfig::new(heads).total_heads(total_heads))?;
+    alibi.forward(512, 512)?;
+    let checked_steps = [1, 511, 512, 513, 1024, 1025, steps / 2 + 1, steps];
+    let mut kept = Vec::new();
+    let mut step_ns = Vec::with_capacity(steps);
+    for t in 1..=steps {
+        let start = Instant::now();
+        let bias = alibi.forward(1, t)?;
+        step_ns.push(start.elapsed().as_nanos() as f64);
+        if checked_steps.contains(&t) {
+            kept.push((t, bias));
+        }
+    }
+    wait_idle(alibi.device())?;
+    let generations = alibi.cache_stats().misses;
+    let mut exact = true;
+    for (t, bias) in &kept {
+        let expected = reference::forward(alibi.slopes(), total_heads, 1, *t)?;
+        exact &= alibi.read_blocking(bias)? == expected;
+    }
+    Ok(json!({
+        "heads": heads,
+        "total_heads": total_heads,
+        "prefill": [512, 512],
+        "steps": steps,
+        "decode_generations": generations,
+        "decode_step_ns": median(step_ns).round(),
+        "exact": exact,
+    }))
+}
+
+fn print_row(report: &serde_json::Value) {
+    let field = |key: &str| report[key].as_f64().unwrap_or(f64::NAN);
+    let shape = format!("[{}, {}, {}]", report["total_heads"], report["i"], report["j"]);
+    println!(
+        "{:<22} {:>9.1} {:>9.2} {:>7.2} {:>9.2} {:>9.2} {:>10.2} {:>10.2} {:>9.2} {:>8.0} {:>6}",
+        format!("{} heads {shape}", report["heads"]),
+        field("bytes") / (1u64 << 20) as f64,
+        field("generate_ms"),
+        field("generate_gb_per_s"),
+        field("copy_ms"),
+        field("generate_over_copy"),
+        field("forward_to_host_ms"),
+        field("forward_to_new_host_vec_ms"),
+        field("cpu_reference_ms"),
+        field("cache_hit_ns"),
+        report["exact"],
+    );
+}
+
+fn time_ms(mut f: impl FnMut() -> Result<(), AlibiError>) -> Result<f64, AlibiError> {
+    let start = Instant::now();
+    f()?;
+    Ok(start.elapsed().as_secs_f64() * 1e3)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn round3(value: f64) -> f64 {
+    (value * 1000.0).round() / 1000.0
+}

@@ -1,0 +1,81 @@
+//! Timed GPU primitives shared by `alibi bench` and the criterion benches (which include
+//! this file by path), so both measure exactly the same thing.
+
+use alibi_wgpu::{AlibiBias, AlibiError, AlibiPositionalBias};
+
+/// Blocks until the device has finished all submitted work.
+pub fn wait_idle(device: &wgpu::Device) -> Result<(), AlibiError> {
+    device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map(|_| ())
+        .map_err(|e| AlibiError::DeviceLost(e.to_string()))
+}
+
+/// Pre-allocated buffers for one shape: the generation target and a copy source of the
+/// same size, so that neither the generation nor its baseline copy pays for allocation or
+/// wgpu's zero-fill of new buffers inside a timed run.
+pub struct Rig {
+    target: wgpu::Buffer,
+    copy_source: wgpu::Buffer,
+    bytes: u64,
+    i: usize,
+    j: usize,
+}
+
+impl Rig {
+    /// Buffers for `alibi.forward(i, j)`'s generated size (rows padded to 4 columns).
+    pub fn new(alibi: &AlibiPositionalBias, i: usize, j: usize) -> Result<Self, AlibiError> {
+        let bytes = (alibi.total_heads() * i * j.next_multiple_of(4) * 4) as u64;
+        let device = alibi.device();
+        let buffer = |label, usage| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: bytes,
+                usage,
+                mapped_at_creation: false,
+            })
+        };
+        let rig = Self {
+            target: buffer(
+                "bench target",
+                wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST,
+            ),
+            copy_source: buffer(
+                "bench copy source",
+                wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            ),
+            bytes,
+            i,
+            j,
+        };
+        // Touch both once: wgpu zero-fills a buffer on its first use.
+        rig.copy(alibi)?;
+        Ok(rig)
+    }
+
+    /// Bytes written by one generation (and by one copy).
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// One generation into the target, submitted and waited for.
+    pub fn generate(&self, alibi: &AlibiPositionalBias) -> Result<AlibiBias, AlibiError> {
+        let device = alibi.device();
+        let mut encoder = device.create_command_encoder(&Default::default());
+        let bias = alibi.encode_into(&mut encoder, self.i, self.j, &self.target)?;
+        alibi.queue().submit([encoder.finish()]);
+        wait_idle(device)?;
+        Ok(bias)
+    }
+
+    /// One copy of the same byte count on the same device, submitted and waited for.
+    pub fn copy(&self, alibi: &AlibiPositionalBias) -> Result<(), AlibiError> {
+        let device = alibi.device();
+        let mut encoder = device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(&self.copy_source, 0, &self.target, 0, self.bytes);
+        alibi.queue().submit([encoder.finish()]);
+        wait_idle(device)
+    }
+}

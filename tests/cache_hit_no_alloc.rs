@@ -1,0 +1,59 @@
+//! A cache hit allocates nothing and generates nothing (no miss is counted): checked with a
+//! counting global allocator, which is why this test has a binary of its own.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use alibi_wgpu::{open_device_blocking, AlibiConfig, AlibiPositionalBias};
+
+struct CountingAllocator;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged; it only counts.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;
+
+#[test]
+fn cache_hits_allocate_nothing() {
+    let gpu = match open_device_blocking(None) {
+        Ok(gpu) => gpu,
+        Err(error) if std::env::var_os("ALIBI_ALLOW_NO_GPU").is_some() => {
+            eprintln!("skipped: no GPU adapter ({error}) and ALIBI_ALLOW_NO_GPU is set");
+            return;
+        }
+        Err(error) => panic!("no GPU adapter: {error} (set ALIBI_ALLOW_NO_GPU=1 to skip)"),
+    };
+    let mut alibi =
+        AlibiPositionalBias::on_device(&gpu, AlibiConfig::new(8).total_heads(12)).unwrap();
+    alibi.forward(64, 64).unwrap();
+    let misses = alibi.cache_stats().misses;
+
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    for (i, j) in [(64, 64), (1, 64), (3, 17), (64, 1), (64, 64)] {
+        let bias = alibi.forward(i, j).unwrap();
+        assert_eq!(bias.shape(), [12, i, j]);
+    }
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+
+    assert_eq!(allocations, 0, "cache hits allocated {allocations} times");
+    assert_eq!(
+        alibi.cache_stats().misses,
+        misses,
+        "every request was inside (64, 64)"
+    );
+}
