@@ -17,10 +17,10 @@ pub enum AlibiError {
         total_heads: usize,
     },
 
-    /// More heads than the slope uniform holds.
+    /// More heads than the slope uniform holds (`total_heads` is bounded by memory only).
     #[error("{what} ({count}) exceeds the supported maximum of {limit} heads")]
     TooManyHeads {
-        /// Which count was too large (`heads` or `total_heads`).
+        /// Which count was too large (`heads`).
         what: &'static str,
         /// The count given.
         count: usize,
@@ -92,8 +92,8 @@ pub enum AlibiError {
         bytes: u128,
     },
 
-    /// A single row of the bias does not fit in one storage binding of this device.
-    #[error("one row of {bytes} bytes (j = {j}) exceeds this device's max_storage_buffer_binding_size of {limit} bytes")]
+    /// A single row of the bias does not fit in one storage binding window.
+    #[error("one row of {bytes} bytes (j = {j}, padded to a multiple of 4) exceeds the {limit} bytes one storage binding can hold here (max_storage_buffer_binding_size, or max_binding_window_bytes, less offset alignment); request a shorter j")]
     RowTooLarge {
         /// Columns.
         j: usize,

@@ -22,6 +22,11 @@
 //! # Ok(()) }
 //! ```
 
+/// The README's Rust examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 mod bias;
 mod cache;
 mod error;

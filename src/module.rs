@@ -273,17 +273,11 @@ impl AlibiPositionalBias {
                 alignment,
             ));
         }
-        let cols = self.cols_to_generate(i, j);
-        let generated = GenerateShape {
-            heads: self.heads,
-            total_heads: self.total_heads,
-            rows: i,
-            cols,
-        };
+        let generated = self.shape_to_generate(i, j);
         let buffer = self.generate(generated, None)?;
         let bytes = generated.bytes().unwrap_or(u64::MAX);
-        self.cache.insert(i, cols, bytes, buffer.clone());
-        Ok(slice_view(buffer, i, cols, shape, alignment))
+        self.cache.insert(i, generated.cols, bytes, buffer.clone());
+        Ok(slice_view(buffer, i, generated.cols, shape, alignment))
     }
 
     /// Records the generation of a fresh, uncached `[total_heads, i, j]` bias into the
@@ -300,13 +294,8 @@ impl AlibiPositionalBias {
         if i == 0 || j == 0 {
             return Ok(self.empty_view(shape));
         }
-        let cols = j.next_multiple_of(4);
-        let generated = GenerateShape {
-            heads: self.heads,
-            total_heads: self.total_heads,
-            rows: i,
-            cols,
-        };
+        let generated = self.exact_shape(i, j);
+        let cols = generated.cols;
         let buffer = self.generate(generated, Some(encoder))?;
         Ok(slice_view(
             buffer,
@@ -334,13 +323,8 @@ impl AlibiPositionalBias {
         if i == 0 || j == 0 {
             return Ok(self.empty_view(shape));
         }
-        let cols = j.next_multiple_of(4);
-        let generated = GenerateShape {
-            heads: self.heads,
-            total_heads: self.total_heads,
-            rows: i,
-            cols,
-        };
+        let generated = self.exact_shape(i, j);
+        let cols = generated.cols;
         let needed = generated.bytes().unwrap_or(u64::MAX);
         if !target.usage().contains(wgpu::BufferUsages::STORAGE) {
             return Err(AlibiError::TargetUsage(format!("{:?}", target.usage())));
@@ -383,13 +367,12 @@ impl AlibiPositionalBias {
         if i == 0 || j == 0 {
             return Ok(self.empty_view(shape));
         }
-        let cols = j.next_multiple_of(4);
         let generated = GenerateShape {
             heads: 1,
             total_heads: 1,
-            rows: i,
-            cols,
+            ..self.exact_shape(i, j)
         };
+        let cols = generated.cols;
         let buffer = self.generate_with(&self.unit_slope_buffer, generated, None)?;
         Ok(slice_view(
             buffer,
@@ -508,24 +491,33 @@ impl AlibiPositionalBias {
         pollster::block_on(self.forward_to_host(i, j))
     }
 
-    /// Keys to generate for a miss: the cache's growth target when the grown tensor fits the
-    /// device and the cache budget, else exactly `j`; rounded up to a multiple of 4 so every
+    /// The module's tensor for `(i, j)`, rows padded to a multiple of 4 columns so every
     /// row is vec4-aligned (the view then starts `cols - j` columns in).
-    fn cols_to_generate(&self, i: usize, j: usize) -> usize {
-        let exact = j.next_multiple_of(4);
-        let grown = self.cache.growth_target(i, j).next_multiple_of(4);
-        let grown_bytes = GenerateShape {
+    fn exact_shape(&self, i: usize, j: usize) -> GenerateShape {
+        GenerateShape {
             heads: self.heads,
             total_heads: self.total_heads,
             rows: i,
-            cols: grown,
+            cols: j.next_multiple_of(4),
+            requested_cols: j,
         }
-        .bytes();
-        let fits = grown <= MAX_SEQUENCE
-            && grown_bytes.is_some_and(|b| {
-                b <= self.cache.stats().budget_bytes && b <= self.limits.max_buffer_bytes
-            });
-        if grown > exact && fits {
+    }
+
+    /// What to generate for a miss: the cache's growth target when the grown tensor fits
+    /// the cache budget and the device (buffer size and binding windows), else exactly
+    /// `(i, j)`, so growth never refuses a request a fresh module would serve.
+    fn shape_to_generate(&self, i: usize, j: usize) -> GenerateShape {
+        let exact = self.exact_shape(i, j);
+        let grown = GenerateShape {
+            cols: self.cache.growth_target(i, j).next_multiple_of(4),
+            ..exact
+        };
+        let fits = grown.cols <= MAX_SEQUENCE
+            && grown
+                .bytes()
+                .is_some_and(|bytes| bytes <= self.cache.stats().budget_bytes)
+            && plan_windows(grown, self.limits).is_ok();
+        if grown.cols > exact.cols && fits {
             grown
         } else {
             exact

@@ -163,11 +163,9 @@ mod tests {
             [-4.0, -3.0, -2.0, -1.0, 0.0],
         ];
         for h in 0..8 {
+            let slope = slopes.get(h).copied();
             for (r, row) in distance.iter().enumerate() {
-                let expected: Vec<f32> = row
-                    .iter()
-                    .map(|d| if h < 4 { d * slopes[h] } else { 0.0 })
-                    .collect();
+                let expected: Vec<f32> = row.iter().map(|d| slope.map_or(0.0, |s| d * s)).collect();
                 assert_eq!(bias.row(h, r), &expected[..]);
             }
         }

@@ -1,10 +1,12 @@
 //! A cache hit allocates nothing and generates nothing (no miss is counted): checked with a
 //! counting global allocator, which is why this test has a binary of its own.
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use alibi_wgpu::{open_device_blocking, AlibiConfig, AlibiPositionalBias};
+use alibi_wgpu::{AlibiConfig, AlibiPositionalBias};
 
 struct CountingAllocator;
 
@@ -30,16 +32,9 @@ static GLOBAL: CountingAllocator = CountingAllocator;
 
 #[test]
 fn cache_hits_allocate_nothing() {
-    let gpu = match open_device_blocking(None) {
-        Ok(gpu) => gpu,
-        Err(error) if std::env::var_os("ALIBI_ALLOW_NO_GPU").is_some() => {
-            eprintln!("skipped: no GPU adapter ({error}) and ALIBI_ALLOW_NO_GPU is set");
-            return;
-        }
-        Err(error) => panic!("no GPU adapter: {error} (set ALIBI_ALLOW_NO_GPU=1 to skip)"),
-    };
+    let Some(gpu) = common::gpu() else { return };
     let mut alibi =
-        AlibiPositionalBias::on_device(&gpu, AlibiConfig::new(8).total_heads(12)).unwrap();
+        AlibiPositionalBias::on_device(gpu, AlibiConfig::new(8).total_heads(12)).unwrap();
     alibi.forward(64, 64).unwrap();
     let misses = alibi.cache_stats().misses;
 

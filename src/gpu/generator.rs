@@ -55,7 +55,7 @@ pub(crate) struct PlanLimits {
 
 impl PlanLimits {
     pub fn from_device(limits: &wgpu::Limits, binding_override: Option<u64>) -> Self {
-        let device_binding = u64::from(limits.max_storage_buffer_binding_size);
+        let device_binding = limits.max_storage_buffer_binding_size;
         Self {
             max_buffer_bytes: limits.max_buffer_size,
             max_binding_bytes: binding_override.map_or(device_binding, |o| o.min(device_binding)),
@@ -83,6 +83,8 @@ pub(crate) struct GenerateShape {
     pub total_heads: usize,
     pub rows: usize,
     pub cols: usize,
+    /// The `j` the caller asked for (`cols` is it padded, or grown): errors name it.
+    pub requested_cols: usize,
 }
 
 impl GenerateShape {
@@ -101,12 +103,13 @@ pub(crate) fn plan_windows(shape: GenerateShape, limits: PlanLimits) -> Result<V
         total_heads,
         rows,
         cols,
+        ..
     } = shape;
     debug_assert!(cols % 4 == 0 && cols > 0 && rows > 0);
     let too_large = |bytes, limit| AlibiError::TooLarge {
         heads: total_heads,
         i: rows,
-        j: cols,
+        j: shape.requested_cols,
         bytes,
         limit,
     };
@@ -128,9 +131,9 @@ pub(crate) fn plan_windows(shape: GenerateShape, limits: PlanLimits) -> Result<V
         & !15;
     if row_bytes > usable {
         return Err(AlibiError::RowTooLarge {
-            j: cols,
+            j: shape.requested_cols,
             bytes: row_bytes,
-            limit: limits.max_binding_bytes,
+            limit: usable,
         });
     }
     let max_groups = limits.max_workgroups_per_dimension as usize;
@@ -350,6 +353,7 @@ mod tests {
             total_heads: heads,
             rows,
             cols,
+            requested_cols: cols,
         }
     }
 

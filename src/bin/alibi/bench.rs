@@ -41,35 +41,81 @@ pub struct Case {
 }
 
 const DEFAULT_CASES: [Case; 4] = [
-    Case { heads: 8, total_heads: 8, i: 1024, j: 1024 },
-    Case { heads: 16, total_heads: 16, i: 2048, j: 2048 },
-    Case { heads: 32, total_heads: 32, i: 2048, j: 2048 },
-    Case { heads: 12, total_heads: 16, i: 1, j: 4096 },
+    Case {
+        heads: 8,
+        total_heads: 8,
+        i: 1024,
+        j: 1024,
+    },
+    Case {
+        heads: 16,
+        total_heads: 16,
+        i: 2048,
+        j: 2048,
+    },
+    Case {
+        heads: 32,
+        total_heads: 32,
+        i: 2048,
+        j: 2048,
+    },
+    Case {
+        heads: 12,
+        total_heads: 16,
+        i: 1,
+        j: 4096,
+    },
 ];
 
 fn parse_case(text: &str) -> Result<Case, String> {
     let numbers: Vec<usize> = text
         .split('x')
-        .map(|n| n.parse().map_err(|_| format!("`{text}` is not HEADSxTOTALxIxJ")))
+        .map(|n| {
+            n.parse()
+                .map_err(|_| format!("`{text}` is not HEADSxTOTALxIxJ"))
+        })
         .collect::<Result<_, _>>()?;
     match numbers[..] {
-        [heads, total_heads, i, j] => Ok(Case { heads, total_heads, i, j }),
-        _ => Err(format!("`{text}` is not HEADSxTOTALxIxJ (e.g. 8x8x1024x1024)")),
+        [heads, total_heads, i, j] => Ok(Case {
+            heads,
+            total_heads,
+            i,
+            j,
+        }),
+        _ => Err(format!(
+            "`{text}` is not HEADSxTOTALxIxJ (e.g. 8x8x1024x1024)"
+        )),
     }
 }
 
 /// Runs every case and the decode loop on `gpu`, printing as it goes.
 pub fn run(args: &BenchArgs, gpu: &GpuDevice) -> Result<(), AlibiError> {
-    let cases = if args.cases.is_empty() { DEFAULT_CASES.to_vec() } else { args.cases.clone() };
+    let cases = if args.cases.is_empty() {
+        DEFAULT_CASES.to_vec()
+    } else {
+        args.cases.clone()
+    };
     let runs = args.runs as usize;
     let adapter = &gpu.adapter_info;
     let backend = format!("{:?}", adapter.backend).to_lowercase();
     if !args.json {
-        println!("adapter: {} ({backend}), median of {runs} runs", adapter.name);
+        println!(
+            "adapter: {} ({backend}), median of {runs} runs",
+            adapter.name
+        );
         println!(
             "{:<22} {:>9} {:>9} {:>7} {:>9} {:>9} {:>10} {:>10} {:>9} {:>8} {:>6}",
-            "case [total, i, j]", "MiB", "gen ms", "GB/s", "copy ms", "gen/copy", "host ms",
-            "host* ms", "cpu ms", "hit ns", "exact"
+            "case [total, i, j]",
+            "MiB",
+            "gen ms",
+            "GB/s",
+            "copy ms",
+            "gen/copy",
+            "host ms",
+            "host* ms",
+            "cpu ms",
+            "hit ns",
+            "exact"
         );
     }
     let tagged = |kind: &str, mut report: serde_json::Value| {
@@ -106,15 +152,22 @@ pub fn run(args: &BenchArgs, gpu: &GpuDevice) -> Result<(), AlibiError> {
 }
 
 fn measure_case(gpu: &GpuDevice, case: Case, runs: usize) -> Result<serde_json::Value, AlibiError> {
-    let Case { heads, total_heads, i, j } = case;
-    let bytes = (total_heads * i * j * 4) as u64;
+    let Case {
+        heads,
+        total_heads,
+        i,
+        j,
+    } = case;
+    let tensor_bytes = (total_heads * i * j * 4) as u64;
     let config = AlibiConfig::new(heads)
         .total_heads(total_heads)
-        .cache_budget_bytes(alibi_wgpu::DEFAULT_CACHE_BUDGET_BYTES.max(2 * bytes));
+        .cache_budget_bytes(alibi_wgpu::DEFAULT_CACHE_BUDGET_BYTES.max(2 * tensor_bytes));
     let mut alibi = AlibiPositionalBias::on_device(gpu, config)?;
 
     // Generation alone against a copy of the same bytes, alternated so both see the same noise.
     let rig = Rig::new(&alibi, i, j)?;
+    // What one generation writes (rows padded to a multiple of 4), and what the copy moves.
+    let bytes = rig.bytes();
     rig.generate(&alibi)?;
     let (mut generate, mut copy) = (Vec::new(), Vec::new());
     for _ in 0..runs {
@@ -130,7 +183,9 @@ fn measure_case(gpu: &GpuDevice, case: Case, runs: usize) -> Result<serde_json::
     let (mut to_host, mut to_fresh_host) = (Vec::new(), Vec::new());
     for _ in 0..runs {
         alibi.clear_cache();
-        to_host.push(time_ms(|| alibi.forward_to_host_into_blocking(i, j, &mut host))?);
+        to_host.push(time_ms(|| {
+            alibi.forward_to_host_into_blocking(i, j, &mut host)
+        })?);
         alibi.clear_cache();
         to_fresh_host.push(time_ms(|| alibi.forward_to_host_blocking(i, j).map(drop))?);
     }
@@ -139,7 +194,9 @@ fn measure_case(gpu: &GpuDevice, case: Case, runs: usize) -> Result<serde_json::
     reference::forward_into(alibi.slopes(), total_heads, i, j, &mut expected)?;
     let mut cpu = Vec::new();
     for _ in 0..runs {
-        cpu.push(time_ms(|| reference::forward_into(alibi.slopes(), total_heads, i, j, &mut expected))?);
+        cpu.push(time_ms(|| {
+            reference::forward_into(alibi.slopes(), total_heads, i, j, &mut expected)
+        })?);
     }
 
     let (hit_ns, hit_misses) = cache_hit_ns(&mut alibi, i, j)?;
@@ -166,7 +223,11 @@ fn measure_case(gpu: &GpuDevice, case: Case, runs: usize) -> Result<serde_json::
 
 /// Median host time of a repeated `forward(i, j)` served from the cache, and the misses
 /// among those repeats (0 unless the cache is broken).
-fn cache_hit_ns(alibi: &mut AlibiPositionalBias, i: usize, j: usize) -> Result<(f64, u64), AlibiError> {
+fn cache_hit_ns(
+    alibi: &mut AlibiPositionalBias,
+    i: usize,
+    j: usize,
+) -> Result<(f64, u64), AlibiError> {
     const BATCH: u32 = 256;
     alibi.forward(i, j)?;
     let misses = alibi.cache_stats().misses;
@@ -184,7 +245,8 @@ fn cache_hit_ns(alibi: &mut AlibiPositionalBias, i: usize, j: usize) -> Result<(
 /// The decode loop of a KV-cache inference: a (512, 512) prefill, then `forward(1, t)`.
 fn measure_decode(gpu: &GpuDevice, steps: usize) -> Result<serde_json::Value, AlibiError> {
     let (heads, total_heads) = (12, 16);
-    let mut alibi = AlibiPositionalBias::on_device(gpu, AlibiConfig::new(heads).total_heads(total_heads))?;
+    let mut alibi =
+        AlibiPositionalBias::on_device(gpu, AlibiConfig::new(heads).total_heads(total_heads))?;
     alibi.forward(512, 512)?;
     let checked_steps = [1, 511, 512, 513, 1024, 1025, steps / 2 + 1, steps];
     let mut kept = Vec::new();
@@ -217,7 +279,10 @@ fn measure_decode(gpu: &GpuDevice, steps: usize) -> Result<serde_json::Value, Al
 
 fn print_row(report: &serde_json::Value) {
     let field = |key: &str| report[key].as_f64().unwrap_or(f64::NAN);
-    let shape = format!("[{}, {}, {}]", report["total_heads"], report["i"], report["j"]);
+    let shape = format!(
+        "[{}, {}, {}]",
+        report["total_heads"], report["i"], report["j"]
+    );
     println!(
         "{:<22} {:>9.1} {:>9.2} {:>7.2} {:>9.2} {:>9.2} {:>10.2} {:>10.2} {:>9.2} {:>8.0} {:>6}",
         format!("{} heads {shape}", report["heads"]),

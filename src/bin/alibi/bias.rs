@@ -1,0 +1,211 @@
+//! `alibi bias`: compute the bias of one module for a sequence of shapes.
+//!
+//! Every shape goes through the same [`AlibiPositionalBias`], in order, so a later shape
+//! that fits inside an earlier one is served from the cache: running
+//! `alibi bias --heads 8 16x16 1x16` shows a cache hit whose result must still equal a
+//! fresh module's (SPEC "The cache"). `--backend cpu` computes the same files with the CPU
+//! reference, which has no cache, for comparison.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use alibi_wgpu::{reference, AlibiConfig, AlibiError, AlibiPositionalBias, HostBias, SlopeSource};
+
+use crate::backend::{BackendChoice, Compute};
+use crate::error::CliError;
+use crate::npy::{write_npy, Destination};
+use crate::preview::{head_preview, min_max, short_list};
+use crate::shape::{parse_shape, Shape};
+
+/// Arguments of `alibi bias`.
+#[derive(clap::Args, Debug)]
+pub struct BiasArgs {
+    /// Heads with a slope (at least 1).
+    #[arg(long, value_name = "H")]
+    pub heads: usize,
+
+    /// Output heads: heads past --heads are all zero. Defaults to --heads; must not be
+    /// smaller.
+    #[arg(long, value_name = "T")]
+    pub total_heads: Option<usize>,
+
+    /// Use ggml / llama.cpp's slopes with this max_bias instead of the paper's (8 gives
+    /// the paper's).
+    #[arg(long, value_name = "F")]
+    pub max_bias: Option<f64>,
+
+    /// Shapes IxJ (I queries by J keys, e.g. 10x10 or 1x4096; 0x5 is empty), computed in
+    /// order on one module.
+    #[arg(required = true, value_name = "SHAPE", value_parser = parse_shape)]
+    pub shapes: Vec<Shape>,
+
+    /// Write the tensors as float32 .npy files of shape [T, I, J]: PATH ending in `/` (or
+    /// an existing directory) gets DIR/call-N-IxJ.npy for the Nth shape, from 0; any other
+    /// PATH is one file, for exactly one shape.
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+
+    /// Where to compute: auto is the default adapter (WGPU_BACKEND picks), falling back to
+    /// the CPU reference when there is none; vulkan and gl fail when absent.
+    #[arg(long, value_enum, value_name = "BACKEND", default_value_t = BackendChoice::Auto)]
+    pub backend: BackendChoice,
+}
+
+/// Runs `alibi bias`: checks every argument, then computes, summarizes and writes each
+/// shape in order, then prints the cache counters.
+pub fn run(args: &BiasArgs) -> Result<(), CliError> {
+    let total_heads = args.total_heads.unwrap_or(args.heads);
+    let slope_source = match args.max_bias {
+        Some(max_bias) => SlopeSource::MaxBias(max_bias),
+        None => SlopeSource::Paper,
+    };
+    let slopes = slope_source.resolve(args.heads)?;
+    check_shapes(&slopes, total_heads, &args.shapes)?;
+    let destination = Destination::from_arg(args.out.as_deref(), args.shapes.len())?;
+    destination.prepare()?;
+
+    let config = AlibiConfig::new(args.heads)
+        .total_heads(total_heads)
+        .slopes(slope_source);
+    let mut engine = Engine::open(args.backend, config, &slopes)?;
+
+    let mut stdout = std::io::stdout().lock();
+    let out = &mut stdout;
+    say(out, format_args!("adapter: {}", engine.describe()))?;
+    say(
+        out,
+        format_args!(
+            "heads {} (total {total_heads}), slopes {}",
+            args.heads,
+            short_list(&slopes)
+        ),
+    )?;
+    for (call, &shape) in args.shapes.iter().enumerate() {
+        let bias = engine.forward(shape)?;
+        summarize(out, call, shape, &bias, &slopes)?;
+        if let Some(path) = destination.path_for(call, shape) {
+            write_npy(&path, &bias)?;
+            say(out, format_args!("  wrote {}", path.display()))?;
+        }
+    }
+    say(out, format_args!("cache: {}", engine.cache_summary()))
+}
+
+/// Reports bad heads or shapes before a device is opened or anything is printed.
+///
+/// The CPU reference checks `total_heads`, `i` and `j` exactly as the module does, and a
+/// tensor with a zero side costs nothing to compute, so each check is a call on an empty
+/// shape: the messages are the library's own.
+fn check_shapes(slopes: &[f32], total_heads: usize, shapes: &[Shape]) -> Result<(), AlibiError> {
+    reference::forward(slopes, total_heads, 0, 0)?;
+    for shape in shapes {
+        reference::forward(slopes, total_heads, shape.i, 0)?;
+        reference::forward(slopes, total_heads, 0, shape.j)?;
+    }
+    Ok(())
+}
+
+/// What computes the shapes.
+enum Engine {
+    /// On a GPU (boxed: it is much larger than the other variant).
+    Gpu(Box<GpuEngine>),
+    /// The CPU reference: no cache, each shape computed as a fresh module would.
+    Cpu {
+        /// One slope per head with a slope.
+        slopes: Vec<f32>,
+        /// Output heads, padding included.
+        total_heads: usize,
+    },
+}
+
+/// The GPU side of [`Engine`].
+struct GpuEngine {
+    /// One module for every shape, so that later shapes may be served from its cache.
+    module: AlibiPositionalBias,
+    /// The adapter the module's device was opened on.
+    adapter: wgpu::AdapterInfo,
+}
+
+impl Engine {
+    /// Resolves `--backend` and builds the module there.
+    fn open(
+        backend: BackendChoice,
+        config: AlibiConfig,
+        slopes: &[f32],
+    ) -> Result<Self, AlibiError> {
+        Ok(match backend.open()? {
+            Compute::Gpu(gpu) => Engine::Gpu(Box::new(GpuEngine {
+                module: AlibiPositionalBias::on_device(&gpu, config)?,
+                adapter: gpu.adapter_info.clone(),
+            })),
+            Compute::Cpu => Engine::Cpu {
+                slopes: slopes.to_vec(),
+                total_heads: config.resolved_total_heads(),
+            },
+        })
+    }
+
+    /// The adapter's name and backend, or that the CPU reference is in use.
+    fn describe(&self) -> String {
+        match self {
+            Engine::Gpu(gpu) => format!("{} (backend {})", gpu.adapter.name, gpu.adapter.backend),
+            Engine::Cpu { .. } => "none (CPU reference)".to_owned(),
+        }
+    }
+
+    /// The `[total_heads, i, j]` bias of `shape`, on the host.
+    fn forward(&mut self, shape: Shape) -> Result<HostBias, AlibiError> {
+        match self {
+            Engine::Gpu(gpu) => gpu.module.forward_to_host_blocking(shape.i, shape.j),
+            Engine::Cpu {
+                slopes,
+                total_heads,
+            } => reference::forward(slopes, *total_heads, shape.i, shape.j),
+        }
+    }
+
+    /// The cache counters, or why there are none.
+    fn cache_summary(&self) -> String {
+        match self {
+            Engine::Gpu(gpu) => {
+                let stats = gpu.module.cache_stats();
+                format!("hits {}, misses {}", stats.hits, stats.misses)
+            }
+            Engine::Cpu { .. } => "none (the CPU reference computes every shape afresh)".to_owned(),
+        }
+    }
+}
+
+/// Prints one call: its shape, value range and a preview of head 0.
+fn summarize(
+    out: &mut impl Write,
+    call: usize,
+    shape: Shape,
+    bias: &HostBias,
+    slopes: &[f32],
+) -> Result<(), CliError> {
+    let [heads, i, j] = bias.shape();
+    let Some((min, max)) = min_max(bias) else {
+        return say(
+            out,
+            format_args!("call {call}: {shape} -> [{heads}, {i}, {j}], empty"),
+        );
+    };
+    say(
+        out,
+        format_args!("call {call}: {shape} -> [{heads}, {i}, {j}], min {min}, max {max}"),
+    )?;
+    // `--heads` is at least 1 by now, so head 0 always has a slope.
+    let slope = slopes.first().copied().unwrap_or(0.0);
+    say(out, format_args!("  head 0 (slope {slope}):"))?;
+    for line in head_preview(bias, 0) {
+        say(out, format_args!("    {line}"))?;
+    }
+    Ok(())
+}
+
+/// Writes one line to stdout. A closed pipe (`alibi bias ... | head`) is an error to
+/// report, not a panic as `println!` would make it.
+fn say(out: &mut impl Write, line: std::fmt::Arguments<'_>) -> Result<(), CliError> {
+    writeln!(out, "{line}").map_err(CliError::Stdout)
+}

@@ -1,0 +1,456 @@
+#![cfg(feature = "cli")]
+//! End-to-end tests of the `alibi` binary: `alibi bias` run as a user would, its `.npy`
+//! files read back with npyz and compared with the CPU reference of a fresh module.
+//!
+//! Tests that need a GPU fail when no adapter exists, unless `ALIBI_ALLOW_NO_GPU=1` is set:
+//! then they say on stderr that they are skipped and pass. (The `auto` backend would
+//! quietly fall back to the CPU without an adapter, so without this check a GPU test could
+//! pass without ever touching a GPU.)
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use alibi_wgpu::{alibi_slopes, reference, AlibiError, HostBias};
+
+/// Set to `1` to let GPU tests pass, skipped, on a machine without any adapter.
+const ALLOW_NO_GPU: &str = "ALIBI_ALLOW_NO_GPU";
+
+/// Runs `alibi` with `args` and extra environment variables.
+fn alibi_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_alibi"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run alibi: {e}"))
+}
+
+/// Runs `alibi` with `args`.
+fn alibi(args: &[&str]) -> Output {
+    alibi_with_env(args, &[])
+}
+
+fn stdout_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Runs `alibi` with `args`, asserts that it succeeded, and returns its stdout.
+fn succeed(args: &[&str]) -> String {
+    let output = alibi(args);
+    assert!(
+        output.status.success(),
+        "alibi {args:?} failed ({}):\n{}",
+        output.status,
+        stderr_of(&output)
+    );
+    stdout_of(&output)
+}
+
+/// Asserts that `output` is a failure reported as exactly one `alibi: ...` line on stderr,
+/// and returns that line.
+fn assert_one_line_failure(args: &[&str], output: &Output) -> String {
+    let stderr = stderr_of(output);
+    assert!(
+        !output.status.success(),
+        "alibi {args:?} succeeded; stdout:\n{}",
+        stdout_of(output)
+    );
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "alibi {args:?}: stderr is not one line:\n{stderr}"
+    );
+    assert!(stderr.ends_with('\n'), "{stderr:?}");
+    assert!(stderr.starts_with("alibi: "), "{stderr:?}");
+    stderr
+}
+
+/// What [`gpu_available`] found per backend set: `Err` says why there is no adapter.
+type Probes = HashMap<Option<wgpu::Backends>, Result<(), String>>;
+
+/// Whether an adapter of `backends` exists (`None`: the one `WGPU_BACKEND` picks).
+///
+/// # Panics
+/// When it does not and `ALIBI_ALLOW_NO_GPU=1` is not set, or when an adapter exists but
+/// cannot open a device: a GPU test must not pass without a GPU.
+fn gpu_available(backends: Option<wgpu::Backends>) -> bool {
+    // Probe each backend set once per test binary; the lock also keeps tests from
+    // initializing drivers concurrently.
+    static PROBES: Mutex<Option<Probes>> = Mutex::new(None);
+    let mut probes = PROBES.lock().unwrap_or_else(|p| p.into_inner());
+    let probe = probes
+        .get_or_insert_with(HashMap::new)
+        .entry(backends)
+        .or_insert_with(|| match alibi_wgpu::open_device_blocking(backends) {
+            Ok(_) => Ok(()),
+            Err(AlibiError::NoAdapter(message)) => Err(message),
+            Err(other) => panic!("an adapter of {backends:?} exists but does not work: {other}"),
+        });
+    match probe {
+        Ok(()) => true,
+        Err(message) if std::env::var(ALLOW_NO_GPU).as_deref() == Ok("1") => {
+            let test = std::thread::current().name().unwrap_or("?").to_owned();
+            // Straight to stderr, past libtest's capture, so that the skip shows in CI logs.
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED {test}: no adapter ({message}); {ALLOW_NO_GPU}=1 is set"
+            );
+            false
+        }
+        Err(message) => panic!(
+            "no adapter of {backends:?} ({message}): GPU tests need one (Mesa's lavapipe or \
+             llvmpipe will do); set {ALLOW_NO_GPU}=1 to skip them instead"
+        ),
+    }
+}
+
+/// A fresh directory under the system's temporary directory, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        // The process id keeps concurrent test runs apart, the counter the tests of one run.
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "alibi-cli-test-{}-{tag}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("create {path:?}: {e}"));
+        Self(path)
+    }
+
+    fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    /// `name` inside this directory, with a trailing `/`: what `--out DIR/` takes.
+    fn dir_arg(&self, name: &str) -> String {
+        format!("{}/", self.join(name).display())
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Reads a `.npy` written by the CLI, checking that it is C-order `<f4`: its shape and
+/// values.
+fn read_npy(path: &Path) -> (Vec<u64>, Vec<f32>) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {path:?}: {e}"));
+    let file = npyz::NpyFile::new(&bytes[..]).unwrap_or_else(|e| panic!("parse {path:?}: {e}"));
+    let little_endian_f32 = npyz::DType::Plain("<f4".parse().unwrap());
+    assert_eq!(file.dtype(), little_endian_f32, "{path:?}");
+    assert_eq!(file.order(), npyz::Order::C, "{path:?}");
+    let shape = file.shape().to_vec();
+    let values = file.into_vec::<f32>().unwrap();
+    (shape, values)
+}
+
+/// Asserts that the `.npy` at `path` holds exactly `expected`.
+fn assert_npy_equals(path: &Path, expected: &HostBias) {
+    let (shape, values) = read_npy(path);
+    assert_eq!(shape, expected.shape().map(|n| n as u64), "{path:?}");
+    assert_eq!(values, expected.as_slice(), "{path:?}");
+}
+
+/// What a fresh module with the paper's slopes returns for `(i, j)`.
+fn fresh(heads: usize, total_heads: usize, i: usize, j: usize) -> HostBias {
+    reference::forward(&alibi_slopes(heads).unwrap(), total_heads, i, j).unwrap()
+}
+
+/// Asserts that the run used a GPU adapter, not the CPU fallback.
+fn assert_ran_on_gpu(stdout: &str) {
+    let adapter = stdout.lines().next().unwrap_or_default();
+    assert!(
+        adapter.starts_with("adapter: ") && !adapter.contains("CPU reference"),
+        "{stdout}"
+    );
+}
+
+/// The done criterion: one `.npy` per shape, each what a fresh module returns, although
+/// the second shape is served from the first's cache on the GPU.
+#[test]
+fn bias_writes_one_npy_per_shape_equal_to_a_fresh_module() {
+    if !gpu_available(None) {
+        return;
+    }
+    let tmp = TempDir::new("done");
+    // A directory that does not exist yet: the CLI creates it.
+    let out = tmp.dir_arg("out");
+    let stdout = succeed(&[
+        "bias",
+        "--heads",
+        "4",
+        "--total-heads",
+        "8",
+        "10x10",
+        "5x8",
+        "--out",
+        &out,
+    ]);
+    assert_ran_on_gpu(&stdout);
+    // (5, 8) lies inside (10, 10): a hit, whose bottom-right slice must be exact.
+    assert!(stdout.contains("cache: hits 1, misses 1"), "{stdout}");
+
+    let first = tmp.join("out/call-0-10x10.npy");
+    let second = tmp.join("out/call-1-5x8.npy");
+    assert_npy_equals(&first, &fresh(4, 8, 10, 10));
+    assert_npy_equals(&second, &fresh(4, 8, 5, 8));
+
+    // Bits, not just ==: the diagonal and the padding heads are +0.0, never -0.0.
+    let (_, values) = read_npy(&first);
+    let at = |h: usize, r: usize, k: usize| values[(h * 10 + r) * 10 + k].to_bits();
+    assert_eq!(at(0, 0, 0), 0);
+    assert_eq!(at(3, 9, 9), 0);
+    assert_eq!(at(7, 4, 2), 0);
+    assert_eq!(at(0, 0, 9), (-2.25f32).to_bits()); // -0.25 * 9
+    let (_, values) = read_npy(&second);
+    // Row 0 of (5, 8) is query position 3: key 0 is at distance 3, slope 2^-2.
+    assert_eq!(values[0].to_bits(), (-0.75f32).to_bits());
+    assert_eq!(values[3].to_bits(), 0);
+}
+
+#[test]
+fn out_file_holds_the_single_shape() {
+    let tmp = TempDir::new("file");
+    let file = tmp.join("bias.npy");
+    let file_arg = file.display().to_string();
+    let stdout = succeed(&[
+        "bias",
+        "--heads",
+        "4",
+        "--total-heads",
+        "8",
+        "3x5",
+        "--out",
+        &file_arg,
+        "--backend",
+        "cpu",
+    ]);
+    assert_npy_equals(&file, &fresh(4, 8, 3, 5));
+    // SPEC's worked example, head 0: the distances times 0.25.
+    assert!(
+        stdout.contains("call 0: 3x5 -> [8, 3, 5], min -1, max 0"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(" -0.5 -0.25     0 -0.25  -0.5"), "{stdout}");
+}
+
+#[test]
+fn out_file_with_two_shapes_is_an_error() {
+    let tmp = TempDir::new("two");
+    let file = tmp.join("bias.npy");
+    let args = [
+        "bias",
+        "--heads",
+        "4",
+        "3x5",
+        "4x4",
+        "--out",
+        file.to_str().unwrap(),
+    ];
+    let line = assert_one_line_failure(&args, &alibi(&args));
+    assert!(line.contains("2 shapes"), "{line}");
+    assert!(!file.exists());
+}
+
+#[test]
+fn bad_input_fails_with_one_line_on_stderr() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["bias", "--heads", "4", "0x"], "`0x` is not a shape IxJ"),
+        (&["bias", "--heads", "4", "axb"], "`axb` is not a shape IxJ"),
+        (&["bias", "--heads", "4", "10"], "`10` is not a shape IxJ"),
+        (&["bias", "--heads", "4", "1x2x3"], "is not a shape IxJ"),
+        (&["bias", "--heads", "0", "4x4"], "heads must be at least 1"),
+        (
+            &["bias", "--total-heads", "2", "--heads", "4", "4x4"],
+            "total_heads (2) must be at least heads (4)",
+        ),
+        (
+            &["bias", "--heads", "5000", "4x4"],
+            "exceeds the supported maximum",
+        ),
+        (
+            &["bias", "--heads", "4", "16777217x1"],
+            "i = 16777217 exceeds",
+        ),
+        (
+            &["bias", "--heads", "4", "4x4", "1x16777217"],
+            "j = 16777217 exceeds",
+        ),
+        (
+            &["bias", "--heads", "4", "99999999999999999999999x1"],
+            "too large",
+        ),
+        (
+            &["bias", "--heads", "4", "--max-bias", "0", "4x4"],
+            "max_bias",
+        ),
+        (
+            &["bias", "--heads", "4", "--backend", "metal", "4x4"],
+            "metal",
+        ),
+        (&["bias", "--heads", "4"], "SHAPE"),
+        (&["bias", "4x4"], "--heads"),
+        (&["bias", "--heads", "four", "4x4"], "four"),
+        (&[], "subcommand"),
+    ];
+    for &(args, expected) in cases {
+        let output = alibi(args);
+        let line = assert_one_line_failure(args, &output);
+        assert!(line.contains(expected), "alibi {args:?}: {line}");
+        // Input is checked before anything is computed or printed.
+        assert!(output.stdout.is_empty(), "alibi {args:?} printed results");
+    }
+}
+
+#[test]
+fn cpu_backend_writes_the_same_files_as_the_gpu() {
+    if !gpu_available(None) {
+        return;
+    }
+    // Prefill then decode steps served from the cache, SPEC's two cache checks, more
+    // queries than keys, an empty shape and a long row.
+    let shapes = [
+        "16x16", "1x16", "4x4", "1x3", "3x5", "2x3", "7x3", "0x5", "1x4096",
+    ];
+    let tmp = TempDir::new("cpu-gpu");
+    let run = |backend: &str| {
+        let out = tmp.dir_arg(backend);
+        let mut args = vec!["bias", "--heads", "12", "--total-heads", "16"];
+        args.extend(shapes);
+        args.extend(["--out", &out, "--backend", backend]);
+        succeed(&args)
+    };
+    assert_ran_on_gpu(&run("auto"));
+    assert!(run("cpu").starts_with("adapter: none (CPU reference)"));
+    for (call, shape) in shapes.iter().enumerate() {
+        let name = format!("call-{call}-{shape}.npy");
+        let gpu = std::fs::read(tmp.join("auto").join(&name)).unwrap();
+        let cpu = std::fs::read(tmp.join("cpu").join(&name)).unwrap();
+        assert!(gpu == cpu, "{name}: GPU and CPU files differ");
+        let (i, j) = shape.split_once('x').unwrap();
+        let expected = fresh(12, 16, i.parse().unwrap(), j.parse().unwrap());
+        assert_npy_equals(&tmp.join("cpu").join(&name), &expected);
+    }
+}
+
+/// `--backend NAME` runs on that backend and matches a fresh module; cache hits included.
+fn check_named_backend(name: &str, backends: wgpu::Backends) {
+    if !gpu_available(Some(backends)) {
+        return;
+    }
+    let tmp = TempDir::new(name);
+    let out = tmp.dir_arg("out");
+    let stdout = succeed(&[
+        "bias",
+        "--heads",
+        "5",
+        "--total-heads",
+        "6",
+        "--backend",
+        name,
+        "32x32",
+        "1x32",
+        "1x33",
+        "--out",
+        &out,
+    ]);
+    assert_ran_on_gpu(&stdout);
+    assert!(stdout.contains(&format!("(backend {name})")), "{stdout}");
+    for (call, (i, j)) in [(32, 32), (1, 32), (1, 33)].into_iter().enumerate() {
+        let file = tmp.join(&format!("out/call-{call}-{i}x{j}.npy"));
+        assert_npy_equals(&file, &fresh(5, 6, i, j));
+    }
+}
+
+#[test]
+fn vulkan_backend_computes_the_reference() {
+    check_named_backend("vulkan", wgpu::Backends::VULKAN);
+}
+
+#[test]
+fn gl_backend_computes_the_reference() {
+    check_named_backend("gl", wgpu::Backends::GL);
+}
+
+#[test]
+fn max_bias_8_gives_the_paper_slopes() {
+    let tmp = TempDir::new("max-bias");
+    let file = tmp.join("bias.npy");
+    let file_arg = file.display().to_string();
+    succeed(&[
+        "bias",
+        "--heads",
+        "12",
+        "--max-bias",
+        "8",
+        "--backend",
+        "cpu",
+        "6x9",
+        "--out",
+        &file_arg,
+    ]);
+    assert_npy_equals(&file, &fresh(12, 12, 6, 9));
+}
+
+#[test]
+fn auto_without_an_adapter_falls_back_to_the_cpu_reference() {
+    // No native build has a browser WebGPU adapter, so `auto` finds none at all.
+    let tmp = TempDir::new("fallback");
+    let file = tmp.join("bias.npy");
+    let args = [
+        "bias",
+        "--heads",
+        "3",
+        "4x6",
+        "--out",
+        file.to_str().unwrap(),
+    ];
+    let output = alibi_with_env(&args, &[("WGPU_BACKEND", "webgpu")]);
+    let stderr = stderr_of(&output);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("alibi: no GPU adapter") && stderr.contains("using the CPU reference"),
+        "{stderr}"
+    );
+    assert!(stdout_of(&output).starts_with("adapter: none (CPU reference)"));
+    assert_npy_equals(&file, &fresh(3, 3, 4, 6));
+}
+
+#[test]
+fn naming_an_absent_backend_is_an_error() {
+    // Point the Vulkan loader at no driver at all: `--backend vulkan` must then fail
+    // rather than fall back to another backend or the CPU.
+    let args = ["bias", "--heads", "2", "2x2", "--backend", "vulkan"];
+    let output = alibi_with_env(
+        &args,
+        &[
+            ("VK_ICD_FILENAMES", "/nonexistent/icd.json"),
+            ("VK_DRIVER_FILES", "/nonexistent/icd.json"),
+        ],
+    );
+    let line = assert_one_line_failure(&args, &output);
+    assert!(line.contains("no GPU adapter"), "{line}");
+    assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn help_describes_bias() {
+    let help = succeed(&["bias", "--help"]);
+    for expected in ["--heads", "--total-heads", "--out", "--backend", "SHAPE"] {
+        assert!(help.contains(expected), "{help}");
+    }
+}

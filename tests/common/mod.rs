@@ -1,0 +1,239 @@
+//! The GPU harness of the integration tests: one device per test binary, opened on the
+//! adapter `WGPU_BACKEND` picks, and the comparisons every GPU test makes.
+//!
+//! A GPU test starts with `let Some(gpu) = common::gpu() else { return };`. Without an
+//! adapter, [`gpu`] panics (the test fails) unless `ALIBI_ALLOW_NO_GPU=1` is set, in which
+//! case it says on stderr that the test is skipped and returns `None`.
+
+// Each test binary uses its own subset of the helpers.
+#![allow(dead_code)]
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::sync::OnceLock;
+
+use alibi_wgpu::{reference, AlibiBias, AlibiConfig, AlibiPositionalBias, GpuDevice, HostBias};
+
+/// Set to `1` to let GPU tests pass, skipped, on a machine without any adapter.
+pub const ALLOW_NO_GPU: &str = "ALIBI_ALLOW_NO_GPU";
+
+static DEVICE: OnceLock<Result<GpuDevice, String>> = OnceLock::new();
+
+/// The device shared by every test of this binary, or `None` when there is no adapter and
+/// `ALIBI_ALLOW_NO_GPU=1` allows that: the caller must then return at once.
+///
+/// # Panics
+/// When no adapter exists and the opt-out is not set: a missing GPU is a failure, not a
+/// silent pass.
+#[must_use = "write `let Some(gpu) = common::gpu() else { return };`"]
+pub fn gpu() -> Option<&'static GpuDevice> {
+    match DEVICE.get_or_init(open) {
+        Ok(gpu) => Some(gpu),
+        Err(message) if allow_no_gpu() => {
+            // Straight to stderr, past libtest's capture, so the skip shows in CI logs.
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED {}: {message} ({ALLOW_NO_GPU}=1 is set)",
+                test_name()
+            );
+            None
+        }
+        Err(message) => panic!(
+            "{message}\nGPU tests need an adapter (Mesa's lavapipe or llvmpipe will do: \
+             scripts/test.sh installs them); set {ALLOW_NO_GPU}=1 to skip them instead"
+        ),
+    }
+}
+
+fn allow_no_gpu() -> bool {
+    match std::env::var(ALLOW_NO_GPU) {
+        Ok(value) if value == "1" => true,
+        Ok(value) => panic!("{ALLOW_NO_GPU} must be unset or `1`, got {value:?}"),
+        Err(_) => false,
+    }
+}
+
+fn test_name() -> String {
+    std::thread::current()
+        .name()
+        .unwrap_or("<unnamed test>")
+        .to_owned()
+}
+
+fn open() -> Result<GpuDevice, String> {
+    let backend = std::env::var("WGPU_BACKEND").unwrap_or_else(|_| "<unset>".into());
+    let gpu = alibi_wgpu::open_device_blocking(None)
+        .map_err(|e| format!("no GPU device (WGPU_BACKEND={backend}): {e}"))?;
+    let info = &gpu.adapter_info;
+    let limits = gpu.device.limits();
+    // Once per test binary, past libtest's capture, so CI logs show which adapter ran.
+    let _ = writeln!(
+        std::io::stderr(),
+        "alibi-wgpu tests on {:?} ({:?}, driver {:?} {:?}), WGPU_BACKEND={backend}: \
+         max_buffer_size {}, max_storage_buffer_binding_size {}, \
+         min_storage_buffer_offset_alignment {}",
+        info.name,
+        info.backend,
+        info.driver,
+        info.driver_info,
+        limits.max_buffer_size,
+        limits.max_storage_buffer_binding_size,
+        limits.min_storage_buffer_offset_alignment,
+    );
+    Ok(gpu)
+}
+
+/// A module on the shared device.
+pub fn module(gpu: &GpuDevice, config: AlibiConfig) -> AlibiPositionalBias {
+    let description = format!("{config:?}");
+    AlibiPositionalBias::on_device(gpu, config)
+        .unwrap_or_else(|e| panic!("building a module from {description}: {e}"))
+}
+
+/// Reads a view back.
+pub fn read(module: &AlibiPositionalBias, bias: &AlibiBias) -> HostBias {
+    module
+        .read_blocking(bias)
+        .unwrap_or_else(|e| panic!("reading back a {:?} view: {e}", bias.shape()))
+}
+
+/// `forward(i, j)` read back.
+pub fn forward(module: &mut AlibiPositionalBias, i: usize, j: usize) -> HostBias {
+    let bias = module
+        .forward(i, j)
+        .unwrap_or_else(|e| panic!("forward({i}, {j}): {e}"));
+    assert_eq!(
+        bias.shape(),
+        [module.total_heads(), i, j],
+        "forward({i}, {j})"
+    );
+    read(module, &bias)
+}
+
+/// What a fresh module with these slopes returns for `(i, j)`, from the CPU reference.
+pub fn expected(module: &AlibiPositionalBias, i: usize, j: usize) -> HostBias {
+    reference::forward(module.slopes(), module.total_heads(), i, j)
+        .unwrap_or_else(|e| panic!("reference::forward({i}, {j}): {e}"))
+}
+
+/// Where `actual` differs from `expected`, bit for bit (so `-0.0` differs from `+0.0`):
+/// the shapes, or the first differing element with its `(h, r, k)` and both values.
+pub fn mismatch(actual: &HostBias, expected: &HostBias) -> Option<String> {
+    mismatch_values(actual.shape(), actual.as_slice(), expected)
+}
+
+/// [`mismatch`] for row-major values of `shape` that are not a [`HostBias`].
+pub fn mismatch_values(shape: [usize; 3], actual: &[f32], expected: &HostBias) -> Option<String> {
+    if shape != expected.shape() {
+        return Some(format!("shape {shape:?}, expected {:?}", expected.shape()));
+    }
+    let e = expected.as_slice();
+    if actual.len() != e.len() {
+        return Some(format!("{} values, expected {}", actual.len(), e.len()));
+    }
+    let differs = |(a, e): (&f32, &f32)| a.to_bits() != e.to_bits();
+    let index = actual.iter().zip(e).position(differs)?;
+    let [_, rows, cols] = shape;
+    let (h, r, k) = (index / (rows * cols), index / cols % rows, index % cols);
+    let count = actual.iter().zip(e).filter(|&pair| differs(pair)).count();
+    let mut message = format!(
+        "first difference at index {index} (h {h}, r {r}, k {k}) of shape {shape:?}: \
+         got {:?} ({:#010x}), expected {:?} ({:#010x}); {count} of {} values differ",
+        actual[index],
+        actual[index].to_bits(),
+        e[index],
+        e[index].to_bits(),
+        e.len(),
+    );
+    if cols <= 64 {
+        let row = (h * rows + r) * cols..(h * rows + r + 1) * cols;
+        let _ = write!(
+            message,
+            "\n  row got      {:?}\n  row expected {:?}",
+            &actual[row.clone()],
+            &e[row]
+        );
+    }
+    Some(message)
+}
+
+/// Panics with [`mismatch`]'s description unless the tensors are equal bit for bit.
+#[track_caller]
+pub fn assert_same(actual: &HostBias, expected: &HostBias, context: &str) {
+    if let Some(difference) = mismatch(actual, expected) {
+        panic!("{context}: {difference}");
+    }
+}
+
+/// Proptest's configuration with `cases` cases, unless `PROPTEST_CASES` says otherwise
+/// (`ProptestConfig::with_cases` alone would ignore the variable).
+pub fn proptest_config(cases: u32) -> proptest::test_runner::Config {
+    let mut config = if std::env::var_os("PROPTEST_CASES").is_some() {
+        proptest::test_runner::Config::default()
+    } else {
+        proptest::test_runner::Config::with_cases(cases)
+    };
+    // The runner is driven by hand (it keeps GPU state between cases): no source file to
+    // persist failures beside; the failing input is in the panic message instead.
+    config.failure_persistence = None;
+    // Each shrink step runs on the GPU: bound the time a failure takes to report.
+    config.max_shrink_iters = 200;
+    config
+}
+
+/// Runs `work` (the test's own wgpu calls) inside validation, out-of-memory and internal
+/// error scopes and panics with the error, so that a mistake in a test fails that test
+/// instead of reaching the shared device's uncaptured-error handler.
+#[track_caller]
+pub fn scoped<T>(device: &wgpu::Device, what: &str, work: impl FnOnce() -> T) -> T {
+    match try_scoped(device, work) {
+        (value, None) => value,
+        (_, Some(error)) => panic!("{what}: {error}"),
+    }
+}
+
+/// Like [`scoped`], but returns the error the scopes caught, if any.
+pub fn try_scoped<T>(device: &wgpu::Device, work: impl FnOnce() -> T) -> (T, Option<wgpu::Error>) {
+    let out_of_memory = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let internal = device.push_error_scope(wgpu::ErrorFilter::Internal);
+    let value = work();
+    let internal = pollster::block_on(internal.pop());
+    let validation = pollster::block_on(validation.pop());
+    let out_of_memory = pollster::block_on(out_of_memory.pop());
+    (value, out_of_memory.or(validation).or(internal))
+}
+
+/// Copies `bytes` bytes from the start of `buffer` (usage `COPY_SRC`) to the host.
+pub fn read_buffer(device: &wgpu::Device, queue: &wgpu::Queue, buffer: &wgpu::Buffer) -> Vec<u8> {
+    let bytes = buffer.size();
+    let staging = scoped(device, "copying a buffer for readback", || {
+        let staging = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("test readback"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, bytes);
+        queue.submit([encoder.finish()]);
+        staging
+    });
+    let (sender, receiver) = std::sync::mpsc::channel();
+    staging.map_async(wgpu::MapMode::Read, .., move |result| {
+        let _ = sender.send(result);
+    });
+    device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .expect("polling the device");
+    receiver
+        .recv()
+        .expect("the map callback ran")
+        .expect("mapping the readback buffer");
+    let data = staging
+        .get_mapped_range(..)
+        .expect("reading the mapped range")
+        .to_vec();
+    staging.unmap();
+    data
+}
