@@ -1,5 +1,7 @@
 //! [`AlibiBias`]: a bias tensor resident on the GPU, as `forward` returns it.
 
+use std::sync::Arc;
+
 /// A `[heads, i, j]` f32 bias on the GPU: a strided, read-only view into a buffer.
 ///
 /// Element `(h, r, k)` is at element index
@@ -13,7 +15,7 @@
 /// needs a private, writable copy reads it back with [`crate::AlibiPositionalBias::read`].
 #[derive(Clone, Debug)]
 pub struct AlibiBias {
-    pub(crate) buffer: Option<wgpu::Buffer>,
+    pub(crate) buffer: Option<Arc<wgpu::Buffer>>,
     pub(crate) shape: [usize; 3],
     pub(crate) layout: BiasLayout,
     pub(crate) binding_alignment: u64,
@@ -52,7 +54,7 @@ impl AlibiBias {
 
     /// The buffer holding the view, `None` when empty.
     pub fn buffer(&self) -> Option<&wgpu::Buffer> {
-        self.buffer.as_ref()
+        self.buffer.as_deref()
     }
 
     /// Offset and strides of the view in [`AlibiBias::buffer`].
@@ -84,7 +86,7 @@ impl AlibiBias {
     /// than the device's `max_storage_buffer_binding_size` cannot be bound whole: bind
     /// windows of [`AlibiBias::buffer`] yourself.
     pub fn binding(&self) -> Option<BiasBinding<'_>> {
-        let buffer = self.buffer.as_ref()?;
+        let buffer = self.buffer.as_deref()?;
         let start = self.layout.offset * 4 / self.binding_alignment * self.binding_alignment;
         let end = self.end_element() * 4;
         Some(BiasBinding {

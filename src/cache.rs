@@ -21,8 +21,11 @@ pub struct CacheStats {
     pub entries: usize,
     /// Bytes held now.
     pub bytes: u64,
-    /// The budget in bytes.
+    /// The budget in bytes: cached tensors plus buffers kept for reuse.
     pub budget_bytes: u64,
+    /// Bytes of evicted buffers kept to be reused by the next generations (set by the
+    /// module; they count against the budget).
+    pub recycled_bytes: u64,
 }
 
 struct Entry<T> {
@@ -116,15 +119,21 @@ impl<T> BiasCache<T> {
 
     /// Inserts a generated entry, dropping entries it covers and then the least recently
     /// used ones until the budget holds. An entry larger than the whole budget is not kept.
-    pub fn insert(&mut self, rows: usize, cols: usize, bytes: u64, payload: T) {
+    /// Returns the payloads that left the cache (the new one too, when it was not kept),
+    /// so that their memory can be reused.
+    #[must_use = "evicted payloads are returned for reuse"]
+    pub fn insert(&mut self, rows: usize, cols: usize, bytes: u64, payload: T) -> Vec<T> {
         if bytes > self.stats.budget_bytes {
-            return;
+            return vec![payload];
         }
-        let before = self.entries.len();
-        self.entries.retain(|e| !(e.rows <= rows && e.cols <= cols));
-        self.stats.evictions += (before - self.entries.len()) as u64;
+        let mut evicted: Vec<T> = self
+            .entries
+            .extract_if(.., |e| e.rows <= rows && e.cols <= cols)
+            .map(|e| e.payload)
+            .collect();
+        self.stats.evictions += evicted.len() as u64;
         self.recount();
-        self.evict_until_fits(bytes);
+        evicted.extend(self.evict_until_fits(bytes));
         self.clock += 1;
         self.entries.push(Entry {
             rows,
@@ -134,21 +143,26 @@ impl<T> BiasCache<T> {
             payload,
         });
         self.recount();
+        evicted
     }
 
-    /// Changes the budget, evicting least recently used entries to meet it.
-    pub fn set_budget(&mut self, budget_bytes: u64) {
+    /// Changes the budget, evicting least recently used entries to meet it; returns them.
+    #[must_use = "evicted payloads are returned for reuse"]
+    pub fn set_budget(&mut self, budget_bytes: u64) -> Vec<T> {
         self.stats.budget_bytes = budget_bytes;
-        self.evict_until_fits(0);
+        self.evict_until_fits(0)
     }
 
-    /// Drops every entry; counters other than entries and bytes are kept.
-    pub fn clear(&mut self) {
-        self.entries.clear();
+    /// Drops every entry and returns them; counters other than entries and bytes are kept.
+    #[must_use = "evicted payloads are returned for reuse"]
+    pub fn clear(&mut self) -> Vec<T> {
+        let evicted = self.entries.drain(..).map(|e| e.payload).collect();
         self.recount();
+        evicted
     }
 
-    fn evict_until_fits(&mut self, incoming: u64) {
+    fn evict_until_fits(&mut self, incoming: u64) -> Vec<T> {
+        let mut evicted = Vec::new();
         while self.stats.bytes + incoming > self.stats.budget_bytes {
             let Some(oldest) = self
                 .entries
@@ -159,10 +173,11 @@ impl<T> BiasCache<T> {
             else {
                 break;
             };
-            self.entries.swap_remove(oldest);
+            evicted.push(self.entries.swap_remove(oldest).payload);
             self.stats.evictions += 1;
             self.recount();
         }
+        evicted
     }
 
     fn recount(&mut self) {
@@ -175,8 +190,13 @@ impl<T> BiasCache<T> {
 mod tests {
     use super::*;
 
-    fn insert(cache: &mut BiasCache<&'static str>, rows: usize, cols: usize, name: &'static str) {
-        cache.insert(rows, cols, (rows * cols) as u64, name);
+    fn insert(
+        cache: &mut BiasCache<&'static str>,
+        rows: usize,
+        cols: usize,
+        name: &'static str,
+    ) -> Vec<&'static str> {
+        cache.insert(rows, cols, (rows * cols) as u64, name)
     }
 
     #[test]
@@ -207,7 +227,7 @@ mod tests {
         let mut cache = BiasCache::new(1 << 20);
         insert(&mut cache, 4, 4, "small");
         insert(&mut cache, 2, 8, "wide");
-        insert(&mut cache, 8, 8, "big");
+        assert_eq!(insert(&mut cache, 8, 8, "big"), vec!["small", "wide"]);
         let stats = cache.stats();
         assert_eq!((stats.entries, stats.evictions, stats.bytes), (1, 2, 64));
     }
@@ -225,7 +245,8 @@ mod tests {
             "b was the least recently used"
         );
         assert!(cache.stats().bytes <= 250);
-        insert(&mut cache, 20, 20, "too big for the budget");
+        let not_kept = insert(&mut cache, 20, 20, "too big for the budget");
+        assert_eq!(not_kept, vec!["too big for the budget"]);
         assert!(cache.lookup(20, 20).is_none());
     }
 
@@ -234,9 +255,9 @@ mod tests {
         let mut cache = BiasCache::new(1000);
         insert(&mut cache, 10, 10, "a");
         insert(&mut cache, 1, 120, "b");
-        cache.set_budget(150);
+        assert_eq!(cache.set_budget(150), vec!["a"]);
         assert_eq!(cache.stats().entries, 1);
-        cache.clear();
+        assert_eq!(cache.clear(), vec!["b"]);
         assert_eq!(cache.stats().bytes, 0);
     }
 

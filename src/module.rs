@@ -1,6 +1,6 @@
 //! [`AlibiPositionalBias`]: the module, its configuration, and its cache on the GPU.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::bias::{AlibiBias, BiasLayout};
 use crate::cache::{BiasCache, CacheStats, DEFAULT_CACHE_BUDGET_BYTES};
@@ -111,7 +111,10 @@ pub struct AlibiPositionalBias {
     /// A single slope of 1.0: `get_bias` is the generator with this slope.
     unit_slope_buffer: wgpu::Buffer,
     limits: PlanLimits,
-    cache: BiasCache<wgpu::Buffer>,
+    cache: BiasCache<Arc<wgpu::Buffer>>,
+    /// Evicted cache buffers that nobody else holds, kept for the next miss: a new buffer
+    /// costs an allocation and wgpu's zero-fill, which on lavapipe doubles a generation.
+    recycled: Vec<wgpu::Buffer>,
     staging: StagingPool,
     pending_errors: Mutex<Vec<PendingErrors>>,
 }
@@ -194,6 +197,7 @@ impl AlibiPositionalBias {
             unit_slope_buffer,
             limits: PlanLimits::from_device(&device.limits(), config.max_binding_window_bytes),
             cache: BiasCache::new(config.cache_budget_bytes),
+            recycled: Vec::new(),
             staging: StagingPool::default(),
             pending_errors: Mutex::new(pending.into_iter().collect()),
         })
@@ -236,17 +240,24 @@ impl AlibiPositionalBias {
 
     /// Hit, miss, eviction and byte counters of the cache.
     pub fn cache_stats(&self) -> CacheStats {
-        self.cache.stats()
+        CacheStats {
+            recycled_bytes: self.recycled.iter().map(wgpu::Buffer::size).sum(),
+            ..self.cache.stats()
+        }
     }
 
-    /// Changes the cache's byte budget, evicting least recently used entries to meet it.
+    /// Changes the cache's byte budget (cached tensors plus buffers kept for reuse),
+    /// evicting least recently used entries to meet it.
     pub fn set_cache_budget(&mut self, bytes: u64) {
-        self.cache.set_budget(bytes);
+        let evicted = self.cache.set_budget(bytes);
+        self.recycle(evicted);
     }
 
-    /// Drops every cached bias (views already handed out stay valid).
+    /// Drops every cached bias (views already handed out stay valid). Their buffers are
+    /// kept, within the budget, for the next generations.
     pub fn clear_cache(&mut self) {
-        self.cache.clear();
+        let evicted = self.cache.clear();
+        self.recycle(evicted);
     }
 
     /// The bias `[total_heads, i, j]` on the GPU (SPEC "forward").
@@ -274,9 +285,11 @@ impl AlibiPositionalBias {
             ));
         }
         let generated = self.shape_to_generate(i, j);
-        let buffer = self.generate(generated, None)?;
         let bytes = generated.bytes().unwrap_or(u64::MAX);
-        self.cache.insert(i, generated.cols, bytes, buffer.clone());
+        let reuse = self.take_recycled(bytes);
+        let buffer = self.generate_with(&self.slope_buffer, generated, None, reuse)?;
+        let evicted = self.cache.insert(i, generated.cols, bytes, buffer.clone());
+        self.recycle(evicted);
         Ok(slice_view(buffer, i, generated.cols, shape, alignment))
     }
 
@@ -296,7 +309,7 @@ impl AlibiPositionalBias {
         }
         let generated = self.exact_shape(i, j);
         let cols = generated.cols;
-        let buffer = self.generate(generated, Some(encoder))?;
+        let buffer = self.generate_with(&self.slope_buffer, generated, Some(encoder), None)?;
         Ok(slice_view(
             buffer,
             i,
@@ -351,7 +364,7 @@ impl AlibiPositionalBias {
         })?;
         self.defer_errors(pending);
         Ok(slice_view(
-            target.clone(),
+            Arc::new(target.clone()),
             i,
             cols,
             shape,
@@ -373,7 +386,7 @@ impl AlibiPositionalBias {
             ..self.exact_shape(i, j)
         };
         let cols = generated.cols;
-        let buffer = self.generate_with(&self.unit_slope_buffer, generated, None)?;
+        let buffer = self.generate_with(&self.unit_slope_buffer, generated, None, None)?;
         Ok(slice_view(
             buffer,
             i,
@@ -524,32 +537,59 @@ impl AlibiPositionalBias {
         }
     }
 
-    fn generate(
-        &self,
-        shape: GenerateShape,
-        encoder: Option<&mut wgpu::CommandEncoder>,
-    ) -> Result<wgpu::Buffer> {
-        self.generate_with(&self.slope_buffer, shape, encoder)
+    /// A kept buffer of at least `bytes` (and at most twice that, so memory is not wasted
+    /// on small tensors), removed from the pool.
+    fn take_recycled(&mut self, bytes: u64) -> Option<wgpu::Buffer> {
+        let index = self
+            .recycled
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.size() >= bytes && b.size() / 2 <= bytes)
+            .min_by_key(|(_, b)| b.size())
+            .map(|(index, _)| index)?;
+        Some(self.recycled.swap_remove(index))
     }
 
-    /// Creates the output buffer and records its generation into `encoder`, or into an
-    /// encoder of its own that it submits.
+    /// Keeps the evicted buffers that no view holds any more, newest first, while cached
+    /// and kept bytes stay within the budget.
+    fn recycle(&mut self, evicted: Vec<Arc<wgpu::Buffer>>) {
+        const KEPT_BUFFERS: usize = 4;
+        for buffer in evicted {
+            if let Ok(buffer) = Arc::try_unwrap(buffer) {
+                self.recycled.insert(0, buffer);
+            }
+        }
+        self.recycled.truncate(KEPT_BUFFERS);
+        let budget = self.cache.stats().budget_bytes;
+        let mut held = self.cache.stats().bytes;
+        self.recycled.retain(|buffer| {
+            held += buffer.size();
+            held <= budget
+        });
+    }
+
+    /// Records the generation of `shape` into `reuse` or a new buffer, in `encoder` or in
+    /// an encoder of its own that it submits. Every element of the shape is written
+    /// (padding heads included), so a reused buffer needs no clearing.
     fn generate_with(
         &self,
         slopes: &wgpu::Buffer,
         shape: GenerateShape,
         encoder: Option<&mut wgpu::CommandEncoder>,
-    ) -> Result<wgpu::Buffer> {
+        reuse: Option<wgpu::Buffer>,
+    ) -> Result<Arc<wgpu::Buffer>> {
         let windows = plan_windows(shape, self.limits)?;
         let bytes = shape.bytes().unwrap_or(u64::MAX);
         let (buffer, pending) = run_scoped(&self.device, || {
-            let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("alibi bias"),
-                size: bytes,
-                // No COPY_DST and no MAP_*: nothing handed out can overwrite a cached bias
-                // except a read_write storage binding, which the docs forbid.
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-                mapped_at_creation: false,
+            let buffer = reuse.unwrap_or_else(|| {
+                self.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("alibi bias"),
+                    size: bytes,
+                    // No COPY_DST and no MAP_*: nothing handed out can overwrite a cached
+                    // bias except a read_write storage binding, which the docs forbid.
+                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+                    mapped_at_creation: false,
+                })
             });
             match encoder {
                 Some(encoder) => self.generator.encode(
@@ -576,7 +616,7 @@ impl AlibiPositionalBias {
             buffer
         })?;
         self.defer_errors(pending);
-        Ok(buffer)
+        Ok(Arc::new(buffer))
     }
 
     fn defer_errors(&self, pending: Option<PendingErrors>) {
@@ -620,7 +660,7 @@ impl AlibiPositionalBias {
 
 /// The bottom-right `[.., rows-i.., cols-j..]` view of a generated `[.., rows, cols]` tensor.
 fn slice_view(
-    buffer: wgpu::Buffer,
+    buffer: Arc<wgpu::Buffer>,
     rows: usize,
     cols: usize,
     shape: [usize; 3],

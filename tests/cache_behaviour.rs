@@ -236,6 +236,43 @@ fn clear_cache_drops_entries_but_not_views() {
 }
 
 #[test]
+fn evicted_buffers_are_reused_and_fully_rewritten() {
+    let Some(gpu) = common::gpu() else { return };
+    let mut alibi = common::module(gpu, AlibiConfig::new(3).total_heads(4));
+    // [4, 8, 16]: 2 KiB, every value non-zero but on the diagonal and in head 3.
+    common::forward(&mut alibi, 8, 16);
+    alibi.clear_cache();
+    assert_eq!(
+        alibi.cache_stats().recycled_bytes,
+        2048,
+        "nobody holds it: kept"
+    );
+    // [4, 8, 8] fits in the kept 2 KiB buffer; its padding head lies where head 1 of the
+    // old tensor was, so the generator must write those zeros itself.
+    common::assert_same(
+        &common::forward(&mut alibi, 8, 8),
+        &common::expected(&alibi, 8, 8),
+        "(8, 8) in a reused buffer",
+    );
+    assert_eq!(
+        alibi.cache_stats().recycled_bytes,
+        0,
+        "the kept buffer was reused"
+    );
+
+    // A buffer a view still holds is never reused.
+    let held = alibi.forward(8, 8).expect("hit");
+    alibi.clear_cache();
+    assert_eq!(alibi.cache_stats().recycled_bytes, 0);
+    common::forward(&mut alibi, 8, 8);
+    common::assert_same(
+        &common::read(&alibi, &held),
+        &common::expected(&alibi, 8, 8),
+        "held view after reuse",
+    );
+}
+
+#[test]
 fn cached_bias_is_the_most_recently_used_whole_tensor() {
     let Some(gpu) = common::gpu() else { return };
     let mut alibi = common::module(gpu, AlibiConfig::new(2).total_heads(3));
