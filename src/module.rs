@@ -301,13 +301,10 @@ impl AlibiPositionalBias {
         i: usize,
         j: usize,
     ) -> Result<AlibiBias> {
-        check_sequence(i, j)?;
-        self.check_health()?;
         let shape = [self.total_heads, i, j];
-        if i == 0 || j == 0 {
+        let Some(generated) = self.uncached_request(i, j)? else {
             return Ok(self.empty_view(shape));
-        }
-        let generated = self.exact_shape(i, j);
+        };
         let cols = generated.cols;
         let buffer = self.generate_with(&self.slope_buffer, generated, Some(encoder), None)?;
         Ok(slice_view(
@@ -330,13 +327,10 @@ impl AlibiPositionalBias {
         j: usize,
         target: &wgpu::Buffer,
     ) -> Result<AlibiBias> {
-        check_sequence(i, j)?;
-        self.check_health()?;
         let shape = [self.total_heads, i, j];
-        if i == 0 || j == 0 {
+        let Some(generated) = self.uncached_request(i, j)? else {
             return Ok(self.empty_view(shape));
-        }
-        let generated = self.exact_shape(i, j);
+        };
         let cols = generated.cols;
         let needed = generated.bytes().unwrap_or(u64::MAX);
         if !target.usage().contains(wgpu::BufferUsages::STORAGE) {
@@ -374,16 +368,14 @@ impl AlibiPositionalBias {
 
     /// The distance matrix `[1, i, j]`, `-|k - (j - i + r)|`, uncached (SPEC "get_bias").
     pub fn get_bias(&self, i: usize, j: usize) -> Result<AlibiBias> {
-        check_sequence(i, j)?;
-        self.check_health()?;
         let shape = [1, i, j];
-        if i == 0 || j == 0 {
+        let Some(exact) = self.uncached_request(i, j)? else {
             return Ok(self.empty_view(shape));
-        }
+        };
         let generated = GenerateShape {
             heads: 1,
             total_heads: 1,
-            ..self.exact_shape(i, j)
+            ..exact
         };
         let cols = generated.cols;
         let buffer = self.generate_with(&self.unit_slope_buffer, generated, None, None)?;
@@ -502,6 +494,13 @@ impl AlibiPositionalBias {
     #[cfg(not(target_arch = "wasm32"))]
     pub fn forward_to_host_blocking(&mut self, i: usize, j: usize) -> Result<HostBias> {
         pollster::block_on(self.forward_to_host(i, j))
+    }
+
+    /// Checks an uncached request and gives the tensor to generate; `None` when it is empty.
+    fn uncached_request(&self, i: usize, j: usize) -> Result<Option<GenerateShape>> {
+        check_sequence(i, j)?;
+        self.check_health()?;
+        Ok((i > 0 && j > 0).then(|| self.exact_shape(i, j)))
     }
 
     /// The module's tensor for `(i, j)`, rows padded to a multiple of 4 columns so every
