@@ -10,7 +10,9 @@ use crate::gpu::generator::{plan_windows, GenerateShape, Generator, PlanLimits};
 use crate::gpu::readback::{map_for_read, StagingPool};
 use crate::gpu::scope::{gpu_error, run_scoped, PendingErrors};
 use crate::host::HostBias;
-use crate::reference::{check_heads, check_sequence, reserve_host, MAX_SEQUENCE};
+use crate::reference::{
+    check_heads, check_sequence, for_each_row_chunk, zeroed_host, MAX_SEQUENCE,
+};
 use crate::slopes::SlopeSource;
 
 /// How to build an [`AlibiPositionalBias`]: heads, padding heads, slopes and cache budget.
@@ -414,9 +416,8 @@ impl AlibiPositionalBias {
     pub async fn read_into(&self, bias: &AlibiBias, out: &mut Vec<f32>) -> Result<()> {
         self.check_health()?;
         self.await_pending_errors().await?;
-        let [heads, i, j] = bias.shape();
-        reserve_host(out, heads, i, j)?;
         let Some(buffer) = bias.buffer() else {
+            out.clear();
             return Ok(());
         };
         let spans = bias.spans();
@@ -443,6 +444,8 @@ impl AlibiPositionalBias {
             let mapped = staging
                 .get_mapped_range(0..total)
                 .map_err(|e| AlibiError::Map(e.to_string()))?;
+            let [heads, i, j] = bias.shape();
+            zeroed_host(out, heads, i, j)?;
             gather(&mapped, bias, out);
         }
         staging.unmap();
@@ -678,39 +681,45 @@ fn slice_view(
     }
 }
 
-/// Appends the view's rows, row-major, from the staging bytes (its spans, back to back),
-/// into `out`, which has room for them.
-fn gather(staging: &[u8], bias: &AlibiBias, out: &mut Vec<f32>) {
-    let [heads, i, j] = bias.shape();
+/// Copies the view's rows, row-major, from the staging bytes (its spans, back to back) into
+/// `out`, which has exactly the view's length; rows are split across cores.
+fn gather(staging: &[u8], bias: &AlibiBias, out: &mut [f32]) {
+    let [_, i, j] = bias.shape();
     let layout = bias.layout();
-    if bias.is_contiguous() {
-        extend_from_bytes(out, &staging[..heads * i * j * 4]);
-        return;
-    }
     let single_span = bias.spans().len() == 1;
     let head_span = (i - 1) * layout.row_stride as usize + j;
-    for h in 0..heads {
+    // Staging element where row `global_row` (= h * i + r) of the view starts.
+    let row_start = |global_row: usize| {
+        let (h, r) = (global_row / i, global_row % i);
         let head_start = if single_span {
             h * layout.head_stride as usize
         } else {
             h * head_span
         };
-        for r in 0..i {
-            let start = (head_start + r * layout.row_stride as usize) * 4;
-            extend_from_bytes(out, &staging[start..start + j * 4]);
+        head_start + r * layout.row_stride as usize
+    };
+    for_each_row_chunk(out, j, |chunk, first_row| {
+        if bias.is_contiguous() {
+            let start = first_row * j * 4;
+            copy_from_bytes(chunk, &staging[start..start + chunk.len() * 4]);
+            return;
         }
-    }
+        for (n, row) in chunk.chunks_exact_mut(j).enumerate() {
+            let start = row_start(first_row + n) * 4;
+            copy_from_bytes(row, &staging[start..start + j * 4]);
+        }
+    });
 }
 
-/// Appends little-endian f32 bytes. Mapped memory is aligned in practice, so this is one
+/// Copies little-endian f32 bytes. Mapped memory is aligned in practice, so this is one
 /// memcpy; an unaligned mapping takes the value-by-value path instead of failing.
-fn extend_from_bytes(out: &mut Vec<f32>, bytes: &[u8]) {
+fn copy_from_bytes(out: &mut [f32], bytes: &[u8]) {
     match bytemuck::try_cast_slice::<u8, f32>(bytes) {
-        Ok(values) => out.extend_from_slice(values),
-        Err(_) => out.extend(
-            bytes
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-        ),
+        Ok(values) => out.copy_from_slice(values),
+        Err(_) => {
+            for (value, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+                *value = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            }
+        }
     }
 }

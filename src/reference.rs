@@ -34,8 +34,10 @@ pub(crate) fn check_sequence(i: usize, j: usize) -> Result<()> {
     Ok(())
 }
 
-/// Makes `out` an empty vector with room for a `[heads, i, j]` tensor, or says why it cannot.
-pub(crate) fn reserve_host(out: &mut Vec<f32>, heads: usize, i: usize, j: usize) -> Result<usize> {
+/// Makes `out` a `[heads, i, j]` tensor of zeros, or says why it cannot. A vector without
+/// the room gets new, lazily zeroed pages (calloc): no zeroing pass, and the page faults then
+/// happen inside the row-parallel fill, spread over the cores.
+pub(crate) fn zeroed_host(out: &mut Vec<f32>, heads: usize, i: usize, j: usize) -> Result<()> {
     let error = || AlibiError::HostAlloc {
         heads,
         i,
@@ -47,8 +49,12 @@ pub(crate) fn reserve_host(out: &mut Vec<f32>, heads: usize, i: usize, j: usize)
         .and_then(|n| n.checked_mul(j))
         .ok_or_else(error)?;
     out.clear();
-    out.try_reserve_exact(len).map_err(|_| error())?;
-    Ok(len)
+    if out.capacity() >= len {
+        out.resize(len, 0.0);
+    } else {
+        *out = bytemuck::try_zeroed_vec(len).map_err(|()| error())?;
+    }
+    Ok(())
 }
 
 /// Checks `total_heads >= heads`, both within bounds.
@@ -94,10 +100,11 @@ pub fn forward_into(
 ) -> Result<()> {
     check_heads(slopes.len(), total_heads)?;
     check_sequence(i, j)?;
-    let len = reserve_host(out, total_heads, i, j)?;
-    out.resize(len, 0.0);
+    zeroed_host(out, total_heads, i, j)?;
     // Heads past `slopes.len()` stay +0.0, as x-transformers' zero padding.
-    fill_rows(&mut out[..slopes.len() * i * j], i, j, slopes);
+    for_each_row_chunk(&mut out[..slopes.len() * i * j], j, |chunk, first_row| {
+        fill_row_range(chunk, first_row, i, j, slopes)
+    });
     Ok(())
 }
 
@@ -106,21 +113,27 @@ pub fn get_bias(i: usize, j: usize) -> Result<HostBias> {
     forward(&[1.0], 1, i, j)
 }
 
-/// Fills `data` (`slopes.len()` heads of `[i, j]`), split across threads when it is large.
-fn fill_rows(data: &mut [f32], i: usize, j: usize, slopes: &[f32]) {
+/// Runs `fill(chunk, first_row)` over consecutive chunks of whole rows of `row_len` values
+/// that cover `data`, on one thread per core when `data` is large (the CPU reference and
+/// the readback's gather are both memory-bound row copies).
+pub(crate) fn for_each_row_chunk(
+    data: &mut [f32],
+    row_len: usize,
+    fill: impl Fn(&mut [f32], usize) + Sync,
+) {
     if data.is_empty() {
         return;
     }
-    let rows = data.len() / j;
     let threads = worker_threads(data.len());
     if threads <= 1 {
-        fill_row_range(data, 0, i, j, slopes);
+        fill(data, 0);
         return;
     }
-    let rows_per_thread = rows.div_ceil(threads);
+    let rows_per_thread = (data.len() / row_len).div_ceil(threads);
+    let fill = &fill;
     std::thread::scope(|scope| {
-        for (chunk_index, chunk) in data.chunks_mut(rows_per_thread * j).enumerate() {
-            scope.spawn(move || fill_row_range(chunk, chunk_index * rows_per_thread, i, j, slopes));
+        for (index, chunk) in data.chunks_mut(rows_per_thread * row_len).enumerate() {
+            scope.spawn(move || fill(chunk, index * rows_per_thread));
         }
     });
 }
