@@ -9,7 +9,7 @@
 //! slice.
 //!
 //! * [`AlibiPositionalBias`]: the module on a wgpu device (yours, or one it opens).
-//! * [`reference`]: the CPU reference the GPU is tested against.
+//! * [`reference`](mod@reference): the CPU reference the GPU is tested against.
 //! * [`alibi_slopes`], [`max_bias_slopes`], [`SlopeSource`]: the slopes.
 //!
 //! ```no_run

@@ -20,6 +20,19 @@ pub fn bias_value(slope: f32, query_position: i64, key_position: i64) -> f32 {
     (-(key_position - query_position).abs()) as f32 * slope
 }
 
+/// Checks a request as a module would, without computing it: `heads` (with slopes) in
+/// `1..=MAX_HEADS`, `total_heads >= heads`, `i` and `j` at most [`MAX_SEQUENCE`].
+///
+/// ```
+/// use alibi_wgpu::{reference, AlibiError};
+/// assert!(reference::validate(4, 8, 3, 5).is_ok());
+/// assert!(matches!(reference::validate(4, 2, 3, 5), Err(AlibiError::TotalHeadsBelowHeads { .. })));
+/// ```
+pub fn validate(heads: usize, total_heads: usize, i: usize, j: usize) -> Result<()> {
+    check_heads(heads, total_heads)?;
+    check_sequence(i, j)
+}
+
 /// Checks `i` and `j` against [`MAX_SEQUENCE`].
 pub(crate) fn check_sequence(i: usize, j: usize) -> Result<()> {
     for (what, value) in [("i", i), ("j", j)] {
