@@ -446,7 +446,7 @@ impl AlibiPositionalBias {
                 .map_err(|e| AlibiError::Map(e.to_string()))?;
             let [heads, i, j] = bias.shape();
             zeroed_host(out, heads, i, j)?;
-            gather(&mapped, bias, out);
+            gather(&mapped, bias, spans.len() == 1, out);
         }
         staging.unmap();
         self.staging.give_back(staging);
@@ -681,12 +681,12 @@ fn slice_view(
     }
 }
 
-/// Copies the view's rows, row-major, from the staging bytes (its spans, back to back) into
-/// `out`, which has exactly the view's length; rows are split across cores.
-fn gather(staging: &[u8], bias: &AlibiBias, out: &mut [f32]) {
+/// Copies the view's rows, row-major, from the staging bytes (its spans, back to back: one
+/// for all heads when `single_span`, else one per head) into `out`, which has exactly the
+/// view's length; rows are split across cores.
+fn gather(staging: &[u8], bias: &AlibiBias, single_span: bool, out: &mut [f32]) {
     let [_, i, j] = bias.shape();
     let layout = bias.layout();
-    let single_span = bias.spans().len() == 1;
     let head_span = (i - 1) * layout.row_stride as usize + j;
     // Staging element where row `global_row` (= h * i + r) of the view starts.
     let row_start = |global_row: usize| {
