@@ -1,6 +1,7 @@
-//! Criterion benches: generation against a copy of the same bytes on the same device,
-//! readback, the CPU reference, cache hits and a decode loop, on the default adapter
-//! (`WGPU_BACKEND` picks it). `cargo bench`; `alibi bench` prints the same figures as a table.
+//! Criterion benches: generation (on the module's path, and by the WGSL kernel) against a
+//! copy of the same bytes on the same device, readback, the CPU reference, cache hits and a
+//! decode loop, on the default adapter (`WGPU_BACKEND` picks it). `cargo bench`;
+//! `alibi bench` prints the same figures as a table.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -38,8 +39,12 @@ fn forward_cases(c: &mut Criterion) {
             .throughput(Throughput::Bytes(rig.bytes()))
             .sample_size(10)
             .measurement_time(Duration::from_secs(3));
-        group.bench_function("generate", |b| {
+        // On the module's path: host-mapped on CPU adapters, the kernel elsewhere.
+        group.bench_function(format!("generate_{:?}", alibi.generation_path()), |b| {
             b.iter(|| rig.generate(&alibi).expect("generate"))
+        });
+        group.bench_function("generate_shader_kernel", |b| {
+            b.iter(|| rig.generate_with_shader(&alibi).expect("generate"))
         });
         group.bench_function("copy_same_bytes", |b| {
             b.iter(|| rig.copy(&alibi).expect("copy"))

@@ -118,9 +118,25 @@ pub enum AlibiError {
         size: u64,
     },
 
-    /// A caller's target buffer lacks `STORAGE` usage.
-    #[error("the target buffer's usage {0} lacks STORAGE; create it with BufferUsages::STORAGE")]
-    TargetUsage(String),
+    /// A caller's target buffer lacks a usage the call needs.
+    #[error(
+        "the target buffer's usage {usage} lacks {needed}; create it with BufferUsages::{needed}"
+    )]
+    TargetUsage {
+        /// The buffer's usage flags.
+        usage: String,
+        /// The flag it needs: `STORAGE` for the kernel, `MAP_WRITE` for a host write.
+        needed: &'static str,
+    },
+
+    /// The configured [`GenerationPath`](crate::GenerationPath) cannot run on this device.
+    #[error("generation path {path:?} is unavailable: {reason}")]
+    GenerationPathUnavailable {
+        /// The path asked for.
+        path: crate::GenerationPath,
+        /// Why it cannot run here.
+        reason: &'static str,
+    },
 
     /// No adapter matched the request.
     #[error("no GPU adapter found ({0}); install a Vulkan or GL driver (e.g. Mesa's lavapipe), or use the CPU reference")]
@@ -138,8 +154,8 @@ pub enum AlibiError {
     #[error("GPU error: {0}")]
     Gpu(String),
 
-    /// Mapping a readback buffer failed.
-    #[error("mapping the readback buffer failed: {0}")]
+    /// Mapping a buffer (for readback, or for a host-mapped generation) failed.
+    #[error("mapping a buffer failed: {0}")]
     Map(String),
 }
 

@@ -30,6 +30,7 @@ pub struct ReadmeDoctests;
 mod bias;
 mod cache;
 mod error;
+mod generation;
 mod gpu;
 mod host;
 mod module;
@@ -39,6 +40,7 @@ mod slopes;
 pub use bias::{AlibiBias, BiasBinding, BiasLayout};
 pub use cache::{CacheStats, DEFAULT_CACHE_BUDGET_BYTES};
 pub use error::{AlibiError, Result};
+pub use generation::GenerationPath;
 #[cfg(not(target_arch = "wasm32"))]
 pub use gpu::device::open_device_blocking;
 pub use gpu::device::{open_device, GpuDevice};

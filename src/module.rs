@@ -5,9 +5,12 @@ use std::sync::{Arc, Mutex};
 use crate::bias::{AlibiBias, BiasLayout};
 use crate::cache::{BiasCache, CacheStats, DEFAULT_CACHE_BUDGET_BYTES};
 use crate::error::{AlibiError, Result};
+use crate::generation::GenerationPath;
 use crate::gpu::device::{open_device, DeviceHealth, GpuDevice};
 use crate::gpu::generator::{plan_windows, GenerateShape, Generator, PlanLimits};
-use crate::gpu::readback::{map_for_read, StagingPool};
+#[cfg(not(target_arch = "wasm32"))]
+use crate::gpu::host_write::write_mapped;
+use crate::gpu::readback::{map_buffer, StagingPool};
 use crate::gpu::scope::{gpu_error, run_scoped, PendingErrors};
 use crate::host::HostBias;
 use crate::reference::{
@@ -15,7 +18,8 @@ use crate::reference::{
 };
 use crate::slopes::SlopeSource;
 
-/// How to build an [`AlibiPositionalBias`]: heads, padding heads, slopes and cache budget.
+/// How to build an [`AlibiPositionalBias`]: heads, padding heads, slopes, cache budget and
+/// generation path.
 ///
 /// ```
 /// use alibi_wgpu::AlibiConfig;
@@ -29,6 +33,7 @@ pub struct AlibiConfig {
     slopes: SlopeSource,
     cache_budget_bytes: u64,
     max_binding_window_bytes: Option<u64>,
+    generation_path: GenerationPath,
 }
 
 impl AlibiConfig {
@@ -40,6 +45,7 @@ impl AlibiConfig {
             slopes: SlopeSource::Paper,
             cache_budget_bytes: DEFAULT_CACHE_BUDGET_BYTES,
             max_binding_window_bytes: None,
+            generation_path: GenerationPath::Auto,
         }
     }
 
@@ -78,6 +84,18 @@ impl AlibiConfig {
         self
     }
 
+    /// Where generations are computed (default [`GenerationPath::Auto`]).
+    pub fn generation_path(mut self, path: GenerationPath) -> Self {
+        self.generation_path = path;
+        self
+    }
+
+    /// The generation path asked for; [`AlibiPositionalBias::generation_path`] says which
+    /// one a module resolved it to.
+    pub fn requested_generation_path(&self) -> GenerationPath {
+        self.generation_path
+    }
+
     /// `total_heads`, or `heads` when unset.
     pub fn resolved_total_heads(&self) -> usize {
         self.total_heads.unwrap_or(self.heads)
@@ -87,9 +105,10 @@ impl AlibiConfig {
 /// ALiBi positional bias on a wgpu device: x-transformers' `AlibiPositionalBias(heads,
 /// total_heads)` with an exact cache (SPEC).
 ///
-/// Pipelines, layouts and the slope uniform are built once, in the constructor. `forward`
-/// records and submits GPU work but never waits for it; reading back is `async` (with
-/// blocking wrappers off the web).
+/// Pipelines, layouts and the slope uniform are built once, in the constructor. On the
+/// shader path `forward` records and submits GPU work but never waits for it; on the
+/// host-mapped path of CPU adapters ([`GenerationPath`]) the host writes the values before
+/// it returns. Reading back is `async` (with blocking wrappers off the web).
 ///
 /// ```no_run
 /// # fn main() -> Result<(), alibi_wgpu::AlibiError> {
@@ -108,6 +127,7 @@ pub struct AlibiPositionalBias {
     heads: usize,
     total_heads: usize,
     slopes: Vec<f32>,
+    generation_path: GenerationPath,
     generator: Generator,
     slope_buffer: wgpu::Buffer,
     /// A single slope of 1.0: `get_bias` is the generator with this slope.
@@ -179,6 +199,7 @@ impl AlibiPositionalBias {
         let total_heads = config.resolved_total_heads();
         check_heads(config.heads, total_heads)?;
         let slopes = config.slopes.resolve(config.heads)?;
+        let generation_path = config.generation_path.resolve(device)?;
         let ((generator, slope_buffer, unit_slope_buffer), pending) = run_scoped(device, || {
             (
                 Generator::new(device),
@@ -194,6 +215,7 @@ impl AlibiPositionalBias {
             heads: config.heads,
             total_heads,
             slopes,
+            generation_path,
             generator,
             slope_buffer,
             unit_slope_buffer,
@@ -223,6 +245,12 @@ impl AlibiPositionalBias {
     /// The f32 slopes uploaded to the GPU, one per head.
     pub fn slopes(&self) -> &[f32] {
         &self.slopes
+    }
+
+    /// The path its generations take: [`GenerationPath::Shader`] or
+    /// [`GenerationPath::HostMapped`], as the configuration's path resolved on this device.
+    pub fn generation_path(&self) -> GenerationPath {
+        self.generation_path
     }
 
     /// The adapter, when the module opened its own device.
@@ -268,7 +296,8 @@ impl AlibiPositionalBias {
     /// allocation. A miss generates (and caches) a new tensor; when the request extends the
     /// keys of a cached one, as a decode step does, the new tensor has twice its keys, so a
     /// decode loop generates O(log n) times. The result is always what a fresh module
-    /// returns for `(i, j)`. The GPU work is submitted, not waited for.
+    /// returns for `(i, j)`. On the shader path the GPU work is submitted, not waited for;
+    /// on the host-mapped path the values are written when it returns.
     pub fn forward(&mut self, i: usize, j: usize) -> Result<AlibiBias> {
         check_sequence(i, j)?;
         self.check_health()?;
@@ -289,7 +318,7 @@ impl AlibiPositionalBias {
         let generated = self.shape_to_generate(i, j);
         let bytes = generated.bytes().unwrap_or(u64::MAX);
         let reuse = self.take_recycled(bytes);
-        let buffer = self.generate_with(&self.slope_buffer, generated, None, reuse)?;
+        let buffer = self.generate_with(self.module_slopes(), generated, None, reuse)?;
         let evicted = self.cache.insert(i, generated.cols, bytes, buffer.clone());
         self.recycle(evicted);
         Ok(slice_view(buffer, i, generated.cols, shape, alignment))
@@ -308,7 +337,7 @@ impl AlibiPositionalBias {
             return Ok(self.empty_view(shape));
         };
         let cols = generated.cols;
-        let buffer = self.generate_with(&self.slope_buffer, generated, Some(encoder), None)?;
+        let buffer = self.generate_with(self.module_slopes(), generated, Some(encoder), None)?;
         Ok(slice_view(
             buffer,
             i,
@@ -334,19 +363,7 @@ impl AlibiPositionalBias {
             return Ok(self.empty_view(shape));
         };
         let cols = generated.cols;
-        let needed = generated.bytes().unwrap_or(u64::MAX);
-        if !target.usage().contains(wgpu::BufferUsages::STORAGE) {
-            return Err(AlibiError::TargetUsage(format!("{:?}", target.usage())));
-        }
-        if target.size() < needed {
-            return Err(AlibiError::TargetTooSmall {
-                heads: self.total_heads,
-                i,
-                j,
-                needed,
-                size: target.size(),
-            });
-        }
+        check_target(target, generated, wgpu::BufferUsages::STORAGE, "STORAGE")?;
         let windows = plan_windows(generated, self.limits)?;
         let ((), pending) = run_scoped(&self.device, || {
             self.generator.encode(
@@ -368,6 +385,34 @@ impl AlibiPositionalBias {
         ))
     }
 
+    /// Writes an uncached `[total_heads, i, j]` bias into the caller's `target` from the
+    /// host, through a mapping, as [`GenerationPath::HostMapped`] does for `forward`: the
+    /// counterpart of [`encode_into`](Self::encode_into) for engines on a CPU adapter.
+    /// `target` needs `MAP_WRITE` usage (with `STORAGE`, that takes the device feature
+    /// `MAPPABLE_PRIMARY_BUFFERS`) and the size `encode_into` documents. Blocks until the
+    /// device lets the buffer be mapped, then writes on every core; not on the web.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn write_into(&self, i: usize, j: usize, target: &wgpu::Buffer) -> Result<AlibiBias> {
+        let shape = [self.total_heads, i, j];
+        let Some(generated) = self.uncached_request(i, j)? else {
+            return Ok(self.empty_view(shape));
+        };
+        check_target(
+            target,
+            generated,
+            wgpu::BufferUsages::MAP_WRITE,
+            "MAP_WRITE",
+        )?;
+        self.write_on_host(&self.slopes, generated, target, false)?;
+        Ok(slice_view(
+            Arc::new(target.clone()),
+            i,
+            generated.cols,
+            shape,
+            self.limits.binding_alignment,
+        ))
+    }
+
     /// The distance matrix `[1, i, j]`, `-|k - (j - i + r)|`, uncached (SPEC "get_bias").
     pub fn get_bias(&self, i: usize, j: usize) -> Result<AlibiBias> {
         let shape = [1, i, j];
@@ -380,7 +425,11 @@ impl AlibiPositionalBias {
             ..exact
         };
         let cols = generated.cols;
-        let buffer = self.generate_with(&self.unit_slope_buffer, generated, None, None)?;
+        let unit = Slopes {
+            buffer: &self.unit_slope_buffer,
+            values: &[1.0],
+        };
+        let buffer = self.generate_with(unit, generated, None, None)?;
         Ok(slice_view(
             buffer,
             i,
@@ -439,7 +488,7 @@ impl AlibiPositionalBias {
                 return Err(gpu_error(error));
             }
         }
-        map_for_read(&self.device, &staging, total).await?;
+        map_buffer(&self.device, &staging, total, wgpu::MapMode::Read).await?;
         {
             let mapped = staging
                 .get_mapped_range(0..total)
@@ -570,55 +619,113 @@ impl AlibiPositionalBias {
         });
     }
 
-    /// Records the generation of `shape` into `reuse` or a new buffer, in `encoder` or in
-    /// an encoder of its own that it submits. Every element of the shape is written
-    /// (padding heads included), so a reused buffer needs no clearing.
+    fn module_slopes(&self) -> Slopes<'_> {
+        Slopes {
+            buffer: &self.slope_buffer,
+            values: &self.slopes,
+        }
+    }
+
+    /// Usage of the buffers the module generates into. No COPY_DST: nothing handed out can
+    /// overwrite a cached bias except a read_write storage binding or, on the host-mapped
+    /// path, a mapping, both of which the docs forbid.
+    fn buffer_usage(&self) -> wgpu::BufferUsages {
+        let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+        match self.generation_path {
+            GenerationPath::HostMapped => usage | wgpu::BufferUsages::MAP_WRITE,
+            _ => usage,
+        }
+    }
+
+    /// Generates `shape` into `reuse` or a new buffer: on the host-mapped path (unless an
+    /// encoder is given) written from the host; otherwise recorded in `encoder`, or in an
+    /// encoder of its own that it submits. Every element of the shape is written (padding
+    /// heads included), so a reused buffer needs no clearing.
     fn generate_with(
         &self,
-        slopes: &wgpu::Buffer,
+        slopes: Slopes<'_>,
         shape: GenerateShape,
         encoder: Option<&mut wgpu::CommandEncoder>,
         reuse: Option<wgpu::Buffer>,
     ) -> Result<Arc<wgpu::Buffer>> {
         let windows = plan_windows(shape, self.limits)?;
         let bytes = shape.bytes().unwrap_or(u64::MAX);
-        let (buffer, pending) = run_scoped(&self.device, || {
-            let buffer = reuse.unwrap_or_else(|| {
-                self.device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("alibi bias"),
-                    size: bytes,
-                    // No COPY_DST and no MAP_*: nothing handed out can overwrite a cached
-                    // bias except a read_write storage binding, which the docs forbid.
-                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-                    mapped_at_creation: false,
-                })
-            });
-            match encoder {
-                Some(encoder) => self.generator.encode(
+        #[cfg(not(target_arch = "wasm32"))]
+        if self.generation_path == GenerationPath::HostMapped && encoder.is_none() {
+            let (buffer, mapped) = match reuse {
+                Some(buffer) => (buffer, false),
+                None => (self.create_bias_buffer(bytes, true)?, true),
+            };
+            self.write_on_host(slopes.values, shape, &buffer, mapped)?;
+            return Ok(Arc::new(buffer));
+        }
+        let buffer = match reuse {
+            Some(buffer) => buffer,
+            None => self.create_bias_buffer(bytes, false)?,
+        };
+        let ((), pending) = run_scoped(&self.device, || match encoder {
+            Some(encoder) => self.generator.encode(
+                &self.device,
+                &self.queue,
+                encoder,
+                slopes.buffer,
+                &windows,
+                &buffer,
+            ),
+            None => {
+                let mut encoder = self.device.create_command_encoder(&Default::default());
+                self.generator.encode(
                     &self.device,
                     &self.queue,
-                    encoder,
-                    slopes,
+                    &mut encoder,
+                    slopes.buffer,
                     &windows,
                     &buffer,
-                ),
-                None => {
-                    let mut encoder = self.device.create_command_encoder(&Default::default());
-                    self.generator.encode(
-                        &self.device,
-                        &self.queue,
-                        &mut encoder,
-                        slopes,
-                        &windows,
-                        &buffer,
-                    );
-                    self.queue.submit([encoder.finish()]);
-                }
+                );
+                self.queue.submit([encoder.finish()]);
             }
-            buffer
         })?;
         self.defer_errors(pending);
         Ok(Arc::new(buffer))
+    }
+
+    fn create_bias_buffer(&self, bytes: u64, mapped_at_creation: bool) -> Result<wgpu::Buffer> {
+        let (buffer, pending) = run_scoped(&self.device, || {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("alibi bias"),
+                size: bytes,
+                usage: self.buffer_usage(),
+                mapped_at_creation,
+            })
+        })?;
+        self.defer_errors(pending);
+        Ok(buffer)
+    }
+
+    /// Writes `shape` into `buffer` from the host: maps it for writing first unless it is
+    /// already mapped (at creation), waiting for the device to finish earlier work on it.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn write_on_host(
+        &self,
+        slopes: &[f32],
+        shape: GenerateShape,
+        buffer: &wgpu::Buffer,
+        mapped: bool,
+    ) -> Result<()> {
+        let bytes = shape.bytes().unwrap_or(u64::MAX);
+        if !mapped {
+            let (mapping, pending) = run_scoped(&self.device, || {
+                pollster::block_on(map_buffer(
+                    &self.device,
+                    buffer,
+                    bytes,
+                    wgpu::MapMode::Write,
+                ))
+            })?;
+            self.defer_errors(pending);
+            mapping?;
+        }
+        write_mapped(buffer, shape, slopes)
     }
 
     fn defer_errors(&self, pending: Option<PendingErrors>) {
@@ -658,6 +765,40 @@ impl AlibiPositionalBias {
         }
         Ok(())
     }
+}
+
+/// The slopes of a generation: the uniform buffer the kernel reads, and the same values for
+/// the host-mapped path.
+#[derive(Clone, Copy)]
+struct Slopes<'a> {
+    buffer: &'a wgpu::Buffer,
+    values: &'a [f32],
+}
+
+/// Checks that a caller's buffer has `usage` and room for `shape`.
+fn check_target(
+    target: &wgpu::Buffer,
+    shape: GenerateShape,
+    usage: wgpu::BufferUsages,
+    usage_name: &'static str,
+) -> Result<()> {
+    if !target.usage().contains(usage) {
+        return Err(AlibiError::TargetUsage {
+            usage: format!("{:?}", target.usage()),
+            needed: usage_name,
+        });
+    }
+    let needed = shape.bytes().unwrap_or(u64::MAX);
+    if target.size() < needed {
+        return Err(AlibiError::TargetTooSmall {
+            heads: shape.total_heads,
+            i: shape.rows,
+            j: shape.requested_cols,
+            needed,
+            size: target.size(),
+        });
+    }
+    Ok(())
 }
 
 /// The bottom-right `[.., rows-i.., cols-j..]` view of a generated `[.., rows, cols]` tensor.

@@ -3,6 +3,8 @@
 //! It mirrors `shaders/alibi_bias.wgsl` operation for operation: the distance is an exact
 //! integer, negated, converted to f32, then multiplied by the f32 slope. Keep the two in sync.
 
+use std::ops::Range;
+
 use crate::error::{AlibiError, Result};
 use crate::host::HostBias;
 use crate::slopes::MAX_HEADS;
@@ -151,17 +153,79 @@ pub(crate) fn for_each_row_chunk(
     });
 }
 
-/// Fills whole rows starting at global row `first_row` (= head * i + r). Positions fit in
-/// i32 (`i, j <= 2^24`), which lets the loop vectorise (i32 -> f32 is one instruction).
+/// Splits `0..len` into one range per core (each a multiple of `grain` long, but the last)
+/// and runs `work` on each, in parallel when `len` is large; the results come back in order.
+/// For work on memory that cannot be handed out as `&mut [f32]`, such as a mapped buffer.
+pub(crate) fn for_each_range<T: Send>(
+    len: usize,
+    grain: usize,
+    work: impl Fn(Range<usize>) -> T + Sync,
+) -> Vec<T> {
+    let threads = worker_threads(len);
+    if threads <= 1 {
+        return vec![work(0..len)];
+    }
+    let per_thread = len.div_ceil(threads).next_multiple_of(grain.max(1));
+    let work = &work;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..len)
+            .step_by(per_thread)
+            .map(|start| scope.spawn(move || work(start..(start + per_thread).min(len))))
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p))
+            })
+            .collect()
+    })
+}
+
+/// Fills whole rows starting at global row `first_row` (= head * i + r) of a tensor with
+/// `slopes.len()` heads.
 fn fill_row_range(chunk: &mut [f32], first_row: usize, i: usize, j: usize, slopes: &[f32]) {
-    let query_offset = j as i32 - i as i32;
     for (n, row) in chunk.chunks_exact_mut(j).enumerate() {
         let global_row = first_row + n;
-        let slope = slopes[global_row / i];
-        let query_position = query_offset + (global_row % i) as i32;
-        for (k, value) in row.iter_mut().enumerate() {
-            *value = (-(k as i32 - query_position).abs()) as f32 * slope;
-        }
+        let query = query_position(global_row % i, i, j);
+        fill_row_segment(row, Some(slopes[global_row / i]), query, 0);
+    }
+}
+
+/// Fills `out` with row elements `first_key..` of `[heads, i, j]` elements `start..`:
+/// `start` need not be a row start, so the caller can cut the tensor anywhere. Heads past
+/// `slopes.len()` are +0.0 (padding).
+pub(crate) fn fill_elements(out: &mut [f32], start: usize, i: usize, j: usize, slopes: &[f32]) {
+    let mut done = 0;
+    while done < out.len() {
+        let element = start + done;
+        let (global_row, first_key) = (element / j, element % j);
+        let len = (j - first_key).min(out.len() - done);
+        let slope = slopes.get(global_row / i).copied();
+        let query = query_position(global_row % i, i, j);
+        fill_row_segment(&mut out[done..done + len], slope, query, first_key);
+        done += len;
+    }
+}
+
+/// Where query row `r` of `i` sits among `j` keys: queries are aligned to the end of the
+/// keys. Positions fit in i32 (`i, j <= 2^24`), which lets the row loop vectorise (i32 ->
+/// f32 is one instruction).
+fn query_position(r: usize, i: usize, j: usize) -> i32 {
+    j as i32 - i as i32 + r as i32
+}
+
+/// The one row loop of the crate: keys `first_key..` of a query row, `(-|k - q|) as f32 *
+/// slope` ([`bias_value`]), or +0.0 for a padding head (`slope` `None`).
+fn fill_row_segment(out: &mut [f32], slope: Option<f32>, query: i32, first_key: usize) {
+    let Some(slope) = slope else {
+        out.fill(0.0);
+        return;
+    };
+    let first_key = first_key as i32;
+    for (k, value) in (first_key..).zip(out.iter_mut()) {
+        *value = (-(k - query).abs()) as f32 * slope;
     }
 }
 
@@ -241,6 +305,38 @@ mod tests {
         let mut single = vec![0.0; 5 * i * j];
         fill_row_range(&mut single, 0, i, j, &slopes);
         assert_eq!(&threaded.as_slice()[..single.len()], &single[..]);
+    }
+
+    #[test]
+    fn elements_from_any_start_equal_whole_rows() {
+        let slopes = crate::alibi_slopes(3).unwrap();
+        let (i, j) = (5, 7);
+        let whole = forward(&slopes, 4, i, j).unwrap();
+        for (start, len) in [(0, 140), (3, 1), (6, 9), (33, 70), (104, 36), (139, 1)] {
+            let mut part = vec![f32::NAN; len];
+            fill_elements(&mut part, start, i, j, &slopes);
+            let expected = &whole.as_slice()[start..start + len];
+            assert!(
+                part.iter()
+                    .zip(expected)
+                    .all(|(a, e)| a.to_bits() == e.to_bits()),
+                "elements {start}..{}",
+                start + len
+            );
+        }
+    }
+
+    #[test]
+    fn ranges_cover_in_order_and_respect_the_grain() {
+        for len in [0, 1, 1000, (1 << 19) + 5, 3 << 20] {
+            let ranges = for_each_range(len, 1024, |range| range);
+            assert_eq!(ranges.first().map_or(0, |r| r.start), 0);
+            assert_eq!(ranges.last().map_or(0, |r| r.end), len);
+            for pair in ranges.windows(2) {
+                assert_eq!(pair[0].end, pair[1].start);
+                assert_eq!(pair[0].len() % 1024, 0);
+            }
+        }
     }
 
     #[test]

@@ -352,26 +352,37 @@ fn check_named_backend(name: &str, backends: wgpu::Backends) {
         return;
     }
     let tmp = TempDir::new(name);
-    let out = tmp.dir_arg("out");
-    let stdout = succeed(&[
-        "bias",
-        "--heads",
-        "5",
-        "--total-heads",
-        "6",
-        "--backend",
-        name,
-        "32x32",
-        "1x32",
-        "1x33",
-        "--out",
-        &out,
-    ]);
-    assert_ran_on_gpu(&stdout);
-    assert!(stdout.contains(&format!("(backend {name})")), "{stdout}");
-    for (call, (i, j)) in [(32, 32), (1, 32), (1, 33)].into_iter().enumerate() {
-        let file = tmp.join(&format!("out/call-{call}-{i}x{j}.npy"));
-        assert_npy_equals(&file, &fresh(5, 6, i, j));
+    // Each generation path the CLI can be asked for; `auto` is host-mapped on lavapipe.
+    for generation in ["auto", "shader"] {
+        let out = tmp.dir_arg(generation);
+        let stdout = succeed(&[
+            "bias",
+            "--heads",
+            "5",
+            "--total-heads",
+            "6",
+            "--backend",
+            name,
+            "--generation",
+            generation,
+            "32x32",
+            "1x32",
+            "1x33",
+            "--out",
+            &out,
+        ]);
+        assert_ran_on_gpu(&stdout);
+        assert!(
+            stdout.contains(&format!("(backend {name}, generation ")),
+            "{stdout}"
+        );
+        if generation == "shader" {
+            assert!(stdout.contains("generation Shader)"), "{stdout}");
+        }
+        for (call, (i, j)) in [(32, 32), (1, 32), (1, 33)].into_iter().enumerate() {
+            let file = tmp.join(&format!("{generation}/call-{call}-{i}x{j}.npy"));
+            assert_npy_equals(&file, &fresh(5, 6, i, j));
+        }
     }
 }
 

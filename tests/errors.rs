@@ -371,8 +371,33 @@ fn caller_target_buffers_are_checked() {
         wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
     );
     match alibi.encode_into(&mut encoder, i, j, &unbindable) {
-        Err(error @ AlibiError::TargetUsage(_)) => assert_mentions(&error, &["STORAGE"]),
+        Err(
+            error @ AlibiError::TargetUsage {
+                needed: "STORAGE", ..
+            },
+        ) => assert_mentions(&error, &["STORAGE", "COPY_SRC"]),
         other => panic!("expected TargetUsage, got {:?}", other.map(|v| v.shape())),
+    }
+    // A host write needs a mappable target, and the same room.
+    match alibi.write_into(i, j, &unbindable) {
+        Err(
+            error @ AlibiError::TargetUsage {
+                needed: "MAP_WRITE",
+                ..
+            },
+        ) => assert_mentions(&error, &["MAP_WRITE"]),
+        other => panic!("expected TargetUsage, got {:?}", other.map(|v| v.shape())),
+    }
+    let small_mappable = buffer(
+        needed - 4,
+        wgpu::BufferUsages::MAP_WRITE | wgpu::BufferUsages::COPY_SRC,
+    );
+    match alibi.write_into(i, j, &small_mappable) {
+        Err(AlibiError::TargetTooSmall { needed: n, .. }) => assert_eq!(n, needed),
+        other => panic!(
+            "expected TargetTooSmall, got {:?}",
+            other.map(|v| v.shape())
+        ),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The GPU against the CPU reference (`alibi_wgpu::reference::forward`), bit for bit, over
 //! random shapes, random call sequences on one module, random slope sources, windowed
-//! generation and a few large fixed shapes.
+//! generation and a few large fixed shapes; every property runs on each generation path the
+//! device offers (the kernel, and the host-mapped path of CPU adapters), picked per case.
 //!
 //! One device serves the whole binary and modules are reused across cases (building
 //! pipelines per case would dominate the run time); a reused module also serves many cases
@@ -12,8 +13,8 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use alibi_wgpu::{
-    alibi_slopes, max_bias_slopes, reference, AlibiConfig, AlibiPositionalBias, GpuDevice,
-    HostBias, SlopeSource, DEFAULT_CACHE_BUDGET_BYTES,
+    alibi_slopes, max_bias_slopes, reference, AlibiConfig, AlibiPositionalBias, GenerationPath,
+    GpuDevice, HostBias, SlopeSource, DEFAULT_CACHE_BUDGET_BYTES,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{TestCaseError, TestRunner};
@@ -60,8 +61,13 @@ where
     }
 }
 
-/// `(heads, total_heads, max_binding_window_bytes)`: what tells reusable modules apart.
-type ModuleKey = (usize, usize, Option<u64>);
+/// `(heads, total_heads, max_binding_window_bytes, path)`: what tells reusable modules apart.
+type ModuleKey = (usize, usize, Option<u64>, GenerationPath);
+
+/// One of the generation paths `gpu` offers.
+fn path(gpu: &GpuDevice) -> impl Strategy<Value = GenerationPath> {
+    proptest::sample::select(common::generation_paths(gpu))
+}
 
 /// Modules with the paper's slopes, reused across cases and keyed by their configuration;
 /// a few at a time, so that their caches do not pile up memory.
@@ -80,13 +86,16 @@ impl Modules {
         }
     }
 
-    fn build(&self, (heads, total_heads, window): ModuleKey) -> AlibiPositionalBias {
-        let mut config = AlibiConfig::new(heads).total_heads(total_heads);
+    fn build(&self, (heads, total_heads, window, path): ModuleKey) -> AlibiPositionalBias {
+        let mut config = AlibiConfig::new(heads)
+            .total_heads(total_heads)
+            .generation_path(path);
         if let Some(bytes) = window {
             config = config.max_binding_window_bytes(bytes);
         }
         let module = common::module(self.gpu, config);
         assert_eq!(module.slopes(), &alibi_slopes(heads).unwrap()[..]);
+        assert_eq!(module.generation_path(), path);
         module
     }
 
@@ -142,8 +151,8 @@ fn random_shapes_equal_the_reference() {
     let modules = Modules::new(gpu);
     check(
         CASES,
-        (heads(1..=64), 0usize..300, 0usize..300),
-        |((heads, total_heads), i, j)| modules.check((heads, total_heads, None), i, j),
+        (heads(1..=64), 0usize..300, 0usize..300, path(gpu)),
+        |((heads, total_heads), i, j, path)| modules.check((heads, total_heads, None, path), i, j),
     );
 }
 
@@ -209,11 +218,13 @@ fn random_call_sequences_on_one_module_equal_fresh_computations() {
             window,
             (1usize..64, 1usize..300),
             proptest::collection::vec(call(), 1..12),
+            path(gpu),
         ),
-        |((heads, total_heads), budget, window, start, calls)| {
+        |((heads, total_heads), budget, window, start, calls, path)| {
             let mut config = AlibiConfig::new(heads)
                 .total_heads(total_heads)
-                .cache_budget_bytes(budget);
+                .cache_budget_bytes(budget)
+                .generation_path(path);
             if let Some(bytes) = window {
                 config = config.max_binding_window_bytes(bytes);
             }
@@ -308,9 +319,10 @@ fn random_slope_sources_equal_the_reference() {
             slope_source(heads),
             0usize..200,
             0usize..200,
+            path(gpu),
         )
     });
-    check(CASES, case, |(heads, total_heads, source, i, j)| {
+    check(CASES, case, |(heads, total_heads, source, i, j, path)| {
         let expected_slopes = match &source {
             SlopeSource::Paper => alibi_slopes(heads).unwrap(),
             SlopeSource::MaxBias(max_bias) => max_bias_slopes(heads, *max_bias).unwrap(),
@@ -320,14 +332,15 @@ fn random_slope_sources_equal_the_reference() {
             gpu,
             AlibiConfig::new(heads)
                 .total_heads(total_heads)
-                .slopes(source.clone()),
+                .slopes(source.clone())
+                .generation_path(path),
         );
         prop_assert_eq!(module.slopes(), &expected_slopes[..]);
         let host = gpu_forward(&mut module, i, j)?;
         compare(
             &host,
             &reference(&expected_slopes, total_heads, i, j),
-            &format!("{source:?}, total_heads {total_heads}, ({i}, {j})"),
+            &format!("{source:?}, total_heads {total_heads}, ({i}, {j}), {path:?}"),
         )
     });
 }
@@ -339,8 +352,10 @@ fn windowed(window: u64, heads_range: std::ops::RangeInclusive<usize>, max_i: us
     let modules = Modules::new(gpu);
     check(
         CASES,
-        (heads(heads_range), 0..max_i, 0..max_j),
-        |((heads, total_heads), i, j)| modules.check((heads, total_heads, Some(window)), i, j),
+        (heads(heads_range), 0..max_i, 0..max_j, path(gpu)),
+        |((heads, total_heads), i, j, path)| {
+            modules.check((heads, total_heads, Some(window), path), i, j)
+        },
     );
 }
 

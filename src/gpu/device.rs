@@ -61,7 +61,8 @@ fn record(slot: &Mutex<Option<AlibiError>>, error: AlibiError) {
 
 /// Opens the default adapter of `backends` (or of the `WGPU_BACKEND` environment variable
 /// when `None`), with the adapter's own limits, so that large biases can use the largest
-/// buffers it allows.
+/// buffers it allows, and, on a CPU adapter, `MAPPABLE_PRIMARY_BUFFERS` for
+/// [`GenerationPath::HostMapped`](crate::GenerationPath::HostMapped).
 pub async fn open_device(backends: Option<wgpu::Backends>) -> Result<GpuDevice> {
     let mut descriptor = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
     if let Some(backends) = backends {
@@ -73,9 +74,20 @@ pub async fn open_device(backends: Option<wgpu::Backends>) -> Result<GpuDevice> 
         .request_adapter(&wgpu::RequestAdapterOptions::default())
         .await
         .map_err(|e| AlibiError::NoAdapter(format!("backends {requested:?}: {e}")))?;
+    let info = adapter.get_info();
+    // On a CPU adapter, device memory is host memory: mappable storage buffers let
+    // `GenerationPath::Auto` write biases from the host (see `GenerationPath::HostMapped`).
+    // Elsewhere the feature is left off; on a discrete GPU it can slow storage buffers down.
+    let host_mappable = wgpu::Features::MAPPABLE_PRIMARY_BUFFERS;
+    let required_features = if info.device_type == wgpu::DeviceType::Cpu {
+        adapter.features() & host_mappable
+    } else {
+        wgpu::Features::empty()
+    };
     let (device, queue) = adapter
         .request_device(&wgpu::DeviceDescriptor {
             label: Some("alibi-wgpu"),
+            required_features,
             required_limits: adapter.limits(),
             ..Default::default()
         })
@@ -85,7 +97,7 @@ pub async fn open_device(backends: Option<wgpu::Backends>) -> Result<GpuDevice> 
     Ok(GpuDevice {
         device,
         queue,
-        adapter_info: adapter.get_info(),
+        adapter_info: info,
         health,
     })
 }

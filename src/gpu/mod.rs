@@ -2,5 +2,6 @@
 
 pub(crate) mod device;
 pub(crate) mod generator;
+pub(crate) mod host_write;
 pub(crate) mod readback;
 pub(crate) mod scope;

@@ -55,15 +55,16 @@ impl StagingPool {
     }
 }
 
-/// Maps `buffer` for reading and waits for it: the device is polled on native backends;
+/// Maps `0..bytes` of `buffer` and waits for it: the device is polled on native backends;
 /// on the web the browser's event loop completes the map, so nothing blocks there.
-pub(crate) async fn map_for_read(
+pub(crate) async fn map_buffer(
     device: &wgpu::Device,
     buffer: &wgpu::Buffer,
     bytes: u64,
+    mode: wgpu::MapMode,
 ) -> Result<()> {
     let (sender, receiver) = futures_channel::oneshot::channel();
-    buffer.map_async(wgpu::MapMode::Read, 0..bytes, move |result| {
+    buffer.map_async(mode, 0..bytes, move |result| {
         // The receiver only goes away if the caller dropped the future; nothing to tell then.
         let _ = sender.send(result);
     });

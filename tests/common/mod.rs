@@ -12,10 +12,17 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::OnceLock;
 
-use alibi_wgpu::{reference, AlibiBias, AlibiConfig, AlibiPositionalBias, GpuDevice, HostBias};
+use alibi_wgpu::{
+    reference, AlibiBias, AlibiConfig, AlibiPositionalBias, GenerationPath, GpuDevice, HostBias,
+};
 
 /// Set to `1` to let GPU tests pass, skipped, on a machine without any adapter.
 pub const ALLOW_NO_GPU: &str = "ALIBI_ALLOW_NO_GPU";
+
+/// Set to `shader` or `host-mapped` to build every module whose configuration leaves the
+/// generation path at `Auto` on that path instead: CI runs the whole suite once per path
+/// that lavapipe offers.
+pub const GENERATION_PATH: &str = "ALIBI_TEST_GENERATION_PATH";
 
 static DEVICE: OnceLock<Result<GpuDevice, String>> = OnceLock::new();
 
@@ -71,7 +78,8 @@ fn open() -> Result<GpuDevice, String> {
         std::io::stderr(),
         "alibi-wgpu tests on {:?} ({:?}, driver {:?} {:?}), WGPU_BACKEND={backend}: \
          max_buffer_size {}, max_storage_buffer_binding_size {}, \
-         min_storage_buffer_offset_alignment {}",
+         min_storage_buffer_offset_alignment {}; generation paths {:?}, \
+         {GENERATION_PATH}={:?}",
         info.name,
         info.backend,
         info.driver,
@@ -79,12 +87,43 @@ fn open() -> Result<GpuDevice, String> {
         limits.max_buffer_size,
         limits.max_storage_buffer_binding_size,
         limits.min_storage_buffer_offset_alignment,
+        generation_paths(&gpu),
+        generation_path_from_env(),
     );
     Ok(gpu)
 }
 
-/// A module on the shared device.
+/// The generation path [`GENERATION_PATH`] asks for, `Auto` when it is unset.
+pub fn generation_path_from_env() -> GenerationPath {
+    match std::env::var(GENERATION_PATH).as_deref() {
+        Err(_) | Ok("auto") => GenerationPath::Auto,
+        Ok("shader") => GenerationPath::Shader,
+        Ok("host-mapped") => GenerationPath::HostMapped,
+        Ok(other) => panic!("{GENERATION_PATH} must be auto, shader or host-mapped, got {other:?}"),
+    }
+}
+
+/// The generation paths this device can run: the kernel everywhere, the host-mapped path
+/// where the device has `MAPPABLE_PRIMARY_BUFFERS` (CPU adapters, through `open_device`).
+pub fn generation_paths(gpu: &GpuDevice) -> Vec<GenerationPath> {
+    let mut paths = vec![GenerationPath::Shader];
+    if gpu
+        .device
+        .features()
+        .contains(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS)
+    {
+        paths.push(GenerationPath::HostMapped);
+    }
+    paths
+}
+
+/// A module on the shared device; on [`GENERATION_PATH`]'s path when the configuration
+/// leaves it at `Auto`.
 pub fn module(gpu: &GpuDevice, config: AlibiConfig) -> AlibiPositionalBias {
+    let config = match config.requested_generation_path() {
+        GenerationPath::Auto => config.generation_path(generation_path_from_env()),
+        _ => config,
+    };
     let description = format!("{config:?}");
     AlibiPositionalBias::on_device(gpu, config)
         .unwrap_or_else(|e| panic!("building a module from {description}: {e}"))

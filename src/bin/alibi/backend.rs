@@ -2,7 +2,7 @@
 
 use std::io::Write as _;
 
-use alibi_wgpu::{open_device_blocking, AlibiError, GpuDevice};
+use alibi_wgpu::{open_device_blocking, AlibiError, GenerationPath, GpuDevice};
 
 /// The choices of `--backend`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -52,6 +52,28 @@ impl BackendChoice {
                 Ok(Compute::Cpu)
             }
             Err(error) => Err(error),
+        }
+    }
+}
+
+/// The choices of `--generation`: where a GPU module computes what it generates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum GenerationChoice {
+    /// The host-mapped path on CPU adapters (lavapipe, llvmpipe), the kernel elsewhere.
+    #[default]
+    Auto,
+    /// The WGSL kernel, on every adapter.
+    Shader,
+    /// The host's cores, writing through a mapping; an error where the device cannot.
+    HostMapped,
+}
+
+impl From<GenerationChoice> for GenerationPath {
+    fn from(choice: GenerationChoice) -> Self {
+        match choice {
+            GenerationChoice::Auto => GenerationPath::Auto,
+            GenerationChoice::Shader => GenerationPath::Shader,
+            GenerationChoice::HostMapped => GenerationPath::HostMapped,
         }
     }
 }

@@ -1,14 +1,17 @@
 //! `alibi bench`: how fast the bias is made, against what the same device can do.
 //!
 //! For each case it measures, in one run so that ratios share the machine's noise:
-//! the generation alone against a copy of the same bytes on the same device, forward plus
-//! readback to the host, the CPU reference, and cache hits; then a decode loop. Each figure
-//! is the median of `--runs` timed runs after a warm-up.
+//! the generation alone (on the module's path, and by the WGSL kernel) against a copy of
+//! the same bytes on the same device, forward plus readback to the host, the CPU reference,
+//! and cache hits; then a decode loop. Each figure is the median of `--runs` timed runs
+//! after a warm-up.
 
 use std::hint::black_box;
 use std::time::Instant;
 
 use alibi_wgpu::{reference, AlibiConfig, AlibiError, AlibiPositionalBias, GpuDevice};
+
+use crate::backend::GenerationChoice;
 use serde_json::json;
 
 use crate::measure::{wait_idle, Rig};
@@ -29,6 +32,10 @@ pub struct BenchArgs {
     /// One JSON object per line instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// The modules' generation path (auto: host-mapped on CPU adapters, the kernel
+    /// elsewhere); the kernel alone is measured too, whatever this says.
+    #[arg(long, value_enum, value_name = "PATH", default_value_t = GenerationChoice::Auto)]
+    pub generation: GenerationChoice,
 }
 
 /// One benchmark shape: `heads` with slopes, padded to `total_heads`, `forward(i, j)`.
@@ -104,13 +111,15 @@ pub fn run(args: &BenchArgs, gpu: &GpuDevice) -> Result<(), AlibiError> {
             adapter.name
         );
         println!(
-            "{:<22} {:>9} {:>9} {:>7} {:>9} {:>9} {:>10} {:>10} {:>9} {:>8} {:>6}",
+            "{:<22} {:>7} {:>11} {:>8} {:>7} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>6}",
             "case [total, i, j]",
             "MiB",
+            "path",
             "gen ms",
             "GB/s",
             "copy ms",
             "gen/copy",
+            "kern/copy",
             "host ms",
             "host* ms",
             "cpu ms",
@@ -126,7 +135,7 @@ pub fn run(args: &BenchArgs, gpu: &GpuDevice) -> Result<(), AlibiError> {
         report
     };
     for case in cases {
-        let report = measure_case(gpu, case, runs)?;
+        let report = measure_case(gpu, case, runs, args.generation)?;
         if args.json {
             println!("{}", tagged("forward", report));
         } else {
@@ -134,7 +143,7 @@ pub fn run(args: &BenchArgs, gpu: &GpuDevice) -> Result<(), AlibiError> {
         }
     }
     if args.decode_steps > 0 {
-        let decode = measure_decode(gpu, args.decode_steps)?;
+        let decode = measure_decode(gpu, args.decode_steps, args.generation)?;
         if args.json {
             println!("{}", tagged("decode", decode));
         } else {
@@ -146,12 +155,19 @@ pub fn run(args: &BenchArgs, gpu: &GpuDevice) -> Result<(), AlibiError> {
         }
     }
     if !args.json {
+        println!("path: where the module generates (host-mapped: the host's cores through a mapping, on CPU adapters; shader: the WGSL kernel)");
+        println!("kern/copy: the WGSL kernel's generation over the copy, whatever the path");
         println!("host ms: forward + readback into a reused Vec (cache cleared); host*: into a new Vec (page faults included)");
     }
     Ok(())
 }
 
-fn measure_case(gpu: &GpuDevice, case: Case, runs: usize) -> Result<serde_json::Value, AlibiError> {
+fn measure_case(
+    gpu: &GpuDevice,
+    case: Case,
+    runs: usize,
+    generation: GenerationChoice,
+) -> Result<serde_json::Value, AlibiError> {
     let Case {
         heads,
         total_heads,
@@ -161,7 +177,8 @@ fn measure_case(gpu: &GpuDevice, case: Case, runs: usize) -> Result<serde_json::
     let tensor_bytes = (total_heads * i * j * 4) as u64;
     let config = AlibiConfig::new(heads)
         .total_heads(total_heads)
-        .cache_budget_bytes(alibi_wgpu::DEFAULT_CACHE_BUDGET_BYTES.max(2 * tensor_bytes));
+        .cache_budget_bytes(alibi_wgpu::DEFAULT_CACHE_BUDGET_BYTES.max(2 * tensor_bytes))
+        .generation_path(generation.into());
     let mut alibi = AlibiPositionalBias::on_device(gpu, config)?;
 
     // Generation alone against a copy of the same bytes, alternated so both see the same noise.
@@ -169,9 +186,11 @@ fn measure_case(gpu: &GpuDevice, case: Case, runs: usize) -> Result<serde_json::
     // What one generation writes (rows padded to a multiple of 4), and what the copy moves.
     let bytes = rig.bytes();
     rig.generate(&alibi)?;
-    let (mut generate, mut copy) = (Vec::new(), Vec::new());
+    rig.generate_with_shader(&alibi)?;
+    let (mut generate, mut shader, mut copy) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
         generate.push(time_ms(|| rig.generate(&alibi).map(drop))?);
+        shader.push(time_ms(|| rig.generate_with_shader(&alibi).map(drop))?);
         copy.push(time_ms(|| rig.copy(&alibi))?);
     }
     drop(rig);
@@ -201,8 +220,10 @@ fn measure_case(gpu: &GpuDevice, case: Case, runs: usize) -> Result<serde_json::
 
     let (hit_ns, hit_misses) = cache_hit_ns(&mut alibi, i, j)?;
     let generate_ms = median(generate);
+    let shader_ms = median(shader);
     let copy_ms = median(copy);
     Ok(json!({
+        "generation_path": format!("{:?}", alibi.generation_path()),
         "heads": heads,
         "total_heads": total_heads,
         "i": i,
@@ -212,6 +233,8 @@ fn measure_case(gpu: &GpuDevice, case: Case, runs: usize) -> Result<serde_json::
         "generate_gb_per_s": round3(bytes as f64 / generate_ms / 1e6),
         "copy_ms": round3(copy_ms),
         "generate_over_copy": round3(generate_ms / copy_ms),
+        "shader_generate_ms": round3(shader_ms),
+        "shader_over_copy": round3(shader_ms / copy_ms),
         "forward_to_host_ms": round3(median(to_host)),
         "forward_to_new_host_vec_ms": round3(median(to_fresh_host)),
         "cpu_reference_ms": round3(median(cpu)),
@@ -243,10 +266,16 @@ fn cache_hit_ns(
 }
 
 /// The decode loop of a KV-cache inference: a (512, 512) prefill, then `forward(1, t)`.
-fn measure_decode(gpu: &GpuDevice, steps: usize) -> Result<serde_json::Value, AlibiError> {
+fn measure_decode(
+    gpu: &GpuDevice,
+    steps: usize,
+    generation: GenerationChoice,
+) -> Result<serde_json::Value, AlibiError> {
     let (heads, total_heads) = (12, 16);
-    let mut alibi =
-        AlibiPositionalBias::on_device(gpu, AlibiConfig::new(heads).total_heads(total_heads))?;
+    let config = AlibiConfig::new(heads)
+        .total_heads(total_heads)
+        .generation_path(generation.into());
+    let mut alibi = AlibiPositionalBias::on_device(gpu, config)?;
     alibi.forward(512, 512)?;
     let checked_steps = [1, 511, 512, 513, 1024, 1025, steps / 2 + 1, steps];
     let mut kept = Vec::new();
@@ -267,6 +296,7 @@ fn measure_decode(gpu: &GpuDevice, steps: usize) -> Result<serde_json::Value, Al
         exact &= alibi.read_blocking(bias)? == expected;
     }
     Ok(json!({
+        "generation_path": format!("{:?}", alibi.generation_path()),
         "heads": heads,
         "total_heads": total_heads,
         "prefill": [512, 512],
@@ -283,14 +313,21 @@ fn print_row(report: &serde_json::Value) {
         "[{}, {}, {}]",
         report["total_heads"], report["i"], report["j"]
     );
+    let path = match report["generation_path"].as_str() {
+        Some("HostMapped") => "host-mapped",
+        Some("Shader") => "shader",
+        _ => "?",
+    };
     println!(
-        "{:<22} {:>9.1} {:>9.2} {:>7.2} {:>9.2} {:>9.2} {:>10.2} {:>10.2} {:>9.2} {:>8.0} {:>6}",
+        "{:<22} {:>7.1} {:>11} {:>8.2} {:>7.2} {:>8.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>8.0} {:>6}",
         format!("{} heads {shape}", report["heads"]),
         field("bytes") / (1u64 << 20) as f64,
+        path,
         field("generate_ms"),
         field("generate_gb_per_s"),
         field("copy_ms"),
         field("generate_over_copy"),
+        field("shader_over_copy"),
         field("forward_to_host_ms"),
         field("forward_to_new_host_vec_ms"),
         field("cpu_reference_ms"),

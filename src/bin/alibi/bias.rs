@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use alibi_wgpu::{reference, AlibiConfig, AlibiError, AlibiPositionalBias, HostBias, SlopeSource};
 
-use crate::backend::{BackendChoice, Compute};
+use crate::backend::{BackendChoice, Compute, GenerationChoice};
 use crate::error::CliError;
 use crate::npy::{write_npy, Destination};
 use crate::preview::{head_preview, min_max, short_list};
@@ -49,6 +49,11 @@ pub struct BiasArgs {
     /// the CPU reference when there is none; vulkan and gl fail when absent.
     #[arg(long, value_enum, value_name = "BACKEND", default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,
+
+    /// How a GPU module computes: auto takes the host-mapped path on CPU adapters
+    /// (lavapipe, llvmpipe) and the WGSL kernel elsewhere. Both give the same bytes.
+    #[arg(long, value_enum, value_name = "PATH", default_value_t = GenerationChoice::Auto)]
+    pub generation: GenerationChoice,
 }
 
 /// Runs `alibi bias`: checks every argument, then computes, summarizes and writes each
@@ -66,7 +71,8 @@ pub fn run(args: &BiasArgs) -> Result<(), CliError> {
 
     let config = AlibiConfig::new(args.heads)
         .total_heads(total_heads)
-        .slopes(slope_source);
+        .slopes(slope_source)
+        .generation_path(args.generation.into());
     let mut engine = Engine::open(args.backend, config, &slopes)?;
 
     let mut stdout = std::io::stdout().lock();
@@ -144,7 +150,12 @@ impl Engine {
     /// The adapter's name and backend, or that the CPU reference is in use.
     fn describe(&self) -> String {
         match self {
-            Engine::Gpu(gpu) => format!("{} (backend {})", gpu.adapter.name, gpu.adapter.backend),
+            Engine::Gpu(gpu) => format!(
+                "{} (backend {}, generation {:?})",
+                gpu.adapter.name,
+                gpu.adapter.backend,
+                gpu.module.generation_path()
+            ),
             Engine::Cpu { .. } => "none (CPU reference)".to_owned(),
         }
     }

@@ -1,7 +1,7 @@
 //! Timed GPU primitives shared by `alibi bench` and the criterion benches (which include
 //! this file by path), so both measure exactly the same thing.
 
-use alibi_wgpu::{AlibiBias, AlibiError, AlibiPositionalBias};
+use alibi_wgpu::{AlibiBias, AlibiError, AlibiPositionalBias, GenerationPath};
 
 /// Blocks until the device has finished all submitted work.
 pub fn wait_idle(device: &wgpu::Device) -> Result<(), AlibiError> {
@@ -23,7 +23,8 @@ pub struct Rig {
 }
 
 impl Rig {
-    /// Buffers for `alibi.forward(i, j)`'s generated size (rows padded to 4 columns).
+    /// Buffers for `alibi.forward(i, j)`'s generated size (rows padded to 4 columns); the
+    /// target is mappable when the module takes the host-mapped path.
     pub fn new(alibi: &AlibiPositionalBias, i: usize, j: usize) -> Result<Self, AlibiError> {
         let bytes = (alibi.total_heads() * i * j.next_multiple_of(4) * 4) as u64;
         let device = alibi.device();
@@ -35,13 +36,14 @@ impl Rig {
                 mapped_at_creation: false,
             })
         };
+        let mut target_usage = wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_SRC
+            | wgpu::BufferUsages::COPY_DST;
+        if alibi.generation_path() == GenerationPath::HostMapped {
+            target_usage |= wgpu::BufferUsages::MAP_WRITE;
+        }
         let rig = Self {
-            target: buffer(
-                "bench target",
-                wgpu::BufferUsages::STORAGE
-                    | wgpu::BufferUsages::COPY_SRC
-                    | wgpu::BufferUsages::COPY_DST,
-            ),
+            target: buffer("bench target", target_usage),
             copy_source: buffer(
                 "bench copy source",
                 wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
@@ -60,8 +62,21 @@ impl Rig {
         self.bytes
     }
 
-    /// One generation into the target, submitted and waited for.
+    /// One generation into the target on the module's path, finished when it returns: the
+    /// host-mapped path's write (which maps the buffer first), or the kernel's dispatches.
     pub fn generate(&self, alibi: &AlibiPositionalBias) -> Result<AlibiBias, AlibiError> {
+        match alibi.generation_path() {
+            GenerationPath::HostMapped => alibi.write_into(self.i, self.j, &self.target),
+            _ => self.generate_with_shader(alibi),
+        }
+    }
+
+    /// One generation into the target by the WGSL kernel, submitted and waited for,
+    /// whatever the module's path.
+    pub fn generate_with_shader(
+        &self,
+        alibi: &AlibiPositionalBias,
+    ) -> Result<AlibiBias, AlibiError> {
         let device = alibi.device();
         let mut encoder = device.create_command_encoder(&Default::default());
         let bias = alibi.encode_into(&mut encoder, self.i, self.j, &self.target)?;
