@@ -10,12 +10,11 @@ use crate::gpu::device::{open_device, DeviceHealth, GpuDevice};
 use crate::gpu::generator::{plan_windows, GenerateShape, Generator, PlanLimits};
 #[cfg(not(target_arch = "wasm32"))]
 use crate::gpu::host_write::write_mapped;
+use crate::gpu::host_write::Tee;
 use crate::gpu::readback::{map_buffer, StagingPool};
 use crate::gpu::scope::{gpu_error, run_scoped, PendingErrors};
 use crate::host::HostBias;
-use crate::reference::{
-    check_heads, check_sequence, for_each_row_chunk, zeroed_host, MAX_SEQUENCE,
-};
+use crate::reference::{check_heads, check_sequence, for_each_row_chunk, sized_host, MAX_SEQUENCE};
 use crate::slopes::SlopeSource;
 
 /// How to build an [`AlibiPositionalBias`]: heads, padding heads, slopes, cache budget and
@@ -299,29 +298,45 @@ impl AlibiPositionalBias {
     /// returns for `(i, j)`. On the shader path the GPU work is submitted, not waited for;
     /// on the host-mapped path the values are written when it returns.
     pub fn forward(&mut self, i: usize, j: usize) -> Result<AlibiBias> {
+        self.forward_teeing(i, j, None).map(|(view, _)| view)
+    }
+
+    /// [`forward`](Self::forward); when `host` is given and the request is a miss on the
+    /// host-mapped path, `host` also receives the view's values from the same writes, and
+    /// the flag says so (the caller then has no readback to do).
+    fn forward_teeing(
+        &mut self,
+        i: usize,
+        j: usize,
+        host: Option<&mut Vec<f32>>,
+    ) -> Result<(AlibiBias, bool)> {
         check_sequence(i, j)?;
         self.check_health()?;
         let shape = [self.total_heads, i, j];
         if i == 0 || j == 0 {
-            return Ok(self.empty_view(shape));
+            return Ok((self.empty_view(shape), false));
         }
         let alignment = self.limits.binding_alignment;
         if let Some(hit) = self.cache.lookup(i, j) {
-            return Ok(slice_view(
-                hit.payload.clone(),
-                hit.rows,
-                hit.cols,
-                shape,
-                alignment,
-            ));
+            let view = slice_view(hit.payload.clone(), hit.rows, hit.cols, shape, alignment);
+            return Ok((view, false));
         }
         let generated = self.shape_to_generate(i, j);
         let bytes = generated.bytes().unwrap_or(u64::MAX);
+        let tee = match host {
+            Some(out) if self.generation_path == GenerationPath::HostMapped => {
+                sized_host(out, self.total_heads, i, j)?;
+                Some(Tee { out, j })
+            }
+            _ => None,
+        };
+        let teed = tee.is_some();
         let reuse = self.take_recycled(bytes);
-        let buffer = self.generate_with(self.module_slopes(), generated, None, reuse)?;
+        let buffer = self.generate_with(self.module_slopes(), generated, None, reuse, tee)?;
         let evicted = self.cache.insert(i, generated.cols, bytes, buffer.clone());
         self.recycle(evicted);
-        Ok(slice_view(buffer, i, generated.cols, shape, alignment))
+        let view = slice_view(buffer, i, generated.cols, shape, alignment);
+        Ok((view, teed))
     }
 
     /// Records the generation of a fresh, uncached `[total_heads, i, j]` bias into the
@@ -337,7 +352,8 @@ impl AlibiPositionalBias {
             return Ok(self.empty_view(shape));
         };
         let cols = generated.cols;
-        let buffer = self.generate_with(self.module_slopes(), generated, Some(encoder), None)?;
+        let buffer =
+            self.generate_with(self.module_slopes(), generated, Some(encoder), None, None)?;
         Ok(slice_view(
             buffer,
             i,
@@ -403,7 +419,7 @@ impl AlibiPositionalBias {
             wgpu::BufferUsages::MAP_WRITE,
             "MAP_WRITE",
         )?;
-        self.write_on_host(&self.slopes, generated, target, false)?;
+        self.write_on_host(&self.slopes, generated, target, false, None)?;
         Ok(slice_view(
             Arc::new(target.clone()),
             i,
@@ -429,7 +445,7 @@ impl AlibiPositionalBias {
             buffer: &self.unit_slope_buffer,
             values: &[1.0],
         };
-        let buffer = self.generate_with(unit, generated, None, None)?;
+        let buffer = self.generate_with(unit, generated, None, None, None)?;
         Ok(slice_view(
             buffer,
             i,
@@ -494,7 +510,8 @@ impl AlibiPositionalBias {
                 .get_mapped_range(0..total)
                 .map_err(|e| AlibiError::Map(e.to_string()))?;
             let [heads, i, j] = bias.shape();
-            zeroed_host(out, heads, i, j)?;
+            // The gather writes every element: a reused vector needs no zeroing first.
+            sized_host(out, heads, i, j)?;
             gather(&mapped, bias, spans.len() == 1, out);
         }
         staging.unmap();
@@ -514,20 +531,28 @@ impl AlibiPositionalBias {
         pollster::block_on(self.read(bias))
     }
 
-    /// [`forward`](Self::forward) then [`read`](Self::read).
+    /// [`forward`](Self::forward) then [`read`](Self::read) (see
+    /// [`forward_to_host_into`](Self::forward_to_host_into)).
     pub async fn forward_to_host(&mut self, i: usize, j: usize) -> Result<HostBias> {
-        let bias = self.forward(i, j)?;
-        self.read(&bias).await
+        let mut data = Vec::new();
+        self.forward_to_host_into(i, j, &mut data).await?;
+        Ok(HostBias::new([self.total_heads, i, j], data))
     }
 
-    /// [`forward`](Self::forward) then [`read_into`](Self::read_into).
+    /// [`forward`](Self::forward) then [`read_into`](Self::read_into). On the host-mapped
+    /// path a miss copies the values into `out` as it writes them to the device, so there
+    /// is nothing to read back.
     pub async fn forward_to_host_into(
         &mut self,
         i: usize,
         j: usize,
         out: &mut Vec<f32>,
     ) -> Result<()> {
-        let bias = self.forward(i, j)?;
+        let (bias, teed) = self.forward_teeing(i, j, Some(&mut *out))?;
+        if teed {
+            // What read_into would report: errors of earlier submissions.
+            return self.await_pending_errors().await;
+        }
         self.read_into(&bias, out).await
     }
 
@@ -638,15 +663,17 @@ impl AlibiPositionalBias {
     }
 
     /// Generates `shape` into `reuse` or a new buffer: on the host-mapped path (unless an
-    /// encoder is given) written from the host; otherwise recorded in `encoder`, or in an
-    /// encoder of its own that it submits. Every element of the shape is written (padding
-    /// heads included), so a reused buffer needs no clearing.
+    /// encoder is given) written from the host, with a copy into `tee` if given; otherwise
+    /// recorded in `encoder`, or in an encoder of its own that it submits (`tee` must then be
+    /// `None`). Every element of the shape is written (padding heads included), so a reused
+    /// buffer needs no clearing.
     fn generate_with(
         &self,
         slopes: Slopes<'_>,
         shape: GenerateShape,
         encoder: Option<&mut wgpu::CommandEncoder>,
         reuse: Option<wgpu::Buffer>,
+        tee: Option<Tee<'_>>,
     ) -> Result<Arc<wgpu::Buffer>> {
         let windows = plan_windows(shape, self.limits)?;
         let bytes = shape.bytes().unwrap_or(u64::MAX);
@@ -656,9 +683,10 @@ impl AlibiPositionalBias {
                 Some(buffer) => (buffer, false),
                 None => (self.create_bias_buffer(bytes, true)?, true),
             };
-            self.write_on_host(slopes.values, shape, &buffer, mapped)?;
+            self.write_on_host(slopes.values, shape, &buffer, mapped, tee)?;
             return Ok(Arc::new(buffer));
         }
+        debug_assert!(tee.is_none(), "only the host-mapped path tees");
         let buffer = match reuse {
             Some(buffer) => buffer,
             None => self.create_bias_buffer(bytes, false)?,
@@ -711,6 +739,7 @@ impl AlibiPositionalBias {
         shape: GenerateShape,
         buffer: &wgpu::Buffer,
         mapped: bool,
+        tee: Option<Tee<'_>>,
     ) -> Result<()> {
         let bytes = shape.bytes().unwrap_or(u64::MAX);
         if !mapped {
@@ -725,7 +754,7 @@ impl AlibiPositionalBias {
             self.defer_errors(pending);
             mapping?;
         }
-        write_mapped(buffer, shape, slopes)
+        write_mapped(buffer, shape, slopes, tee)
     }
 
     fn defer_errors(&self, pending: Option<PendingErrors>) {

@@ -53,23 +53,51 @@ pub(crate) fn check_sequence(i: usize, j: usize) -> Result<()> {
 /// the room gets new, lazily zeroed pages (calloc): no zeroing pass, and the page faults then
 /// happen inside the row-parallel fill, spread over the cores.
 pub(crate) fn zeroed_host(out: &mut Vec<f32>, heads: usize, i: usize, j: usize) -> Result<()> {
-    let error = || AlibiError::HostAlloc {
+    let len = host_len(heads, i, j)?;
+    if out.capacity() >= len {
+        out.clear();
+        out.resize(len, 0.0);
+        Ok(())
+    } else {
+        calloc_host(out, heads, i, j, len)
+    }
+}
+
+/// Makes `out` `[heads, i, j]` long for a caller that overwrites every element: values
+/// already there are kept rather than zeroed (a reused vector costs no pass over its
+/// memory); a vector without the room gets new lazily zeroed pages, as in [`zeroed_host`].
+pub(crate) fn sized_host(out: &mut Vec<f32>, heads: usize, i: usize, j: usize) -> Result<()> {
+    let len = host_len(heads, i, j)?;
+    if out.capacity() >= len {
+        out.truncate(len);
+        out.resize(len, 0.0);
+        Ok(())
+    } else {
+        calloc_host(out, heads, i, j, len)
+    }
+}
+
+fn host_len(heads: usize, i: usize, j: usize) -> Result<usize> {
+    heads
+        .checked_mul(i)
+        .and_then(|n| n.checked_mul(j))
+        .ok_or_else(|| host_alloc_error(heads, i, j))
+}
+
+fn calloc_host(out: &mut Vec<f32>, heads: usize, i: usize, j: usize, len: usize) -> Result<()> {
+    // The old allocation goes first, so the two never coexist.
+    *out = Vec::new();
+    *out = bytemuck::try_zeroed_vec(len).map_err(|()| host_alloc_error(heads, i, j))?;
+    Ok(())
+}
+
+fn host_alloc_error(heads: usize, i: usize, j: usize) -> AlibiError {
+    AlibiError::HostAlloc {
         heads,
         i,
         j,
         bytes: heads as u128 * i as u128 * j as u128 * 4,
-    };
-    let len = heads
-        .checked_mul(i)
-        .and_then(|n| n.checked_mul(j))
-        .ok_or_else(error)?;
-    out.clear();
-    if out.capacity() >= len {
-        out.resize(len, 0.0);
-    } else {
-        *out = bytemuck::try_zeroed_vec(len).map_err(|()| error())?;
     }
-    Ok(())
 }
 
 /// Checks `total_heads >= heads`, both within bounds.
@@ -153,24 +181,35 @@ pub(crate) fn for_each_row_chunk(
     });
 }
 
-/// Splits `0..len` into one range per core (each a multiple of `grain` long, but the last)
-/// and runs `work` on each, in parallel when `len` is large; the results come back in order.
-/// For work on memory that cannot be handed out as `&mut [f32]`, such as a mapped buffer.
-pub(crate) fn for_each_range<T: Send>(
-    len: usize,
-    grain: usize,
-    work: impl Fn(Range<usize>) -> T + Sync,
-) -> Vec<T> {
+/// Splits `0..len` (`len` values to write) into one range per core worth a thread, each a
+/// multiple of `grain` long but the last: for work on memory that cannot be handed out as
+/// `&mut [f32]`, such as a mapped buffer.
+pub(crate) fn split_ranges(len: usize, grain: usize) -> Vec<Range<usize>> {
     let threads = worker_threads(len);
     if threads <= 1 {
-        return vec![work(0..len)];
+        return std::iter::once(0..len).collect();
     }
     let per_thread = len.div_ceil(threads).next_multiple_of(grain.max(1));
+    (0..len)
+        .step_by(per_thread)
+        .map(|start| start..(start + per_thread).min(len))
+        .collect()
+}
+
+/// Runs `work` on each item, one thread per item (inline when there is one), and returns
+/// the results in order; a panic in a thread is resumed here.
+pub(crate) fn run_parallel<I: Send, T: Send>(
+    items: Vec<I>,
+    work: impl Fn(I) -> T + Sync,
+) -> Vec<T> {
+    if items.len() <= 1 {
+        return items.into_iter().map(work).collect();
+    }
     let work = &work;
     std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..len)
-            .step_by(per_thread)
-            .map(|start| scope.spawn(move || work(start..(start + per_thread).min(len))))
+        let handles: Vec<_> = items
+            .into_iter()
+            .map(|item| scope.spawn(move || work(item)))
             .collect();
         handles
             .into_iter()
@@ -329,7 +368,7 @@ mod tests {
     #[test]
     fn ranges_cover_in_order_and_respect_the_grain() {
         for len in [0, 1, 1000, (1 << 19) + 5, 3 << 20] {
-            let ranges = for_each_range(len, 1024, |range| range);
+            let ranges = split_ranges(len, 1024);
             assert_eq!(ranges.first().map_or(0, |r| r.start), 0);
             assert_eq!(ranges.last().map_or(0, |r| r.end), len);
             for pair in ranges.windows(2) {
@@ -337,6 +376,22 @@ mod tests {
                 assert_eq!(pair[0].len() % 1024, 0);
             }
         }
+        let lens: Vec<usize> = run_parallel(split_ranges(3 << 20, 1024), |r| r.len());
+        assert_eq!(lens.iter().sum::<usize>(), 3 << 20);
+    }
+
+    #[test]
+    fn sized_vectors_keep_their_memory_and_zeroed_ones_are_zero() {
+        let mut out = vec![7.0f32; 100];
+        let before = out.as_ptr();
+        sized_host(&mut out, 2, 5, 8).unwrap();
+        assert_eq!((out.len(), out.as_ptr()), (80, before));
+        zeroed_host(&mut out, 2, 5, 10).unwrap();
+        assert_eq!((out.len(), out.as_ptr()), (100, before));
+        assert!(out.iter().all(|&v| v == 0.0));
+        sized_host(&mut out, 3, 5, 10).unwrap();
+        assert_eq!(out.len(), 150);
+        assert!(out.iter().all(|&v| v == 0.0), "new room is zeroed");
     }
 
     #[test]

@@ -236,3 +236,72 @@ fn write_into_a_caller_buffer_equals_encode_into() {
         "write_into over a used buffer",
     );
 }
+
+/// One request of a `forward_to_host` sequence, relative to the previous `(i, j)`.
+#[derive(Clone, Copy, Debug)]
+enum Request {
+    Fresh(usize, usize),
+    /// `(1, j + 1)`: a miss that grows the cached keys, so the view is the last `j` of
+    /// more generated columns.
+    Decode,
+    Repeat,
+}
+
+#[test]
+fn forward_to_host_equals_the_reference_on_each_path() {
+    use proptest::prelude::*;
+    let Some(gpu) = common::gpu() else { return };
+    let request = prop_oneof![
+        2 => (0usize..80, 0usize..300).prop_map(|(i, j)| Request::Fresh(i, j)),
+        3 => Just(Request::Decode),
+        1 => Just(Request::Repeat),
+    ];
+    let case = (
+        (1usize..=12).prop_flat_map(|heads| (Just(heads), heads..=2 * heads)),
+        proptest::collection::vec(request, 1..10),
+        proptest::sample::select(common::generation_paths(gpu)),
+    );
+    let mut runner = proptest::test_runner::TestRunner::new(common::proptest_config(24));
+    let result = runner.run(&case, |((heads, total_heads), requests, path)| {
+        let config = AlibiConfig::new(heads)
+            .total_heads(total_heads)
+            .generation_path(path);
+        let mut alibi = module_on(gpu, config);
+        // One vector for the whole sequence, as an inference loop keeps; it starts with
+        // stale values that must all be overwritten.
+        let mut reused = vec![f32::NAN; 5000];
+        let mut previous = (3, 7);
+        for (step, request) in requests.into_iter().enumerate() {
+            let (i, j) = match request {
+                Request::Fresh(i, j) => (i, j),
+                Request::Decode => (1, previous.1 + 1),
+                Request::Repeat => previous,
+            };
+            previous = (i, j);
+            let context = format!("{path:?}, step {step} {request:?} -> ({i}, {j})");
+            let expected = common::expected(&alibi, i, j);
+            alibi
+                .forward_to_host_into_blocking(i, j, &mut reused)
+                .map_err(|e| TestCaseError::fail(format!("{context}: {e}")))?;
+            if let Some(difference) =
+                common::mismatch_values([total_heads, i, j], &reused, &expected)
+            {
+                return Err(TestCaseError::fail(format!(
+                    "{context}, reused vector: {difference}"
+                )));
+            }
+            let fresh = alibi
+                .forward_to_host_blocking(i, j)
+                .map_err(|e| TestCaseError::fail(format!("{context}: {e}")))?;
+            if let Some(difference) = common::mismatch(&fresh, &expected) {
+                return Err(TestCaseError::fail(format!(
+                    "{context}, new vector: {difference}"
+                )));
+            }
+        }
+        Ok(())
+    });
+    if let Err(error) = result {
+        panic!("{error}");
+    }
+}

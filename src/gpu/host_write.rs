@@ -9,9 +9,11 @@
 //! compiler and run on every core, writes the same bytes (the tests compare them bit for
 //! bit with the kernel's) at about the speed of a copy.
 
+use std::ops::Range;
+
 use crate::error::{AlibiError, Result};
 use crate::gpu::generator::GenerateShape;
-use crate::reference::{fill_elements, for_each_range};
+use crate::reference::{fill_elements, run_parallel, split_ranges};
 
 /// Values computed into a small host block before each copy into the mapping: the block
 /// stays in the L1/L2 cache, and mapped memory is only ever written, never read.
@@ -20,39 +22,156 @@ const BLOCK_VALUES: usize = 16 << 10;
 /// `wgpu::MAP_ALIGNMENT` (8 bytes), so the parts are whole multiples of this many values.
 const PART_GRAIN_VALUES: usize = 1024;
 
+/// A host copy of the bottom-right `j` columns of every row, made while writing:
+/// `forward_to_host` on a miss gets its host tensor without reading the buffer back.
+pub(crate) struct Tee<'a> {
+    /// `[total_heads, rows, j]`, row-major.
+    pub out: &'a mut [f32],
+    /// Columns of the view, at most the generated `cols`.
+    pub j: usize,
+}
+
 /// Writes `shape` for `slopes` (heads past them are +0.0) at the start of `buffer`, which
-/// is mapped for writing over `0..shape.bytes()`, then unmaps it. The buffer needs
+/// is mapped for writing over `0..shape.bytes()`, then unmaps it; with a `tee`, the view's
+/// columns of every row are copied there from the same values. The buffer needs
 /// `MAP_WRITE` usage.
 pub(crate) fn write_mapped(
     buffer: &wgpu::Buffer,
     shape: GenerateShape,
     slopes: &[f32],
+    tee: Option<Tee<'_>>,
 ) -> Result<()> {
     let len = shape.total_heads * shape.rows * shape.cols;
-    if len == 0 {
-        buffer.unmap();
-        return Ok(());
-    }
-    let parts = for_each_range(len, PART_GRAIN_VALUES, |part| -> Result<()> {
-        let bytes = part.start as u64 * 4..part.end as u64 * 4;
-        let mut view = buffer
-            .slice(bytes)
-            .get_mapped_range_mut()
-            .map_err(|e| AlibiError::Map(format!("writing the bias through a mapping: {e}")))?;
-        let mut mapped = view.slice(..);
-        let mut block = vec![0.0f32; BLOCK_VALUES.min(part.len())];
-        let mut start = part.start;
-        while start < part.end {
-            let values = &mut block[..BLOCK_VALUES.min(part.end - start)];
-            fill_elements(values, start, shape.rows, shape.cols, slopes);
-            let offset = (start - part.start) * 4;
-            mapped
-                .slice(offset..offset + values.len() * 4)
-                .copy_from_slice(bytemuck::cast_slice(values));
-            start += values.len();
+    let parts = split_ranges(len, PART_GRAIN_VALUES);
+    // Each part's own slice of the tee: the tee elements its generated elements map to.
+    let mut tee_parts: Vec<Option<(&mut [f32], usize)>> = Vec::with_capacity(parts.len());
+    match tee {
+        Some(Tee { mut out, j }) => {
+            assert_eq!(out.len(), shape.total_heads * shape.rows * j, "tee size");
+            let mut taken = 0;
+            for part in &parts {
+                let end = tee_index(part.end, shape.cols, j);
+                let (head, tail) = std::mem::take(&mut out).split_at_mut(end - taken);
+                tee_parts.push(Some((head, j)));
+                out = tail;
+                taken = end;
+            }
         }
-        Ok(())
+        None => tee_parts.extend(parts.iter().map(|_| None)),
+    }
+    let results = run_parallel(parts.into_iter().zip(tee_parts).collect(), |(part, tee)| {
+        write_part(buffer, shape, slopes, part, tee)
     });
     buffer.unmap();
-    parts.into_iter().collect()
+    results.into_iter().collect()
+}
+
+/// Where generated element `element` (or the first kept one after it) lands in a tee of
+/// `j` columns out of `cols`: rows keep their last `j` columns.
+fn tee_index(element: usize, cols: usize, j: usize) -> usize {
+    let (row, col) = (element / cols, element % cols);
+    row * j + col.saturating_sub(cols - j)
+}
+
+/// One thread's part: maps its own byte range and fills it block by block.
+fn write_part(
+    buffer: &wgpu::Buffer,
+    shape: GenerateShape,
+    slopes: &[f32],
+    part: Range<usize>,
+    mut tee: Option<(&mut [f32], usize)>,
+) -> Result<()> {
+    if part.is_empty() {
+        return Ok(());
+    }
+    let cols = shape.cols;
+    let bytes = part.start as u64 * 4..part.end as u64 * 4;
+    let mut view = buffer
+        .slice(bytes)
+        .get_mapped_range_mut()
+        .map_err(|e| AlibiError::Map(format!("writing the bias through a mapping: {e}")))?;
+    let mut mapped = view.slice(..);
+    let tee_base = tee
+        .as_ref()
+        .map_or(0, |&(_, j)| tee_index(part.start, cols, j));
+    let mut block = vec![0.0f32; BLOCK_VALUES.min(part.len())];
+    let mut start = part.start;
+    while start < part.end {
+        let values = &mut block[..BLOCK_VALUES.min(part.end - start)];
+        fill_elements(values, start, shape.rows, cols, slopes);
+        let offset = (start - part.start) * 4;
+        mapped
+            .slice(offset..offset + values.len() * 4)
+            .copy_from_slice(bytemuck::cast_slice(values));
+        if let Some((out, j)) = tee.as_mut() {
+            copy_kept_columns(values, start, cols, *j, out, tee_base);
+        }
+        start += values.len();
+    }
+    Ok(())
+}
+
+/// Copies the kept (last `j` of `cols`) columns of generated elements `start..` (`values`)
+/// into `out`, whose first element is tee element `out_base`.
+fn copy_kept_columns(
+    values: &[f32],
+    start: usize,
+    cols: usize,
+    j: usize,
+    out: &mut [f32],
+    out_base: usize,
+) {
+    let skip = cols - j;
+    let end = start + values.len();
+    let mut at = start;
+    while at < end {
+        let row = at / cols;
+        let row_end = ((row + 1) * cols).min(end);
+        let first_kept = at.max(row * cols + skip);
+        if first_kept < row_end {
+            let source = &values[first_kept - start..row_end - start];
+            let target = tee_index(first_kept, cols, j) - out_base;
+            out[target..target + source.len()].copy_from_slice(source);
+        }
+        at = row_end;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_columns_land_where_the_view_has_them() {
+        // 2 heads x 3 rows x 6 generated columns, a view of the last 4.
+        let (cols, j) = (6, 4);
+        let generated: Vec<f32> = (0..36).map(|v| v as f32).collect();
+        let expected: Vec<f32> = generated
+            .chunks(cols)
+            .flat_map(|row| row[cols - j..].to_vec())
+            .collect();
+        // Cut anywhere: blocks and parts need not start at a row.
+        for cuts in [
+            vec![0, 36],
+            vec![0, 5, 36],
+            vec![0, 7, 8, 20, 36],
+            vec![0, 1, 35, 36],
+        ] {
+            let mut out = vec![f32::NAN; 24];
+            for pair in cuts.windows(2) {
+                let (start, end) = (pair[0], pair[1]);
+                let base = tee_index(start, cols, j);
+                let stop = tee_index(end, cols, j);
+                copy_kept_columns(
+                    &generated[start..end],
+                    start,
+                    cols,
+                    j,
+                    &mut out[base..stop],
+                    base,
+                );
+            }
+            assert_eq!(out, expected, "cuts {cuts:?}");
+        }
+    }
 }
