@@ -9,10 +9,13 @@ use std::sync::Arc;
 /// the column stride is 1). A view served from the cache is usually not contiguous: it is
 /// the bottom-right `[.., I-i.., J-j..]` block of a larger generated tensor `[.., I, J]`.
 ///
-/// The buffer may be shared with the module's cache. It is created with
-/// `STORAGE | COPY_SRC` usage only, so `queue.write_buffer`, `clear_buffer`, copies into it
-/// and mapping are all refused by wgpu; bind it as `var<storage, read>` only. A caller that
-/// needs a private, writable copy reads it back with [`crate::AlibiPositionalBias::read`].
+/// The buffer may be shared with the module's cache. The module creates it with
+/// `STORAGE | COPY_SRC` usage only (plus `MAP_WRITE` on the host-mapped
+/// [`GenerationPath`](crate::GenerationPath)), so `queue.write_buffer`, `clear_buffer` and
+/// copies into it are refused by wgpu; bind it as `var<storage, read>` only, and never map
+/// it. A caller that needs a private, writable copy reads it back with
+/// [`crate::AlibiPositionalBias::read`]. (Views from `encode_into` and `write_into` are of
+/// the caller's own buffer, with the caller's usage.)
 #[derive(Clone, Debug)]
 pub struct AlibiBias {
     pub(crate) buffer: Option<Arc<wgpu::Buffer>>,

@@ -9,6 +9,8 @@
 //! slice.
 //!
 //! * [`AlibiPositionalBias`]: the module on a wgpu device (yours, or one it opens).
+//! * [`GenerationPath`]: the WGSL kernel, or, on CPU adapters, the host's cores writing
+//!   the same bytes straight into device memory.
 //! * [`reference`](mod@reference): the CPU reference the GPU is tested against.
 //! * [`alibi_slopes`], [`max_bias_slopes`], [`SlopeSource`]: the slopes.
 //!

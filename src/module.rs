@@ -295,8 +295,10 @@ impl AlibiPositionalBias {
     /// allocation. A miss generates (and caches) a new tensor; when the request extends the
     /// keys of a cached one, as a decode step does, the new tensor has twice its keys, so a
     /// decode loop generates O(log n) times. The result is always what a fresh module
-    /// returns for `(i, j)`. On the shader path the GPU work is submitted, not waited for;
-    /// on the host-mapped path the values are written when it returns.
+    /// returns for `(i, j)`. On the shader path the GPU work is submitted, not waited for.
+    /// On the host-mapped path (CPU adapters, native only) the values are written when it
+    /// returns, and a miss that reuses an evicted buffer first waits, blocking, for the
+    /// device to finish any work still using that buffer.
     pub fn forward(&mut self, i: usize, j: usize) -> Result<AlibiBias> {
         self.forward_teeing(i, j, None).map(|(view, _)| view)
     }
@@ -322,6 +324,9 @@ impl AlibiPositionalBias {
             return Ok((view, false));
         }
         let generated = self.shape_to_generate(i, j);
+        // The view is whole rows of the generated tensor (only the keys ever grow), which
+        // is what the tee assumes.
+        debug_assert_eq!(generated.rows, i);
         let bytes = generated.bytes().unwrap_or(u64::MAX);
         let tee = match host {
             Some(out) if self.generation_path == GenerationPath::HostMapped => {
@@ -404,9 +409,13 @@ impl AlibiPositionalBias {
     /// Writes an uncached `[total_heads, i, j]` bias into the caller's `target` from the
     /// host, through a mapping, as [`GenerationPath::HostMapped`] does for `forward`: the
     /// counterpart of [`encode_into`](Self::encode_into) for engines on a CPU adapter.
-    /// `target` needs `MAP_WRITE` usage (with `STORAGE`, that takes the device feature
-    /// `MAPPABLE_PRIMARY_BUFFERS`) and the size `encode_into` documents. Blocks until the
-    /// device lets the buffer be mapped, then writes on every core; not on the web.
+    /// `target` needs `MAP_WRITE` usage and the size `encode_into` documents. A shader can
+    /// bind the view only if `target` also has `STORAGE` (which, with `MAP_WRITE`, takes
+    /// the device feature `MAPPABLE_PRIMARY_BUFFERS`); without it the view is for copies and
+    /// readback. Blocks until the device lets the buffer be mapped, then writes on every
+    /// core, and leaves it unmapped; not on the web. `target` must not be mapped already:
+    /// that is an [`AlibiError::Map`], after which wgpu may still see the buffer as mapping
+    /// until the caller unmaps it.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn write_into(&self, i: usize, j: usize, target: &wgpu::Buffer) -> Result<AlibiBias> {
         let shape = [self.total_heads, i, j];
@@ -476,7 +485,7 @@ impl AlibiPositionalBias {
         Ok(HostBias::new(bias.shape(), data))
     }
 
-    /// Reads a view back into `out` (cleared, then filled row-major `[heads, i, j]`),
+    /// Reads a view back into `out` (resized, then overwritten row-major `[heads, i, j]`),
     /// reusing its capacity: a loop that reads into one vector pays for its pages once.
     pub async fn read_into(&self, bias: &AlibiBias, out: &mut Vec<f32>) -> Result<()> {
         self.check_health()?;
@@ -541,7 +550,8 @@ impl AlibiPositionalBias {
 
     /// [`forward`](Self::forward) then [`read_into`](Self::read_into). On the host-mapped
     /// path a miss copies the values into `out` as it writes them to the device, so there
-    /// is nothing to read back.
+    /// is nothing to read back (and, as in `forward`, it may block its thread while the
+    /// device finishes with a reused buffer: that path exists only off the web).
     pub async fn forward_to_host_into(
         &mut self,
         i: usize,
@@ -743,6 +753,8 @@ impl AlibiPositionalBias {
     ) -> Result<()> {
         let bytes = shape.bytes().unwrap_or(u64::MAX);
         if !mapped {
+            // On failure a module's own buffer is dropped with the error; a caller's may
+            // stay marked as mapping in wgpu (write_into says so).
             let (mapping, pending) = run_scoped(&self.device, || {
                 pollster::block_on(map_buffer(
                     &self.device,
@@ -801,6 +813,7 @@ impl AlibiPositionalBias {
 #[derive(Clone, Copy)]
 struct Slopes<'a> {
     buffer: &'a wgpu::Buffer,
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     values: &'a [f32],
 }
 

@@ -184,6 +184,7 @@ pub(crate) fn for_each_row_chunk(
 /// Splits `0..len` (`len` values to write) into one range per core worth a thread, each a
 /// multiple of `grain` long but the last: for work on memory that cannot be handed out as
 /// `&mut [f32]`, such as a mapped buffer.
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 pub(crate) fn split_ranges(len: usize, grain: usize) -> Vec<Range<usize>> {
     let threads = worker_threads(len);
     if threads <= 1 {
@@ -198,6 +199,7 @@ pub(crate) fn split_ranges(len: usize, grain: usize) -> Vec<Range<usize>> {
 
 /// Runs `work` on each item, one thread per item (inline when there is one), and returns
 /// the results in order; a panic in a thread is resumed here.
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 pub(crate) fn run_parallel<I: Send, T: Send>(
     items: Vec<I>,
     work: impl Fn(I) -> T + Sync,
@@ -235,6 +237,7 @@ fn fill_row_range(chunk: &mut [f32], first_row: usize, i: usize, j: usize, slope
 /// Fills `out` with row elements `first_key..` of `[heads, i, j]` elements `start..`:
 /// `start` need not be a row start, so the caller can cut the tensor anywhere. Heads past
 /// `slopes.len()` are +0.0 (padding).
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 pub(crate) fn fill_elements(out: &mut [f32], start: usize, i: usize, j: usize, slopes: &[f32]) {
     let mut done = 0;
     while done < out.len() {

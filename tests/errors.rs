@@ -399,6 +399,26 @@ fn caller_target_buffers_are_checked() {
             other.map(|v| v.shape())
         ),
     }
+    // A target the caller still has mapped is refused, and works once unmapped.
+    let mapped = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("caller target, mapped"),
+        size: needed,
+        usage: wgpu::BufferUsages::MAP_WRITE | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: true,
+    });
+    match alibi.write_into(i, j, &mapped) {
+        Err(error @ AlibiError::Map(_)) => assert_mentions(&error, &["mapping"]),
+        other => panic!("expected Map, got {:?}", other.map(|v| v.shape())),
+    }
+    mapped.unmap();
+    let view = alibi
+        .write_into(i, j, &mapped)
+        .expect("write_into once unmapped");
+    common::assert_same(
+        &common::read(&alibi, &view),
+        &common::expected(&alibi, i, j),
+        "write_into after the caller unmapped",
+    );
 }
 
 #[test]

@@ -305,3 +305,32 @@ fn forward_to_host_equals_the_reference_on_each_path() {
         panic!("{error}");
     }
 }
+
+#[test]
+fn forward_to_host_of_large_tensors_on_each_path() {
+    let Some(gpu) = common::gpu() else { return };
+    // Large enough that the host-mapped write, and its copy into the vector, is split
+    // across threads, with part boundaries inside rows; (1, 100_001) grows the cached keys
+    // to 200_000, so the vector takes only the last columns of each generated row.
+    let shapes = [
+        (333, 1001),
+        (1, 100_000),
+        (1, 100_001),
+        (7, 150_003),
+        (513, 999),
+    ];
+    for (path, mut alibi) in on_each_path(gpu, &AlibiConfig::new(5).total_heads(7)) {
+        let mut reused = vec![f32::NAN; 10];
+        for (i, j) in shapes {
+            let context = format!("{path:?}, ({i}, {j})");
+            alibi
+                .forward_to_host_into_blocking(i, j, &mut reused)
+                .unwrap_or_else(|e| panic!("{context}: {e}"));
+            if let Some(difference) =
+                common::mismatch_values([7, i, j], &reused, &common::expected(&alibi, i, j))
+            {
+                panic!("{context}: {difference}");
+            }
+        }
+    }
+}

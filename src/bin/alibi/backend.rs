@@ -59,7 +59,8 @@ impl BackendChoice {
 /// The choices of `--generation`: where a GPU module computes what it generates.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum GenerationChoice {
-    /// The host-mapped path on CPU adapters (lavapipe, llvmpipe), the kernel elsewhere.
+    /// The host-mapped path on CPU adapters that allow it (lavapipe's Vulkan), the kernel
+    /// elsewhere.
     #[default]
     Auto,
     /// The WGSL kernel, on every adapter.

@@ -50,8 +50,9 @@ pub struct BiasArgs {
     #[arg(long, value_enum, value_name = "BACKEND", default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,
 
-    /// How a GPU module computes: auto takes the host-mapped path on CPU adapters
-    /// (lavapipe, llvmpipe) and the WGSL kernel elsewhere. Both give the same bytes.
+    /// How a GPU module computes: auto takes the host-mapped path on CPU adapters that
+    /// allow it (lavapipe's Vulkan; not llvmpipe's GL) and the WGSL kernel elsewhere. Both
+    /// give the same bytes. Not used by the CPU reference (--backend cpu, or its fallback).
     #[arg(long, value_enum, value_name = "PATH", default_value_t = GenerationChoice::Auto)]
     pub generation: GenerationChoice,
 }
