@@ -167,24 +167,35 @@ pub(crate) fn for_each_row_chunk(
     if data.is_empty() {
         return;
     }
-    let threads = worker_threads(data.len());
-    if threads <= 1 {
-        fill(data, 0);
-        return;
+    let ranges = split_ranges(data.len(), row_len);
+    let first_rows = ranges.iter().map(|range| range.start / row_len);
+    let chunks = split_at_ends(data, ranges.iter().map(|range| range.end));
+    run_parallel(
+        chunks.into_iter().zip(first_rows).collect(),
+        |(chunk, first_row)| fill(chunk, first_row),
+    );
+}
+
+/// Cuts `data` into consecutive slices that end at each of `ends` (increasing, the last
+/// one `data.len()`): one slice per thread of [`split_ranges`]' ranges, or of what they map
+/// to.
+pub(crate) fn split_at_ends<T>(
+    mut data: &mut [T],
+    ends: impl IntoIterator<Item = usize>,
+) -> Vec<&mut [T]> {
+    let mut taken = 0;
+    let mut parts = Vec::new();
+    for end in ends {
+        let (part, rest) = std::mem::take(&mut data).split_at_mut(end - taken);
+        parts.push(part);
+        data = rest;
+        taken = end;
     }
-    let rows_per_thread = (data.len() / row_len).div_ceil(threads);
-    let fill = &fill;
-    std::thread::scope(|scope| {
-        for (index, chunk) in data.chunks_mut(rows_per_thread * row_len).enumerate() {
-            scope.spawn(move || fill(chunk, index * rows_per_thread));
-        }
-    });
+    parts
 }
 
 /// Splits `0..len` (`len` values to write) into one range per core worth a thread, each a
-/// multiple of `grain` long but the last: for work on memory that cannot be handed out as
-/// `&mut [f32]`, such as a mapped buffer.
-#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+/// multiple of `grain` long but the last.
 pub(crate) fn split_ranges(len: usize, grain: usize) -> Vec<Range<usize>> {
     let threads = worker_threads(len);
     if threads <= 1 {
@@ -199,7 +210,6 @@ pub(crate) fn split_ranges(len: usize, grain: usize) -> Vec<Range<usize>> {
 
 /// Runs `work` on each item, one thread per item (inline when there is one), and returns
 /// the results in order; a panic in a thread is resumed here.
-#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 pub(crate) fn run_parallel<I: Send, T: Send>(
     items: Vec<I>,
     work: impl Fn(I) -> T + Sync,

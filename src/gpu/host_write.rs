@@ -15,7 +15,7 @@ use std::ops::Range;
 
 use crate::error::{AlibiError, Result};
 use crate::gpu::generator::GenerateShape;
-use crate::reference::{fill_elements, run_parallel, split_ranges};
+use crate::reference::{fill_elements, run_parallel, split_at_ends, split_ranges};
 
 /// Values computed into a small host block before each copy into the mapping: the block
 /// stays in the L1/L2 cache, and mapped memory is only ever written, never read.
@@ -46,21 +46,17 @@ pub(crate) fn write_mapped(
     let len = shape.total_heads * shape.rows * shape.cols;
     let parts = split_ranges(len, PART_GRAIN_VALUES);
     // Each part's own slice of the tee: the tee elements its generated elements map to.
-    let mut tee_parts: Vec<Option<(&mut [f32], usize)>> = Vec::with_capacity(parts.len());
-    match tee {
-        Some(Tee { mut out, j }) => {
+    let tee_parts: Vec<Option<(&mut [f32], usize)>> = match tee {
+        Some(Tee { out, j }) => {
             assert_eq!(out.len(), shape.total_heads * shape.rows * j, "tee size");
-            let mut taken = 0;
-            for part in &parts {
-                let end = tee_index(part.end, shape.cols, j);
-                let (head, tail) = std::mem::take(&mut out).split_at_mut(end - taken);
-                tee_parts.push(Some((head, j)));
-                out = tail;
-                taken = end;
-            }
+            let ends = parts.iter().map(|part| tee_index(part.end, shape.cols, j));
+            split_at_ends(out, ends)
+                .into_iter()
+                .map(|out| Some((out, j)))
+                .collect()
         }
-        None => tee_parts.extend(parts.iter().map(|_| None)),
-    }
+        None => parts.iter().map(|_| None).collect(),
+    };
     // Unmapped however this ends, a panic in a worker included: a caller's buffer must
     // not stay mapped.
     let _unmap = UnmapOnDrop(buffer);
