@@ -6,7 +6,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use alibi_wgpu::{open_device_blocking, reference, AlibiConfig, AlibiPositionalBias, GpuDevice};
+use alibi_wgpu::{cpu, open_device_blocking, AlibiConfig, AlibiPositionalBias, GpuDevice};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 #[path = "../src/bin/alibi/measure.rs"]
@@ -60,8 +60,8 @@ fn forward_cases(c: &mut Criterion) {
         });
         let slopes = alibi.slopes().to_vec();
         let mut cpu = Vec::new();
-        group.bench_function("cpu_reference", |b| {
-            b.iter(|| reference::forward_into(&slopes, total_heads, i, j, &mut cpu).expect("cpu"))
+        group.bench_function("cpu_path", |b| {
+            b.iter(|| cpu::forward_into(&slopes, total_heads, i, j, &mut cpu).expect("cpu"))
         });
         group.finish();
         // Apart from the group: a hit moves no bytes, so a bytes-per-second figure is noise.

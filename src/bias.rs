@@ -74,7 +74,7 @@ impl AlibiBias {
 
     /// Number of elements of the view.
     pub fn len(&self) -> usize {
-        self.shape.iter().product()
+        crate::host::element_count(self.shape)
     }
 
     /// One past the last element the view touches, in elements from the buffer start.

@@ -26,6 +26,12 @@ pub struct CacheStats {
     /// Bytes of evicted buffers kept to be reused by the next generations (set by the
     /// module; they count against the budget).
     pub recycled_bytes: u64,
+    /// Bytes of readback staging buffers kept (set by the module): at most two buffers,
+    /// at most the budget again.
+    pub staging_bytes: u64,
+    /// The most bytes of cached and recycled buffers the module has held at the end of any
+    /// call: never above the budget (set by the module).
+    pub peak_bytes: u64,
 }
 
 struct Entry<T> {

@@ -1,6 +1,16 @@
 //! The one error type of the crate.
+//!
+//! Each message says what went wrong once, with the offending value and the limit; the
+//! error that caused it, when there is one, is its [`source`](std::error::Error::source),
+//! never flattened into the message. Print the chain (`alibi` does) for the whole story.
+
+use std::fmt;
+use std::sync::Arc;
 
 /// Everything that can go wrong, each variant naming the offending value and the limit.
+///
+/// On native targets it is `Send + Sync + 'static`, so it crosses threads and fits in
+/// `Box<dyn Error + Send + Sync>`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AlibiError {
@@ -64,8 +74,9 @@ pub enum AlibiError {
         limit: usize,
     },
 
-    /// The tensor needs more memory than one buffer of this device may have.
-    #[error("a [{heads}, {i}, {j}] bias needs {bytes} bytes, above this device's max_buffer_size of {limit} bytes; request fewer heads or a shorter sequence, or raise the device's limits")]
+    /// The tensor needs more memory than one buffer of this device may have (or than the
+    /// kernel's u32 vec4 index reaches), or more bytes than `u64` counts.
+    #[error("a [{heads}, {i}, {j}] bias needs {bytes} bytes, above the limit of {limit} bytes ({limit_name}); request fewer heads or a shorter sequence, or raise the device's limits")]
     TooLarge {
         /// Heads of the tensor.
         heads: usize,
@@ -73,23 +84,12 @@ pub enum AlibiError {
         i: usize,
         /// Columns.
         j: usize,
-        /// Bytes needed.
+        /// Bytes needed (`u64::MAX` when the count overflows).
         bytes: u64,
-        /// The device limit that was exceeded.
+        /// The limit that was exceeded.
         limit: u64,
-    },
-
-    /// The host could not allocate the output vector.
-    #[error("could not allocate {bytes} bytes of host memory for a [{heads}, {i}, {j}] bias")]
-    HostAlloc {
-        /// Heads of the tensor.
-        heads: usize,
-        /// Rows.
-        i: usize,
-        /// Columns.
-        j: usize,
-        /// Bytes requested.
-        bytes: u128,
+        /// Which limit: `max_buffer_size`, or the kernel's 64 GiB index range.
+        limit_name: &'static str,
     },
 
     /// A single row of the bias does not fit in one storage binding window.
@@ -119,14 +119,12 @@ pub enum AlibiError {
     },
 
     /// A caller's target buffer lacks a usage the call needs.
-    #[error(
-        "the target buffer's usage {usage} lacks {needed}; create it with BufferUsages::{needed}"
-    )]
+    #[error("the target buffer's usage {usage:?} lacks {needed:?}; create it with that usage")]
     TargetUsage {
         /// The buffer's usage flags.
-        usage: String,
+        usage: wgpu::BufferUsages,
         /// The flag it needs: `STORAGE` for the kernel, `MAP_WRITE` for a host write.
-        needed: &'static str,
+        needed: wgpu::BufferUsages,
     },
 
     /// The configured [`GenerationPath`](crate::GenerationPath) cannot run on this device.
@@ -138,26 +136,137 @@ pub enum AlibiError {
         reason: &'static str,
     },
 
+    /// Memory ran out: the device could not create a buffer, or the host could not
+    /// allocate a vector. An engine can lower the cache budget
+    /// ([`set_cache_budget`](crate::AlibiPositionalBias::set_cache_budget)) and retry.
+    #[error("out of {memory} memory: {bytes} bytes for {what} could not be allocated; lower the cache budget or request a smaller tensor")]
+    OutOfMemory {
+        /// Device or host memory.
+        memory: Memory,
+        /// What the memory was for.
+        what: &'static str,
+        /// Bytes requested (`u128`: a host request may not fit `u64`).
+        bytes: u128,
+        /// wgpu's out-of-memory error, for device memory.
+        #[source]
+        source: Option<Arc<wgpu::Error>>,
+    },
+
     /// No adapter matched the request.
-    #[error("no GPU adapter found ({0}); install a Vulkan or GL driver (e.g. Mesa's lavapipe), or use the CPU reference")]
-    NoAdapter(String),
+    #[error("no GPU adapter found for backends {backends:?}; install a Vulkan or GL driver (e.g. Mesa's lavapipe), or use the CPU path")]
+    NoAdapter {
+        /// The backends searched.
+        backends: wgpu::Backends,
+        /// wgpu's answer.
+        #[source]
+        source: wgpu::RequestAdapterError,
+    },
 
     /// The adapter refused to open a device.
-    #[error("could not open a device: {0}")]
-    RequestDevice(String),
+    #[error("the adapter {adapter:?} could not open a device")]
+    RequestDevice {
+        /// The adapter's name.
+        adapter: String,
+        /// wgpu's answer.
+        #[source]
+        source: wgpu::RequestDeviceError,
+    },
 
-    /// The device was lost (driver reset, GPU removed, or destroyed).
-    #[error("the GPU device was lost: {0}")]
-    DeviceLost(String),
+    /// The device was lost (driver reset, GPU removed, or `destroy()`); every later call of
+    /// a module on it returns this. Build a new module on a new device.
+    #[error("the GPU device was lost ({reason:?}){}", colon_then(message))]
+    DeviceLost {
+        /// wgpu's reason.
+        reason: wgpu::DeviceLostReason,
+        /// The driver's message, often empty.
+        message: String,
+    },
 
-    /// The GPU reported an error (validation, out of memory, internal) while working for this crate.
-    #[error("GPU error: {0}")]
-    Gpu(String),
+    /// The GPU reported a validation or internal error while working for this crate (or,
+    /// on a device this crate opened, outside any error scope: `operation` says so).
+    #[error("the GPU rejected {operation}")]
+    Gpu {
+        /// What the crate was doing.
+        operation: &'static str,
+        /// wgpu's error.
+        #[source]
+        source: Arc<wgpu::Error>,
+    },
 
     /// Mapping a buffer (for readback, or for a host-mapped generation) failed.
-    #[error("mapping a buffer failed: {0}")]
-    Map(String),
+    #[error("mapping a buffer for {operation} failed")]
+    Map {
+        /// What the mapping was for.
+        operation: &'static str,
+        /// Why it failed.
+        #[source]
+        source: MapError,
+    },
+
+    /// Waiting for the device failed.
+    #[error("waiting for the device failed")]
+    Poll(#[source] wgpu::PollError),
+}
+
+/// Which memory ran out, in [`AlibiError::OutOfMemory`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Memory {
+    /// The device's (a buffer).
+    Device,
+    /// The host's (a vector).
+    Host,
+}
+
+impl fmt::Display for Memory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Memory::Device => "device",
+            Memory::Host => "host",
+        })
+    }
+}
+
+/// Why a mapping failed, in [`AlibiError::Map`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MapError {
+    /// `map_async` reported failure.
+    #[error(transparent)]
+    Async(#[from] wgpu::BufferAsyncError),
+    /// The mapped range could not be viewed.
+    #[error(transparent)]
+    Range(#[from] wgpu::MapRangeError),
+    /// wgpu dropped the callback without calling it (the device went away).
+    #[error("the map callback was dropped before it ran")]
+    CallbackDropped,
+}
+
+fn colon_then(message: &str) -> String {
+    if message.trim().is_empty() {
+        String::new()
+    } else {
+        format!(": {}", message.trim())
+    }
+}
+
+impl AlibiError {
+    /// The error for a host vector of `values` f32 values (the product overflowing `usize`
+    /// included) that could not be allocated.
+    pub(crate) fn host_out_of_memory(values: u128, what: &'static str) -> Self {
+        AlibiError::OutOfMemory {
+            memory: Memory::Host,
+            what,
+            bytes: values.saturating_mul(4),
+            source: None,
+        }
+    }
 }
 
 /// Result alias of the crate.
 pub type Result<T, E = AlibiError> = std::result::Result<T, E>;
+
+#[cfg(not(target_arch = "wasm32"))]
+const _: () = {
+    const fn shareable<T: Send + Sync + 'static>() {}
+    shareable::<AlibiError>();
+};

@@ -22,7 +22,7 @@ pub enum GenerationPath {
     Auto,
     /// The WGSL compute kernel, `shaders/alibi_bias.wgsl`: the path of every real GPU.
     Shader,
-    /// The host's cores run the CPU reference's row loop and write the values straight into
+    /// The host's cores run the CPU path's row loop ([`crate::cpu`]) and write the values straight into
     /// the device buffer through a mapping. On a CPU adapter the device's memory is host
     /// memory and its emulated shader cores store one SIMD lane at a time, so this is the
     /// faster path there (the README's performance table has the figures). Cached buffers

@@ -1,4 +1,7 @@
-//! A bias tensor on the host: what readback and the CPU reference return.
+//! Bias tensors on the host: [`HostBias`], what readback and the CPU paths return, and the
+//! sizing of the caller's vectors they write into.
+
+use crate::error::{AlibiError, Result};
 
 /// A row-major `[heads, rows, cols]` f32 tensor owned by the caller.
 ///
@@ -12,7 +15,7 @@ pub struct HostBias {
 impl HostBias {
     /// Wraps `data`, which must hold `shape[0] * shape[1] * shape[2]` values.
     pub(crate) fn new(shape: [usize; 3], data: Vec<f32>) -> Self {
-        debug_assert_eq!(data.len(), shape.iter().product::<usize>());
+        debug_assert_eq!(data.len(), element_count(shape));
         Self { shape, data }
     }
 
@@ -56,5 +59,89 @@ impl HostBias {
     /// Whether the tensor holds no value (`i == 0` or `j == 0`).
     pub fn is_empty(&self) -> bool {
         self.data.is_empty()
+    }
+}
+
+/// Elements of a `[heads, i, j]` tensor: 0 when any length is 0, however large the others
+/// (an empty request may have `total_heads` near `usize::MAX`); otherwise the product,
+/// saturating (a tensor that exists has a product that fits).
+pub(crate) fn element_count(shape: [usize; 3]) -> usize {
+    if shape.contains(&0) {
+        return 0;
+    }
+    shape.iter().fold(1usize, |n, &len| n.saturating_mul(len))
+}
+
+/// Makes `out` `[heads, i, j]` long for a caller that then overwrites every element.
+///
+/// Values already there are kept rather than zeroed (a reused vector costs no pass over its
+/// memory). A vector without the room gets new, lazily zeroed pages (calloc): no zeroing
+/// pass, and the page faults then happen inside the writer's parallel loop, spread over the
+/// cores. The old allocation is freed first, so the two never coexist.
+///
+/// # Errors
+/// [`AlibiError::OutOfMemory`] when the element count overflows or the allocation fails.
+pub(crate) fn sized_host(out: &mut Vec<f32>, heads: usize, i: usize, j: usize) -> Result<()> {
+    let out_of_memory =
+        || AlibiError::host_out_of_memory(heads as u128 * i as u128 * j as u128, "a host bias");
+    let len = heads
+        .checked_mul(i)
+        .and_then(|n| n.checked_mul(j))
+        .ok_or_else(out_of_memory)?;
+    if out.capacity() >= len {
+        out.truncate(len);
+        out.resize(len, 0.0);
+    } else {
+        *out = Vec::new();
+        *out = bytemuck::try_zeroed_vec(len).map_err(|()| out_of_memory())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Memory;
+
+    #[test]
+    fn reused_vectors_keep_their_memory_and_new_room_is_zero() {
+        let mut out = vec![7.0f32; 100];
+        let before = out.as_ptr();
+        sized_host(&mut out, 2, 5, 8).unwrap();
+        assert_eq!((out.len(), out.as_ptr()), (80, before));
+        assert!(out.iter().all(|&v| v == 7.0), "kept, not zeroed");
+        sized_host(&mut out, 2, 5, 10).unwrap();
+        assert_eq!((out.len(), out.as_ptr()), (100, before));
+        assert!(
+            out[80..].iter().all(|&v| v == 0.0),
+            "regrown room is zeroed"
+        );
+        sized_host(&mut out, 3, 5, 10).unwrap();
+        assert_eq!(out.len(), 150);
+        assert!(out.iter().all(|&v| v == 0.0), "new room is zeroed");
+    }
+
+    #[test]
+    fn element_counts_of_empty_shapes_do_not_overflow() {
+        assert_eq!(element_count([usize::MAX, 5, 0]), 0);
+        assert_eq!(element_count([usize::MAX, 0, 5]), 0);
+        assert_eq!(element_count([0, usize::MAX, usize::MAX]), 0);
+        assert_eq!(element_count([3, 4, 5]), 60);
+        assert_eq!(element_count([usize::MAX, 2, 1]), usize::MAX);
+    }
+
+    #[test]
+    fn impossible_sizes_are_out_of_memory() {
+        let mut out = Vec::new();
+        for (heads, i, j) in [(usize::MAX, 2, 1), (usize::MAX / 2, 1 << 20, 1 << 20)] {
+            match sized_host(&mut out, heads, i, j) {
+                Err(AlibiError::OutOfMemory {
+                    memory: Memory::Host,
+                    bytes,
+                    ..
+                }) => assert_eq!(bytes, heads as u128 * i as u128 * j as u128 * 4),
+                other => panic!("{other:?}"),
+            }
+        }
     }
 }

@@ -11,7 +11,9 @@
 //! * [`AlibiPositionalBias`]: the module on a wgpu device (yours, or one it opens).
 //! * [`GenerationPath`]: the WGSL kernel, or, on CPU adapters, the host's cores writing
 //!   the same bytes straight into device memory.
-//! * [`reference`](mod@reference): the CPU reference the GPU is tested against.
+//! * [`cpu`]: the same bias from the host's cores, for machines without an adapter.
+//! * [`reference`](mod@reference): the oracle every path is tested against, one element at
+//!   a time.
 //! * [`alibi_slopes`], [`max_bias_slopes`], [`SlopeSource`]: the slopes.
 //!
 //! ```no_run
@@ -31,25 +33,29 @@ pub struct ReadmeDoctests;
 
 mod bias;
 mod cache;
+mod config;
+pub mod cpu;
 mod error;
 mod generation;
 mod gpu;
 mod host;
 mod module;
+mod parallel;
+mod pool;
 pub mod reference;
 mod slopes;
+mod validation;
 
 pub use bias::{AlibiBias, BiasBinding, BiasLayout};
 pub use cache::{CacheStats, DEFAULT_CACHE_BUDGET_BYTES};
-pub use error::{AlibiError, Result};
+pub use config::AlibiConfig;
+pub use error::{AlibiError, MapError, Memory, Result};
 pub use generation::GenerationPath;
 #[cfg(not(target_arch = "wasm32"))]
 pub use gpu::device::open_device_blocking;
 pub use gpu::device::{open_device, GpuDevice};
-pub use gpu::generator::{
-    GenerateParams, BINDING_BIAS, BINDING_PARAMS, BINDING_SLOPES, COLUMNS_PER_WORKGROUP,
-    GENERATOR_ENTRY_POINT, GENERATOR_WGSL, SLOPE_VEC4S, WORKGROUP_SIZE,
-};
+pub use gpu::health::DeviceLossReporter;
 pub use host::HostBias;
-pub use module::{AlibiConfig, AlibiPositionalBias};
+pub use module::AlibiPositionalBias;
 pub use slopes::{alibi_slopes, max_bias_slopes, SlopeSource, MAX_HEADS};
+pub use validation::{validate, MAX_SEQUENCE};

@@ -1,105 +1,24 @@
-//! [`AlibiPositionalBias`]: the module, its configuration, and its cache on the GPU.
+//! [`AlibiPositionalBias`]: the module. It owns the cache and its memory, and hands the
+//! work to the pieces beside it: the writer (`gpu/writer.rs`) generates, the readback
+//! (`gpu/readback.rs`) copies to the host, the pool (`pool.rs`) keeps evicted buffers.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::bias::{AlibiBias, BiasLayout};
-use crate::cache::{BiasCache, CacheStats, DEFAULT_CACHE_BUDGET_BYTES};
-use crate::error::{AlibiError, Result};
+use crate::cache::{BiasCache, CacheStats};
+use crate::config::AlibiConfig;
+use crate::error::Result;
 use crate::generation::GenerationPath;
-use crate::gpu::device::{open_device, DeviceHealth, GpuDevice};
-use crate::gpu::generator::{plan_windows, GenerateShape, Generator, PlanLimits};
-#[cfg(not(target_arch = "wasm32"))]
-use crate::gpu::host_write::write_mapped;
+use crate::gpu::context::GpuContext;
+use crate::gpu::device::{open_device, GpuDevice};
+use crate::gpu::health::{DeviceHealth, DeviceLossReporter, LossPoll};
 use crate::gpu::host_write::Tee;
-use crate::gpu::readback::{map_buffer, StagingPool};
-use crate::gpu::scope::{gpu_error, run_scoped, PendingErrors};
-use crate::host::HostBias;
-use crate::reference::{check_heads, check_sequence, for_each_row_chunk, sized_host, MAX_SEQUENCE};
-use crate::slopes::SlopeSource;
-
-/// How to build an [`AlibiPositionalBias`]: heads, padding heads, slopes, cache budget and
-/// generation path.
-///
-/// ```
-/// use alibi_wgpu::AlibiConfig;
-/// let config = AlibiConfig::new(12).total_heads(16).max_bias(8.0).cache_budget_bytes(64 << 20);
-/// assert_eq!(config.resolved_total_heads(), 16);
-/// ```
-#[derive(Clone, Debug, PartialEq)]
-pub struct AlibiConfig {
-    heads: usize,
-    total_heads: Option<usize>,
-    slopes: SlopeSource,
-    cache_budget_bytes: u64,
-    max_binding_window_bytes: Option<u64>,
-    generation_path: GenerationPath,
-}
-
-impl AlibiConfig {
-    /// `heads` heads with the paper's slopes, no padding heads, the default cache budget.
-    pub fn new(heads: usize) -> Self {
-        Self {
-            heads,
-            total_heads: None,
-            slopes: SlopeSource::Paper,
-            cache_budget_bytes: DEFAULT_CACHE_BUDGET_BYTES,
-            max_binding_window_bytes: None,
-            generation_path: GenerationPath::Auto,
-        }
-    }
-
-    /// Output heads; heads past `heads` are zero. Defaults to `heads`.
-    pub fn total_heads(mut self, total_heads: usize) -> Self {
-        self.total_heads = Some(total_heads);
-        self
-    }
-
-    /// Where the slopes come from.
-    pub fn slopes(mut self, slopes: SlopeSource) -> Self {
-        self.slopes = slopes;
-        self
-    }
-
-    /// ggml's slopes with this `max_bias` (8 gives the paper's).
-    pub fn max_bias(self, max_bias: f64) -> Self {
-        self.slopes(SlopeSource::MaxBias(max_bias))
-    }
-
-    /// One slope per head, as given.
-    pub fn custom_slopes(self, slopes: Vec<f32>) -> Self {
-        self.slopes(SlopeSource::Custom(slopes))
-    }
-
-    /// Byte budget of the cache (default [`DEFAULT_CACHE_BUDGET_BYTES`]); 0 disables it.
-    pub fn cache_budget_bytes(mut self, bytes: u64) -> Self {
-        self.cache_budget_bytes = bytes;
-        self
-    }
-
-    /// Bind at most this many bytes of output per dispatch, below the device's
-    /// `max_storage_buffer_binding_size`: a way to exercise windowing on small tensors.
-    pub fn max_binding_window_bytes(mut self, bytes: u64) -> Self {
-        self.max_binding_window_bytes = Some(bytes);
-        self
-    }
-
-    /// Where generations are computed (default [`GenerationPath::Auto`]).
-    pub fn generation_path(mut self, path: GenerationPath) -> Self {
-        self.generation_path = path;
-        self
-    }
-
-    /// The generation path asked for; [`AlibiPositionalBias::generation_path`] says which
-    /// one a module resolved it to.
-    pub fn requested_generation_path(&self) -> GenerationPath {
-        self.generation_path
-    }
-
-    /// `total_heads`, or `heads` when unset.
-    pub fn resolved_total_heads(&self) -> usize {
-        self.total_heads.unwrap_or(self.heads)
-    }
-}
+use crate::gpu::readback::Readback;
+use crate::gpu::windows::{check_fits, GenerateShape, PlanLimits};
+use crate::gpu::writer::{BiasWriter, SlopeUniform};
+use crate::host::{sized_host, HostBias};
+use crate::pool::BufferPool;
+use crate::validation::{check_heads, check_sequence, check_target, MAX_SEQUENCE};
 
 /// ALiBi positional bias on a wgpu device: x-transformers' `AlibiPositionalBias(heads,
 /// total_heads)` with an exact cache (SPEC).
@@ -118,27 +37,74 @@ impl AlibiConfig {
 /// assert_eq!(host.row(0, 0)[15], 0.0);
 /// # let _ = bias; Ok(()) }
 /// ```
+///
+/// # Sharing it between threads
+///
+/// On native targets a module is `Send + Sync`. The calls that generate take `&mut self`
+/// (they update the cache), readback takes `&self`; share one module behind a lock
+/// (`Mutex`, or `RwLock` to read back from several threads at once):
+///
+/// ```no_run
+/// use std::sync::{Arc, Mutex};
+/// # fn main() -> Result<(), alibi_wgpu::AlibiError> {
+/// let alibi = alibi_wgpu::AlibiPositionalBias::new_default_blocking(8, None)?;
+/// let alibi = Arc::new(Mutex::new(alibi));
+/// let workers: Vec<_> = (1..=4)
+///     .map(|n| {
+///         let alibi = Arc::clone(&alibi);
+///         std::thread::spawn(move || {
+///             let mut alibi = alibi.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+///             alibi.forward_to_host_blocking(1, 64 * n)
+///         })
+///     })
+///     .collect();
+/// for worker in workers {
+///     let bias = worker.join().expect("the worker finished")?;
+///     assert_eq!(bias.shape()[0], 8);
+/// }
+/// # Ok(()) }
+/// ```
+///
+/// # Memory
+///
+/// Between calls a module holds at most its cache budget
+/// ([`AlibiConfig::cache_budget_bytes`]) in cached tensors and evicted buffers kept for
+/// reuse, as much again at most in readback staging buffers, and nothing else; during a
+/// call, also the result it returns. [`cache_stats`](Self::cache_stats) reports the peak. A
+/// view the caller holds keeps its buffer alive and is never written again.
+///
+/// # Device loss
+///
+/// Once the device is lost every call returns
+/// [`AlibiError::DeviceLost`](crate::AlibiError::DeviceLost), cache hits included. wgpu
+/// delivers a loss (after `destroy()`, once its queue is empty) at its next poll of the
+/// device: the module polls before every call that does GPU work, and before a cache hit
+/// when a millisecond has passed since its last poll, so a hit can still succeed within a
+/// millisecond of the loss. A module on a device from [`open_device`] learns of the loss
+/// by itself; on your own device, forward your device-lost callback to
+/// [`device_loss_reporter`](Self::device_loss_reporter).
 pub struct AlibiPositionalBias {
-    device: wgpu::Device,
-    queue: wgpu::Queue,
-    adapter_info: Option<wgpu::AdapterInfo>,
-    health: Option<DeviceHealth>,
+    gpu: GpuContext,
+    writer: BiasWriter,
+    slopes: SlopeUniform,
+    /// A single slope of 1.0: `get_bias` is the generator with this slope.
+    unit_slope: SlopeUniform,
     heads: usize,
     total_heads: usize,
-    slopes: Vec<f32>,
-    generation_path: GenerationPath,
-    generator: Generator,
-    slope_buffer: wgpu::Buffer,
-    /// A single slope of 1.0: `get_bias` is the generator with this slope.
-    unit_slope_buffer: wgpu::Buffer,
-    limits: PlanLimits,
+    adapter_info: Option<wgpu::AdapterInfo>,
     cache: BiasCache<Arc<wgpu::Buffer>>,
-    /// Evicted cache buffers that nobody else holds, kept for the next miss: a new buffer
-    /// costs an allocation and wgpu's zero-fill, which on lavapipe doubles a generation.
-    recycled: Vec<wgpu::Buffer>,
-    staging: StagingPool,
-    pending_errors: Mutex<Vec<PendingErrors>>,
+    pool: BufferPool<wgpu::Buffer>,
+    readback: Readback,
+    loss_poll: LossPoll,
+    /// The most bytes of cached and pooled buffers held at the end of any call.
+    peak_bytes: u64,
 }
+
+#[cfg(not(target_arch = "wasm32"))]
+const _: () = {
+    const fn shareable<T: Send + Sync>() {}
+    shareable::<AlibiPositionalBias>();
+};
 
 impl AlibiPositionalBias {
     /// A module for `heads` heads (padded to `total_heads`) on a device the caller owns.
@@ -148,9 +114,7 @@ impl AlibiPositionalBias {
         heads: usize,
         total_heads: Option<usize>,
     ) -> Result<Self> {
-        let mut config = AlibiConfig::new(heads);
-        config.total_heads = total_heads;
-        Self::with_config(device, queue, config)
+        Self::with_config(device, queue, AlibiConfig::padded(heads, total_heads))
     }
 
     /// A module built from `config` on a device the caller owns.
@@ -159,27 +123,24 @@ impl AlibiPositionalBias {
         queue: &wgpu::Queue,
         config: AlibiConfig,
     ) -> Result<Self> {
-        Self::build(device, queue, None, None, config)
+        Self::build(device, queue, None, DeviceHealth::default(), config)
     }
 
     /// A module on a device opened by [`open_device`](crate::open_device).
     pub fn on_device(gpu: &GpuDevice, config: AlibiConfig) -> Result<Self> {
-        gpu.health.check()?;
         Self::build(
             &gpu.device,
             &gpu.queue,
             Some(gpu.adapter_info.clone()),
-            Some(gpu.health.clone()),
+            gpu.health.clone(),
             config,
         )
     }
 
-    /// A module on the default adapter (`WGPU_BACKEND` picks the backend).
+    /// A module on the default adapter (`WGPU_BACKEND` picks the backends initialised).
     pub async fn new_default(heads: usize, total_heads: Option<usize>) -> Result<Self> {
-        let mut config = AlibiConfig::new(heads);
-        config.total_heads = total_heads;
         let gpu = open_device(None).await?;
-        Self::on_device(&gpu, config)
+        Self::on_device(&gpu, AlibiConfig::padded(heads, total_heads))
     }
 
     /// Blocking [`AlibiPositionalBias::new_default`] (not on the web).
@@ -192,37 +153,37 @@ impl AlibiPositionalBias {
         device: &wgpu::Device,
         queue: &wgpu::Queue,
         adapter_info: Option<wgpu::AdapterInfo>,
-        health: Option<DeviceHealth>,
+        health: DeviceHealth,
         config: AlibiConfig,
     ) -> Result<Self> {
+        let gpu = GpuContext {
+            device: device.clone(),
+            queue: queue.clone(),
+            limits: PlanLimits::from_device(&device.limits(), config.max_binding_window_bytes),
+            errors: Default::default(),
+            health,
+        };
+        gpu.ensure_alive()?;
         let total_heads = config.resolved_total_heads();
         check_heads(config.heads, total_heads)?;
         let slopes = config.slopes.resolve(config.heads)?;
-        let generation_path = config.generation_path.resolve(device)?;
-        let ((generator, slope_buffer, unit_slope_buffer), pending) = run_scoped(device, || {
-            (
-                Generator::new(device),
-                Generator::slope_buffer(device, queue, &slopes),
-                Generator::slope_buffer(device, queue, &[1.0]),
-            )
-        })?;
+        let path = config.generation_path.resolve(device)?;
+        let writer = BiasWriter::new(&gpu, path)?;
+        let slopes = writer.slopes(&gpu, slopes)?;
+        let unit_slope = writer.slopes(&gpu, vec![1.0])?;
         Ok(Self {
-            device: device.clone(),
-            queue: queue.clone(),
-            adapter_info,
-            health,
+            gpu,
+            writer,
+            slopes,
+            unit_slope,
             heads: config.heads,
             total_heads,
-            slopes,
-            generation_path,
-            generator,
-            slope_buffer,
-            unit_slope_buffer,
-            limits: PlanLimits::from_device(&device.limits(), config.max_binding_window_bytes),
+            adapter_info,
             cache: BiasCache::new(config.cache_budget_bytes),
-            recycled: Vec::new(),
-            staging: StagingPool::default(),
-            pending_errors: Mutex::new(pending.into_iter().collect()),
+            pool: BufferPool::default(),
+            readback: Readback::default(),
+            loss_poll: LossPoll::new(),
+            peak_bytes: 0,
         })
     }
 
@@ -243,13 +204,13 @@ impl AlibiPositionalBias {
 
     /// The f32 slopes uploaded to the GPU, one per head.
     pub fn slopes(&self) -> &[f32] {
-        &self.slopes
+        &self.slopes.values
     }
 
     /// The path its generations take: [`GenerationPath::Shader`] or
     /// [`GenerationPath::HostMapped`], as the configuration's path resolved on this device.
     pub fn generation_path(&self) -> GenerationPath {
-        self.generation_path
+        self.writer.path()
     }
 
     /// The adapter, when the module opened its own device.
@@ -259,34 +220,45 @@ impl AlibiPositionalBias {
 
     /// The device the module works on.
     pub fn device(&self) -> &wgpu::Device {
-        &self.device
+        &self.gpu.device
     }
 
     /// The queue the module submits to.
     pub fn queue(&self) -> &wgpu::Queue {
-        &self.queue
+        &self.gpu.queue
     }
 
-    /// Hit, miss, eviction and byte counters of the cache.
+    /// A handle that tells this module (and every module built on the same
+    /// [`GpuDevice`]) that the device was lost: call it from your device-lost callback
+    /// when the device is yours (see [`DeviceLossReporter`]).
+    pub fn device_loss_reporter(&self) -> DeviceLossReporter {
+        self.gpu.health.reporter()
+    }
+
+    /// Hit, miss and eviction counters, and the bytes held: cached, recycled, staging,
+    /// and the peak.
     pub fn cache_stats(&self) -> CacheStats {
         CacheStats {
-            recycled_bytes: self.recycled.iter().map(wgpu::Buffer::size).sum(),
+            recycled_bytes: self.pool.bytes(),
+            staging_bytes: self.readback.staging_bytes(),
+            peak_bytes: self.peak_bytes,
             ..self.cache.stats()
         }
     }
 
-    /// Changes the cache's byte budget (cached tensors plus buffers kept for reuse),
-    /// evicting least recently used entries to meet it.
+    /// Changes the byte budget, evicting least recently used entries and dropping kept
+    /// buffers to meet it.
     pub fn set_cache_budget(&mut self, bytes: u64) {
         let evicted = self.cache.set_budget(bytes);
-        self.recycle(evicted);
+        self.keep_evicted(evicted);
+        self.readback.trim(bytes);
     }
 
     /// Drops every cached bias (views already handed out stay valid). Their buffers are
     /// kept, within the budget, for the next generations.
     pub fn clear_cache(&mut self) {
         let evicted = self.cache.clear();
-        self.recycle(evicted);
+        self.keep_evicted(evicted);
     }
 
     /// The bias `[total_heads, i, j]` on the GPU (SPEC "forward").
@@ -312,40 +284,49 @@ impl AlibiPositionalBias {
         j: usize,
         host: Option<&mut Vec<f32>>,
     ) -> Result<(AlibiBias, bool)> {
+        self.gpu.health.check()?;
+        if self.loss_poll.due() {
+            self.gpu.ensure_alive()?;
+        }
         check_sequence(i, j)?;
-        self.check_health()?;
         let shape = [self.total_heads, i, j];
         if i == 0 || j == 0 {
             return Ok((self.empty_view(shape), false));
         }
-        let alignment = self.limits.binding_alignment;
+        let alignment = self.gpu.limits.binding_alignment;
         if let Some(hit) = self.cache.lookup(i, j) {
             let view = slice_view(hit.payload.clone(), hit.rows, hit.cols, shape, alignment);
             return Ok((view, false));
         }
+        self.gpu.ensure_alive()?;
         let generated = self.shape_to_generate(i, j);
         // The view is whole rows of the generated tensor (only the keys ever grow), which
         // is what the tee assumes.
         debug_assert_eq!(generated.rows, i);
-        let bytes = generated.bytes().unwrap_or(u64::MAX);
+        // Refused by the device before anything is allocated for it, on the host included.
+        check_fits(generated, self.gpu.limits)?;
         let tee = match host {
-            Some(out) if self.generation_path == GenerationPath::HostMapped => {
+            Some(out) if self.writer.path() == GenerationPath::HostMapped => {
                 sized_host(out, self.total_heads, i, j)?;
                 Some(Tee { out, j })
             }
             _ => None,
         };
         let teed = tee.is_some();
-        let reuse = self.take_recycled(bytes);
-        let buffer = self.generate_with(self.module_slopes(), generated, None, reuse, tee)?;
+        let bytes = generated.bytes().unwrap_or(u64::MAX);
+        let reuse = self.pool.take(bytes);
+        let buffer = self
+            .writer
+            .generate(&self.gpu, &self.slopes, generated, reuse, tee)?;
+        let buffer = Arc::new(buffer);
         let evicted = self.cache.insert(i, generated.cols, bytes, buffer.clone());
-        self.recycle(evicted);
+        self.keep_evicted(evicted);
         let view = slice_view(buffer, i, generated.cols, shape, alignment);
         Ok((view, teed))
     }
 
-    /// Records the generation of a fresh, uncached `[total_heads, i, j]` bias into the
-    /// caller's encoder; the view is valid once the caller submits it.
+    /// Records the generation of a fresh, uncached `[total_heads, i, j]` bias by the kernel
+    /// into the caller's encoder; the view is valid once the caller submits it.
     pub fn encode_forward(
         &self,
         encoder: &mut wgpu::CommandEncoder,
@@ -356,22 +337,17 @@ impl AlibiPositionalBias {
         let Some(generated) = self.uncached_request(i, j)? else {
             return Ok(self.empty_view(shape));
         };
-        let cols = generated.cols;
-        let buffer =
-            self.generate_with(self.module_slopes(), generated, Some(encoder), None, None)?;
-        Ok(slice_view(
-            buffer,
-            i,
-            cols,
-            shape,
-            self.limits.binding_alignment,
-        ))
+        let buffer = self
+            .writer
+            .encode_new(&self.gpu, encoder, &self.slopes, generated)?;
+        Ok(self.whole_view(Arc::new(buffer), generated, shape))
     }
 
-    /// Records the generation of an uncached `[total_heads, i, j]` bias into the caller's
-    /// encoder, written to the caller's `target` buffer (usage `STORAGE`, at least
-    /// `total_heads * i * ceil4(j) * 4` bytes: rows are padded to a multiple of 4 columns,
-    /// the view starts `ceil4(j) - j` columns in). For engines that manage their own memory.
+    /// Records the generation of an uncached `[total_heads, i, j]` bias by the kernel into
+    /// the caller's encoder, written to the caller's `target` buffer (usage `STORAGE`, at
+    /// least `total_heads * i * ceil4(j) * 4` bytes: rows are padded to a multiple of 4
+    /// columns, the view starts `ceil4(j) - j` columns in). For engines that manage their
+    /// own memory.
     pub fn encode_into(
         &self,
         encoder: &mut wgpu::CommandEncoder,
@@ -383,27 +359,11 @@ impl AlibiPositionalBias {
         let Some(generated) = self.uncached_request(i, j)? else {
             return Ok(self.empty_view(shape));
         };
-        let cols = generated.cols;
-        check_target(target, generated, wgpu::BufferUsages::STORAGE, "STORAGE")?;
-        let windows = plan_windows(generated, self.limits)?;
-        let ((), pending) = run_scoped(&self.device, || {
-            self.generator.encode(
-                &self.device,
-                &self.queue,
-                encoder,
-                &self.slope_buffer,
-                &windows,
-                target,
-            )
-        })?;
-        self.defer_errors(pending);
-        Ok(slice_view(
-            Arc::new(target.clone()),
-            i,
-            cols,
-            shape,
-            self.limits.binding_alignment,
-        ))
+        let needed = generated.bytes().unwrap_or(u64::MAX);
+        check_target(target, needed, wgpu::BufferUsages::STORAGE, shape)?;
+        self.writer
+            .encode(&self.gpu, encoder, &self.slopes, generated, target)?;
+        Ok(self.whole_view(Arc::new(target.clone()), generated, shape))
     }
 
     /// Writes an uncached `[total_heads, i, j]` bias into the caller's `target` from the
@@ -414,28 +374,19 @@ impl AlibiPositionalBias {
     /// the device feature `MAPPABLE_PRIMARY_BUFFERS`); without it the view is for copies and
     /// readback. Blocks until the device lets the buffer be mapped, then writes on every
     /// core, and leaves it unmapped; not on the web. `target` must not be mapped already:
-    /// that is an [`AlibiError::Map`], after which wgpu may still see the buffer as mapping
-    /// until the caller unmaps it.
+    /// that is an [`AlibiError::Map`](crate::AlibiError::Map), after which wgpu may still
+    /// see the buffer as mapping until the caller unmaps it.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn write_into(&self, i: usize, j: usize, target: &wgpu::Buffer) -> Result<AlibiBias> {
         let shape = [self.total_heads, i, j];
         let Some(generated) = self.uncached_request(i, j)? else {
             return Ok(self.empty_view(shape));
         };
-        check_target(
-            target,
-            generated,
-            wgpu::BufferUsages::MAP_WRITE,
-            "MAP_WRITE",
-        )?;
-        self.write_on_host(&self.slopes, generated, target, false, None)?;
-        Ok(slice_view(
-            Arc::new(target.clone()),
-            i,
-            generated.cols,
-            shape,
-            self.limits.binding_alignment,
-        ))
+        let needed = generated.bytes().unwrap_or(u64::MAX);
+        check_target(target, needed, wgpu::BufferUsages::MAP_WRITE, shape)?;
+        self.writer
+            .write_into(&self.gpu, &self.slopes, generated, target)?;
+        Ok(self.whole_view(Arc::new(target.clone()), generated, shape))
     }
 
     /// The distance matrix `[1, i, j]`, `-|k - (j - i + r)|`, uncached (SPEC "get_bias").
@@ -449,19 +400,10 @@ impl AlibiPositionalBias {
             total_heads: 1,
             ..exact
         };
-        let cols = generated.cols;
-        let unit = Slopes {
-            buffer: &self.unit_slope_buffer,
-            values: &[1.0],
-        };
-        let buffer = self.generate_with(unit, generated, None, None, None)?;
-        Ok(slice_view(
-            buffer,
-            i,
-            cols,
-            shape,
-            self.limits.binding_alignment,
-        ))
+        let buffer = self
+            .writer
+            .generate(&self.gpu, &self.unit_slope, generated, None, None)?;
+        Ok(self.whole_view(Arc::new(buffer), generated, shape))
     }
 
     /// The most recently used cached tensor, whole (`[total_heads, I, J]` for the `(I, J)`
@@ -474,7 +416,7 @@ impl AlibiPositionalBias {
             hit.rows,
             hit.cols,
             shape,
-            self.limits.binding_alignment,
+            self.gpu.limits.binding_alignment,
         ))
     }
 
@@ -488,56 +430,8 @@ impl AlibiPositionalBias {
     /// Reads a view back into `out` (resized, then overwritten row-major `[heads, i, j]`),
     /// reusing its capacity: a loop that reads into one vector pays for its pages once.
     pub async fn read_into(&self, bias: &AlibiBias, out: &mut Vec<f32>) -> Result<()> {
-        self.check_health()?;
-        self.await_pending_errors().await?;
-        let Some(buffer) = bias.buffer() else {
-            out.clear();
-            return Ok(());
-        };
-        let spans = bias.spans();
-        let total: u64 = spans.iter().map(|&(_, len)| len).sum();
-        let staging = self
-            .staging
-            .take(&self.device, total, self.limits.max_buffer_bytes);
-        let ((), pending) = run_scoped(&self.device, || {
-            let mut encoder = self.device.create_command_encoder(&Default::default());
-            let mut destination = 0;
-            for &(source, len) in &spans {
-                encoder.copy_buffer_to_buffer(buffer, source, &staging, destination, len);
-                destination += len;
-            }
-            self.queue.submit([encoder.finish()]);
-        })?;
-        if let Some(pending) = pending {
-            if let Some(error) = pending.await {
-                return Err(gpu_error(error));
-            }
-        }
-        map_buffer(&self.device, &staging, total, wgpu::MapMode::Read).await?;
-        {
-            let mapped = staging
-                .get_mapped_range(0..total)
-                .map_err(|e| AlibiError::Map(e.to_string()))?;
-            let [heads, i, j] = bias.shape();
-            // The gather writes every element: a reused vector needs no zeroing first.
-            sized_host(out, heads, i, j)?;
-            gather(&mapped, bias, spans.len() == 1, out);
-        }
-        staging.unmap();
-        self.staging.give_back(staging);
-        Ok(())
-    }
-
-    /// Blocking [`AlibiPositionalBias::read_into`] (not on the web).
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn read_into_blocking(&self, bias: &AlibiBias, out: &mut Vec<f32>) -> Result<()> {
-        pollster::block_on(self.read_into(bias, out))
-    }
-
-    /// Blocking [`AlibiPositionalBias::read`] (not on the web).
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn read_blocking(&self, bias: &AlibiBias) -> Result<HostBias> {
-        pollster::block_on(self.read(bias))
+        let budget = self.cache.stats().budget_bytes;
+        self.readback.read_into(&self.gpu, bias, budget, out).await
     }
 
     /// [`forward`](Self::forward) then [`read`](Self::read) (see
@@ -561,32 +455,15 @@ impl AlibiPositionalBias {
         let (bias, teed) = self.forward_teeing(i, j, Some(&mut *out))?;
         if teed {
             // What read_into would report: errors of earlier submissions.
-            return self.await_pending_errors().await;
+            return self.gpu.errors.settle().await;
         }
         self.read_into(&bias, out).await
     }
 
-    /// Blocking [`AlibiPositionalBias::forward_to_host_into`] (not on the web).
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn forward_to_host_into_blocking(
-        &mut self,
-        i: usize,
-        j: usize,
-        out: &mut Vec<f32>,
-    ) -> Result<()> {
-        pollster::block_on(self.forward_to_host_into(i, j, out))
-    }
-
-    /// Blocking [`AlibiPositionalBias::forward_to_host`] (not on the web).
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn forward_to_host_blocking(&mut self, i: usize, j: usize) -> Result<HostBias> {
-        pollster::block_on(self.forward_to_host(i, j))
-    }
-
     /// Checks an uncached request and gives the tensor to generate; `None` when it is empty.
     fn uncached_request(&self, i: usize, j: usize) -> Result<Option<GenerateShape>> {
+        self.gpu.ensure_alive()?;
         check_sequence(i, j)?;
-        self.check_health()?;
         Ok((i > 0 && j > 0).then(|| self.exact_shape(i, j)))
     }
 
@@ -615,7 +492,7 @@ impl AlibiPositionalBias {
             && grown
                 .bytes()
                 .is_some_and(|bytes| bytes <= self.cache.stats().budget_bytes)
-            && plan_windows(grown, self.limits).is_ok();
+            && check_fits(grown, self.gpu.limits).is_ok();
         if grown.cols > exact.cols && fits {
             grown
         } else {
@@ -623,159 +500,13 @@ impl AlibiPositionalBias {
         }
     }
 
-    /// A kept buffer of at least `bytes` (and at most twice that, so memory is not wasted
-    /// on small tensors), removed from the pool.
-    fn take_recycled(&mut self, bytes: u64) -> Option<wgpu::Buffer> {
-        let index = self
-            .recycled
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| b.size() >= bytes && b.size() / 2 <= bytes)
-            .min_by_key(|(_, b)| b.size())
-            .map(|(index, _)| index)?;
-        Some(self.recycled.swap_remove(index))
-    }
-
-    /// Keeps the evicted buffers that no view holds any more, newest first, while cached
-    /// and kept bytes stay within the budget.
-    fn recycle(&mut self, evicted: Vec<Arc<wgpu::Buffer>>) {
-        const KEPT_BUFFERS: usize = 4;
-        for buffer in evicted {
-            if let Ok(buffer) = Arc::try_unwrap(buffer) {
-                self.recycled.insert(0, buffer);
-            }
-        }
-        self.recycled.truncate(KEPT_BUFFERS);
-        let budget = self.cache.stats().budget_bytes;
-        let mut held = self.cache.stats().bytes;
-        self.recycled.retain(|buffer| {
-            held += buffer.size();
-            held <= budget
-        });
-    }
-
-    fn module_slopes(&self) -> Slopes<'_> {
-        Slopes {
-            buffer: &self.slope_buffer,
-            values: &self.slopes,
-        }
-    }
-
-    /// Usage of the buffers the module generates into. No COPY_DST: nothing handed out can
-    /// overwrite a cached bias except a read_write storage binding or, on the host-mapped
-    /// path, a mapping, both of which the docs forbid.
-    fn buffer_usage(&self) -> wgpu::BufferUsages {
-        let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
-        match self.generation_path {
-            GenerationPath::HostMapped => usage | wgpu::BufferUsages::MAP_WRITE,
-            _ => usage,
-        }
-    }
-
-    /// Generates `shape` into `reuse` or a new buffer: on the host-mapped path (unless an
-    /// encoder is given) written from the host, with a copy into `tee` if given; otherwise
-    /// recorded in `encoder`, or in an encoder of its own that it submits (`tee` must then be
-    /// `None`). Every element of the shape is written (padding heads included), so a reused
-    /// buffer needs no clearing.
-    fn generate_with(
-        &self,
-        slopes: Slopes<'_>,
-        shape: GenerateShape,
-        encoder: Option<&mut wgpu::CommandEncoder>,
-        reuse: Option<wgpu::Buffer>,
-        tee: Option<Tee<'_>>,
-    ) -> Result<Arc<wgpu::Buffer>> {
-        let windows = plan_windows(shape, self.limits)?;
-        let bytes = shape.bytes().unwrap_or(u64::MAX);
-        #[cfg(not(target_arch = "wasm32"))]
-        if self.generation_path == GenerationPath::HostMapped && encoder.is_none() {
-            let (buffer, mapped) = match reuse {
-                Some(buffer) => (buffer, false),
-                None => (self.create_bias_buffer(bytes, true)?, true),
-            };
-            self.write_on_host(slopes.values, shape, &buffer, mapped, tee)?;
-            return Ok(Arc::new(buffer));
-        }
-        debug_assert!(tee.is_none(), "only the host-mapped path tees");
-        let buffer = match reuse {
-            Some(buffer) => buffer,
-            None => self.create_bias_buffer(bytes, false)?,
-        };
-        let ((), pending) = run_scoped(&self.device, || match encoder {
-            Some(encoder) => self.generator.encode(
-                &self.device,
-                &self.queue,
-                encoder,
-                slopes.buffer,
-                &windows,
-                &buffer,
-            ),
-            None => {
-                let mut encoder = self.device.create_command_encoder(&Default::default());
-                self.generator.encode(
-                    &self.device,
-                    &self.queue,
-                    &mut encoder,
-                    slopes.buffer,
-                    &windows,
-                    &buffer,
-                );
-                self.queue.submit([encoder.finish()]);
-            }
-        })?;
-        self.defer_errors(pending);
-        Ok(Arc::new(buffer))
-    }
-
-    fn create_bias_buffer(&self, bytes: u64, mapped_at_creation: bool) -> Result<wgpu::Buffer> {
-        let (buffer, pending) = run_scoped(&self.device, || {
-            self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("alibi bias"),
-                size: bytes,
-                usage: self.buffer_usage(),
-                mapped_at_creation,
-            })
-        })?;
-        self.defer_errors(pending);
-        Ok(buffer)
-    }
-
-    /// Writes `shape` into `buffer` from the host: maps it for writing first unless it is
-    /// already mapped (at creation), waiting for the device to finish earlier work on it.
-    #[cfg(not(target_arch = "wasm32"))]
-    fn write_on_host(
-        &self,
-        slopes: &[f32],
-        shape: GenerateShape,
-        buffer: &wgpu::Buffer,
-        mapped: bool,
-        tee: Option<Tee<'_>>,
-    ) -> Result<()> {
-        let bytes = shape.bytes().unwrap_or(u64::MAX);
-        if !mapped {
-            // On failure a module's own buffer is dropped with the error; a caller's may
-            // stay marked as mapping in wgpu (write_into says so).
-            let (mapping, pending) = run_scoped(&self.device, || {
-                pollster::block_on(map_buffer(
-                    &self.device,
-                    buffer,
-                    bytes,
-                    wgpu::MapMode::Write,
-                ))
-            })?;
-            self.defer_errors(pending);
-            mapping?;
-        }
-        write_mapped(buffer, shape, slopes, tee)
-    }
-
-    fn defer_errors(&self, pending: Option<PendingErrors>) {
-        if let Some(pending) = pending {
-            self.pending_errors
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(pending);
-        }
+    /// Keeps evicted buffers nobody holds in the pool, within what the budget leaves after
+    /// the cache, and records the peak of what the module holds.
+    fn keep_evicted(&mut self, evicted: Vec<Arc<wgpu::Buffer>>) {
+        let stats = self.cache.stats();
+        self.pool
+            .keep(evicted, stats.budget_bytes.saturating_sub(stats.bytes));
+        self.peak_bytes = self.peak_bytes.max(stats.bytes + self.pool.bytes());
     }
 
     fn empty_view(&self, shape: [usize; 3]) -> AlibiBias {
@@ -783,64 +514,49 @@ impl AlibiPositionalBias {
             buffer: None,
             shape,
             layout: BiasLayout::default(),
-            binding_alignment: self.limits.binding_alignment,
+            binding_alignment: self.gpu.limits.binding_alignment,
         }
     }
 
-    fn check_health(&self) -> Result<()> {
-        self.health.as_ref().map_or(Ok(()), DeviceHealth::check)
-    }
-
-    /// On the web, errors of earlier submissions arrive late; they are reported here.
-    async fn await_pending_errors(&self) -> Result<()> {
-        let pending: Vec<_> = std::mem::take(
-            &mut *self
-                .pending_errors
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()),
-        );
-        for errors in pending {
-            if let Some(error) = errors.await {
-                return Err(gpu_error(error));
-            }
-        }
-        Ok(())
+    /// The view of a whole generated tensor (its padding columns excluded).
+    fn whole_view(
+        &self,
+        buffer: Arc<wgpu::Buffer>,
+        generated: GenerateShape,
+        shape: [usize; 3],
+    ) -> AlibiBias {
+        let alignment = self.gpu.limits.binding_alignment;
+        slice_view(buffer, generated.rows, generated.cols, shape, alignment)
     }
 }
 
-/// The slopes of a generation: the uniform buffer the kernel reads, and the same values for
-/// the host-mapped path.
-#[derive(Clone, Copy)]
-struct Slopes<'a> {
-    buffer: &'a wgpu::Buffer,
-    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
-    values: &'a [f32],
-}
+/// Blocking wrappers of the `async` calls, for native code (nothing may block on the web).
+#[cfg(not(target_arch = "wasm32"))]
+impl AlibiPositionalBias {
+    /// Blocking [`AlibiPositionalBias::read`].
+    pub fn read_blocking(&self, bias: &AlibiBias) -> Result<HostBias> {
+        pollster::block_on(self.read(bias))
+    }
 
-/// Checks that a caller's buffer has `usage` and room for `shape`.
-fn check_target(
-    target: &wgpu::Buffer,
-    shape: GenerateShape,
-    usage: wgpu::BufferUsages,
-    usage_name: &'static str,
-) -> Result<()> {
-    if !target.usage().contains(usage) {
-        return Err(AlibiError::TargetUsage {
-            usage: format!("{:?}", target.usage()),
-            needed: usage_name,
-        });
+    /// Blocking [`AlibiPositionalBias::read_into`].
+    pub fn read_into_blocking(&self, bias: &AlibiBias, out: &mut Vec<f32>) -> Result<()> {
+        pollster::block_on(self.read_into(bias, out))
     }
-    let needed = shape.bytes().unwrap_or(u64::MAX);
-    if target.size() < needed {
-        return Err(AlibiError::TargetTooSmall {
-            heads: shape.total_heads,
-            i: shape.rows,
-            j: shape.requested_cols,
-            needed,
-            size: target.size(),
-        });
+
+    /// Blocking [`AlibiPositionalBias::forward_to_host`].
+    pub fn forward_to_host_blocking(&mut self, i: usize, j: usize) -> Result<HostBias> {
+        pollster::block_on(self.forward_to_host(i, j))
     }
-    Ok(())
+
+    /// Blocking [`AlibiPositionalBias::forward_to_host_into`].
+    pub fn forward_to_host_into_blocking(
+        &mut self,
+        i: usize,
+        j: usize,
+        out: &mut Vec<f32>,
+    ) -> Result<()> {
+        pollster::block_on(self.forward_to_host_into(i, j, out))
+    }
 }
 
 /// The bottom-right `[.., rows-i.., cols-j..]` view of a generated `[.., rows, cols]` tensor.
@@ -861,48 +577,5 @@ fn slice_view(
             row_stride: cols as u64,
         },
         binding_alignment: alignment,
-    }
-}
-
-/// Copies the view's rows, row-major, from the staging bytes (its spans, back to back: one
-/// for all heads when `single_span`, else one per head) into `out`, which has exactly the
-/// view's length; rows are split across cores.
-fn gather(staging: &[u8], bias: &AlibiBias, single_span: bool, out: &mut [f32]) {
-    let [_, i, j] = bias.shape();
-    let layout = bias.layout();
-    let head_span = (i - 1) * layout.row_stride as usize + j;
-    // Staging element where row `global_row` (= h * i + r) of the view starts.
-    let row_start = |global_row: usize| {
-        let (h, r) = (global_row / i, global_row % i);
-        let head_start = if single_span {
-            h * layout.head_stride as usize
-        } else {
-            h * head_span
-        };
-        head_start + r * layout.row_stride as usize
-    };
-    for_each_row_chunk(out, j, |chunk, first_row| {
-        if bias.is_contiguous() {
-            let start = first_row * j * 4;
-            copy_from_bytes(chunk, &staging[start..start + chunk.len() * 4]);
-            return;
-        }
-        for (n, row) in chunk.chunks_exact_mut(j).enumerate() {
-            let start = row_start(first_row + n) * 4;
-            copy_from_bytes(row, &staging[start..start + j * 4]);
-        }
-    });
-}
-
-/// Copies little-endian f32 bytes. Mapped memory is aligned in practice, so this is one
-/// memcpy; an unaligned mapping takes the value-by-value path instead of failing.
-fn copy_from_bytes(out: &mut [f32], bytes: &[u8]) {
-    match bytemuck::try_cast_slice::<u8, f32>(bytes) {
-        Ok(values) => out.copy_from_slice(values),
-        Err(_) => {
-            for (value, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
-                *value = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-            }
-        }
     }
 }

@@ -1,6 +1,7 @@
 //! Per-head slopes, computed on the CPU in f64 and rounded once to f32 (SPEC "Slopes").
 
 use crate::error::{AlibiError, Result};
+use crate::validation::{check_head_count, check_max_bias, check_slope};
 
 /// The largest number of heads with a slope: the slope uniform is `array<vec4<f32>, 1024>`,
 /// 16 KiB, the smallest uniform binding every wgpu backend (WebGL2 included) accepts.
@@ -39,7 +40,7 @@ impl SlopeSource {
         slopes
             .iter()
             .enumerate()
-            .map(|(head, &slope)| round_to_f32(head, slope))
+            .map(|(head, &slope)| check_slope(head, slope))
             .collect()
     }
 }
@@ -58,20 +59,6 @@ pub fn max_bias_slopes(heads: usize, max_bias: f64) -> Result<Vec<f32>> {
     SlopeSource::MaxBias(max_bias).resolve(heads)
 }
 
-fn check_head_count(heads: usize) -> Result<()> {
-    if heads == 0 {
-        return Err(AlibiError::ZeroHeads);
-    }
-    if heads > MAX_HEADS {
-        return Err(AlibiError::TooManyHeads {
-            what: "heads",
-            count: heads,
-            limit: MAX_HEADS,
-        });
-    }
-    Ok(())
-}
-
 /// Mirrors the Python reference operation for operation (`start * ratio ** i` in f64), so
 /// that the single rounding to f32 sees the same f64 value PyTorch's `Tensor(list)` sees.
 fn alibi_slopes_f64(heads: usize) -> Vec<f64> {
@@ -88,9 +75,7 @@ fn alibi_slopes_f64(heads: usize) -> Vec<f64> {
 
 /// ggml's `m0^(h+1)` / `m1^(2(h-c)+1)`, in f64.
 fn max_bias_slopes_f64(heads: usize, max_bias: f64) -> Result<Vec<f64>> {
-    if !max_bias.is_finite() || max_bias <= 0.0 {
-        return Err(AlibiError::InvalidMaxBias(max_bias));
-    }
+    check_max_bias(max_bias)?;
     let closest = largest_power_of_two_at_most(heads);
     let m0 = 2f64.powf(-max_bias / closest as f64);
     let m1 = 2f64.powf(-(max_bias / 2.0) / closest as f64);
@@ -107,25 +92,6 @@ fn max_bias_slopes_f64(heads: usize, max_bias: f64) -> Result<Vec<f64>> {
 
 fn largest_power_of_two_at_most(n: usize) -> usize {
     1 << n.ilog2()
-}
-
-fn round_to_f32(head: usize, slope: f64) -> Result<f32> {
-    let invalid = |reason| AlibiError::InvalidSlope {
-        head,
-        value: slope,
-        reason,
-    };
-    if !slope.is_finite() {
-        return Err(invalid("not finite"));
-    }
-    let rounded = slope as f32;
-    if rounded.is_infinite() {
-        return Err(invalid("too large for f32"));
-    }
-    if rounded.is_subnormal() || (rounded == 0.0 && slope != 0.0) {
-        return Err(invalid("too small for a normal f32"));
-    }
-    Ok(rounded)
 }
 
 #[cfg(test)]

@@ -335,7 +335,16 @@ fn encode_forward_records_into_the_callers_encoder() {
             &format!("encode_forward({i}, {j})"),
         );
     }
-    assert_eq!(alibi.cache_stats(), stats, "encode_forward is uncached");
+    // Only the readback's staging buffer is new.
+    let after = alibi.cache_stats();
+    assert_eq!(
+        after,
+        alibi_wgpu::CacheStats {
+            staging_bytes: after.staging_bytes,
+            ..stats
+        },
+        "encode_forward is uncached"
+    );
 }
 
 #[test]

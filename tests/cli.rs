@@ -1,6 +1,8 @@
 #![cfg(feature = "cli")]
 //! End-to-end tests of the `alibi` binary: `alibi bias` run as a user would, its `.npy`
-//! files read back with npyz and compared with the CPU reference of a fresh module.
+//! files read back with npyz and compared with the oracle (`alibi_wgpu::reference`) of a
+//! fresh module; refusals, each one line on stderr that leaves no file behind; `alibi
+//! bench`'s arguments and JSON.
 //!
 //! Tests that need a GPU fail when no adapter exists, unless `ALIBI_ALLOW_NO_GPU=1` is set:
 //! then they say on stderr that they are skipped and pass. (The `auto` backend would
@@ -19,13 +21,23 @@ use alibi_wgpu::{alibi_slopes, reference, AlibiError, HostBias};
 /// Set to `1` to let GPU tests pass, skipped, on a machine without any adapter.
 const ALLOW_NO_GPU: &str = "ALIBI_ALLOW_NO_GPU";
 
-/// Runs `alibi` with `args` and extra environment variables.
-fn alibi_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_alibi"))
-        .args(args)
-        .envs(env.iter().copied())
+/// `alibi` with `args`, ready to run.
+fn alibi_command(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_alibi"));
+    command.args(args);
+    command
+}
+
+/// Runs `command`.
+fn output_of(command: &mut Command) -> Output {
+    command
         .output()
         .unwrap_or_else(|e| panic!("cannot run alibi: {e}"))
+}
+
+/// Runs `alibi` with `args` and extra environment variables.
+fn alibi_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    output_of(alibi_command(args).envs(env.iter().copied()))
 }
 
 /// Runs `alibi` with `args`.
@@ -90,7 +102,7 @@ fn gpu_available(backends: Option<wgpu::Backends>) -> bool {
         .entry(backends)
         .or_insert_with(|| match alibi_wgpu::open_device_blocking(backends) {
             Ok(_) => Ok(()),
-            Err(AlibiError::NoAdapter(message)) => Err(message),
+            Err(error @ AlibiError::NoAdapter { .. }) => Err(chain(&error)),
             Err(other) => panic!("an adapter of {backends:?} exists but does not work: {other}"),
         });
     match probe {
@@ -109,6 +121,17 @@ fn gpu_available(backends: Option<wgpu::Backends>) -> bool {
              llvmpipe will do); set {ALLOW_NO_GPU}=1 to skip them instead"
         ),
     }
+}
+
+/// `error`'s message and its sources', joined by ": ".
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(source) = next {
+        text = format!("{text}: {source}");
+        next = source.source();
+    }
+    text
 }
 
 /// A fresh directory under the system's temporary directory, removed when dropped.
@@ -130,6 +153,28 @@ impl TempDir {
 
     fn join(&self, name: &str) -> PathBuf {
         self.0.join(name)
+    }
+
+    /// `name` inside this directory, as an argument.
+    fn arg(&self, name: &str) -> String {
+        self.join(name).display().to_string()
+    }
+
+    /// Every file and directory inside, as sorted relative paths (hidden ones included).
+    fn contents(&self) -> Vec<String> {
+        fn walk(dir: &Path, root: &Path, found: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("list {dir:?}: {e}")) {
+                let path = entry.unwrap().path();
+                found.push(path.strip_prefix(root).unwrap().display().to_string());
+                if path.is_dir() {
+                    walk(&path, root, found);
+                }
+            }
+        }
+        let mut found = Vec::new();
+        walk(&self.0, &self.0, &mut found);
+        found.sort();
+        found
     }
 
     /// `name` inside this directory, with a trailing `/`: what `--out DIR/` takes.
@@ -173,7 +218,7 @@ fn fresh(heads: usize, total_heads: usize, i: usize, j: usize) -> HostBias {
 fn assert_ran_on_gpu(stdout: &str) {
     let adapter = stdout.lines().next().unwrap_or_default();
     assert!(
-        adapter.starts_with("adapter: ") && !adapter.contains("CPU reference"),
+        adapter.starts_with("adapter: ") && !adapter.contains("CPU path"),
         "{stdout}"
     );
 }
@@ -271,7 +316,15 @@ fn bad_input_fails_with_one_line_on_stderr() {
         (&["bias", "--heads", "4", "0x"], "`0x` is not a shape IxJ"),
         (&["bias", "--heads", "4", "axb"], "`axb` is not a shape IxJ"),
         (&["bias", "--heads", "4", "10"], "`10` is not a shape IxJ"),
-        (&["bias", "--heads", "4", "1x2x3"], "is not a shape IxJ"),
+        (
+            &["bias", "--heads", "4", "1x2x3"],
+            "`1x2x3` is not a shape IxJ: 3 fields where 2 are expected",
+        ),
+        (
+            &["bias", "--heads", "4", "+1x2"],
+            "`+1` is not an unsigned decimal integer",
+        ),
+        (&["bias", "--heads", "4", "1x-2"], "`-2` is not an unsigned"),
         (&["bias", "--heads", "0", "4x4"], "heads must be at least 1"),
         (
             &["bias", "--total-heads", "2", "--heads", "4", "4x4"],
@@ -305,6 +358,40 @@ fn bad_input_fails_with_one_line_on_stderr() {
         (&["bias", "4x4"], "--heads"),
         (&["bias", "--heads", "four", "4x4"], "four"),
         (&[], "subcommand"),
+        // `bench --case` goes through the same parser: usize::from_str would take `+8`.
+        (
+            &["bench", "--case", "+8x8x16x16"],
+            "`+8x8x16x16` is not a case HxTxIxJ: `+8` is not an unsigned decimal integer",
+        ),
+        (
+            &["bench", "--case", "8x8x16"],
+            "`8x8x16` is not a case HxTxIxJ: 3 fields where 4 are expected",
+        ),
+        (
+            &["bench", "--case", "8x8x16x16x1"],
+            "5 fields where 4 are expected",
+        ),
+        (&["bench", "--case", "8x8x 16x16"], "`8x8x 16x16`"),
+        (&["bench", "--case", "8x8x16x"], "a field is empty"),
+        // Cases the library refuses are refused before a device is opened.
+        (
+            &["bench", "--case", "8x8x16x16", "--case", "0x8x16x16"],
+            "heads must be at least 1",
+        ),
+        (
+            &["bench", "--case", "8x4x16x16"],
+            "total_heads (4) must be at least heads (8)",
+        ),
+        (
+            &["bench", "--case", "8x8x16777217x1"],
+            "i = 16777217 exceeds",
+        ),
+        (&["bench", "--runs", "0"], "--runs"),
+        (&["bench", "--backend", "metal"], "metal"),
+        (
+            &["bench", "--backend", "cpu"],
+            "bench measures a GPU adapter, and --backend cpu names none",
+        ),
     ];
     for &(args, expected) in cases {
         let output = alibi(args);
@@ -334,7 +421,7 @@ fn cpu_backend_writes_the_same_files_as_the_gpu() {
         succeed(&args)
     };
     assert_ran_on_gpu(&run("auto"));
-    assert!(run("cpu").starts_with("adapter: none (CPU reference)"));
+    assert!(run("cpu").starts_with("adapter: none (CPU path)"));
     for (call, shape) in shapes.iter().enumerate() {
         let name = format!("call-{call}-{shape}.npy");
         let gpu = std::fs::read(tmp.join("auto").join(&name)).unwrap();
@@ -417,7 +504,7 @@ fn max_bias_8_gives_the_paper_slopes() {
 }
 
 #[test]
-fn auto_without_an_adapter_falls_back_to_the_cpu_reference() {
+fn auto_without_an_adapter_falls_back_to_the_cpu_path() {
     // No native build has a browser WebGPU adapter, so `auto` finds none at all.
     let tmp = TempDir::new("fallback");
     let file = tmp.join("bias.npy");
@@ -434,11 +521,18 @@ fn auto_without_an_adapter_falls_back_to_the_cpu_reference() {
     assert!(output.status.success(), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
-        stderr.starts_with("alibi: no GPU adapter") && stderr.contains("using the CPU reference"),
+        stderr.starts_with("alibi: no GPU adapter") && stderr.ends_with("; using the CPU path\n"),
         "{stderr}"
     );
-    assert!(stdout_of(&output).starts_with("adapter: none (CPU reference)"));
+    assert!(stdout_of(&output).starts_with("adapter: none (CPU path)"));
     assert_npy_equals(&file, &fresh(3, 3, 4, 6));
+
+    // bench measures an adapter: no fallback, and no note besides the error.
+    let args = ["bench", "--case", "1x1x2x2"];
+    let output = alibi_with_env(&args, &[("WGPU_BACKEND", "webgpu")]);
+    let line = assert_one_line_failure(&args, &output);
+    assert!(line.contains("no GPU adapter found"), "{line}");
+    assert!(output.stdout.is_empty());
 }
 
 #[test]
@@ -463,5 +557,282 @@ fn help_describes_bias() {
     let help = succeed(&["bias", "--help"]);
     for expected in ["--heads", "--total-heads", "--out", "--backend", "SHAPE"] {
         assert!(help.contains(expected), "{help}");
+    }
+}
+
+#[test]
+fn help_describes_bench() {
+    let help = succeed(&["bench", "--help"]);
+    for expected in ["--case", "HxTxIxJ", "--runs", "--json", "--backend"] {
+        assert!(help.contains(expected), "{help}");
+    }
+}
+
+/// Runs `args` (an `alibi bias` that must be refused) and checks the refusal: one line on
+/// stderr containing each of `expected`, nothing on stdout (nothing was computed), and
+/// `tmp` left as it was.
+fn assert_refused_leaving_nothing(tmp: &TempDir, args: &[&str], expected: &[&str]) {
+    let before = tmp.contents();
+    let output = alibi(args);
+    let line = assert_one_line_failure(args, &output);
+    for text in expected {
+        assert!(line.contains(text), "alibi {args:?}: {line}");
+    }
+    assert!(output.stdout.is_empty(), "alibi {args:?} printed results");
+    assert_eq!(tmp.contents(), before, "alibi {args:?} left files behind");
+}
+
+#[test]
+fn out_into_a_missing_directory_fails_before_computing() {
+    let tmp = TempDir::new("missing-dir");
+    let file = tmp.arg("missing/bias.npy");
+    let missing = tmp.arg("missing");
+    // `auto`: with an adapter, refusing before it is opened is what keeps stdout empty.
+    for backend in ["auto", "cpu"] {
+        let args = [
+            "bias",
+            "--heads",
+            "4",
+            "3x5",
+            "--out",
+            &file,
+            "--backend",
+            backend,
+        ];
+        assert_refused_leaving_nothing(
+            &tmp,
+            &args,
+            &[&file, &format!("directory {missing} does not exist")],
+        );
+    }
+}
+
+#[test]
+fn out_that_cannot_be_a_directory_fails_before_computing() {
+    let tmp = TempDir::new("not-dir");
+    std::fs::write(tmp.join("file"), b"not a directory").unwrap();
+    let file_then_dir = tmp.dir_arg("file/sub");
+    let file_as_dir = tmp.dir_arg("file");
+    let file_as_parent = tmp.arg("file/bias.npy");
+    let cases: [(&[&str], &str); 3] = [
+        // DIR/ below a file: cannot be created.
+        (
+            &["bias", "--heads", "4", "3x5", "--out", &file_then_dir],
+            "cannot create directory",
+        ),
+        // DIR/ that is a file.
+        (
+            &["bias", "--heads", "4", "3x5", "2x2", "--out", &file_as_dir],
+            "exists and is not a directory",
+        ),
+        // A file whose "directory" is a file.
+        (
+            &["bias", "--heads", "4", "3x5", "--out", &file_as_parent],
+            "is not a directory",
+        ),
+    ];
+    for (args, expected) in cases {
+        let path = args[args.len() - 1];
+        assert_refused_leaving_nothing(&tmp, args, &[path, expected]);
+    }
+    // A file that DIR/ should hold is an existing directory.
+    std::fs::create_dir_all(tmp.join("taken/call-1-2x2.npy")).unwrap();
+    let taken = tmp.dir_arg("taken");
+    assert_refused_leaving_nothing(
+        &tmp,
+        &["bias", "--heads", "4", "3x5", "2x2", "--out", &taken],
+        &[&taken, "call-1-2x2.npy is a directory"],
+    );
+}
+
+/// A shape the host cannot hold: `[256, 2^24, 2^24]` is 2^58 bytes, more than any
+/// x86-64 or aarch64 address space, so allocating it fails at once on every machine. It
+/// passes every check made before computing (the library cannot know the memory in
+/// advance), which is what these tests need: a failure in the middle of a run.
+const UNALLOCATABLE: &str = "16777216x16777216";
+
+#[test]
+fn a_failing_run_leaves_no_file_behind() {
+    let tmp = TempDir::new("failing");
+    // The first shape is computed and written (under a temporary name) before the second
+    // fails: neither it, nor the temporary file, nor the directory created for them stays.
+    let out = tmp.dir_arg("new/deeper");
+    let args = [
+        "bias",
+        "--backend",
+        "cpu",
+        "--heads",
+        "4",
+        "--total-heads",
+        "256",
+        "3x5",
+        UNALLOCATABLE,
+        "2x2",
+        "--out",
+        &out,
+    ];
+    let output = alibi(&args);
+    let line = assert_one_line_failure(&args, &output);
+    assert!(line.contains("out of host memory"), "{line}");
+    // The first shape's summary was printed before the failure.
+    assert!(
+        stdout_of(&output).contains("call 0: 3x5"),
+        "{}",
+        stdout_of(&output)
+    );
+    assert_eq!(tmp.contents(), Vec::<String>::new());
+
+    // An existing directory keeps what it held; an existing file is not touched.
+    std::fs::create_dir(tmp.join("kept")).unwrap();
+    std::fs::write(tmp.join("kept/call-0-3x5.npy"), b"old").unwrap();
+    let kept = tmp.dir_arg("kept");
+    let args = [
+        "bias",
+        "--backend",
+        "cpu",
+        "--heads",
+        "4",
+        "--total-heads",
+        "256",
+        "3x5",
+        UNALLOCATABLE,
+        "--out",
+        &kept,
+    ];
+    assert_one_line_failure(&args, &alibi(&args));
+    assert_eq!(tmp.contents(), ["kept", "kept/call-0-3x5.npy"]);
+    assert_eq!(
+        std::fs::read(tmp.join("kept/call-0-3x5.npy")).unwrap(),
+        b"old"
+    );
+
+    // `--out FILE`: an existing file is left as it was.
+    let file = tmp.arg("kept/call-0-3x5.npy");
+    let args = [
+        "bias",
+        "--backend",
+        "cpu",
+        "--heads",
+        "4",
+        "--total-heads",
+        "256",
+        UNALLOCATABLE,
+        "--out",
+        &file,
+    ];
+    assert_one_line_failure(&args, &alibi(&args));
+    assert_eq!(tmp.contents(), ["kept", "kept/call-0-3x5.npy"]);
+    assert_eq!(
+        std::fs::read(tmp.join("kept/call-0-3x5.npy")).unwrap(),
+        b"old"
+    );
+
+    // A successful run replaces it, and leaves no temporary file.
+    succeed(&[
+        "bias",
+        "--backend",
+        "cpu",
+        "--heads",
+        "4",
+        "3x5",
+        "--out",
+        &file,
+    ]);
+    assert_eq!(tmp.contents(), ["kept", "kept/call-0-3x5.npy"]);
+    assert_npy_equals(&tmp.join("kept/call-0-3x5.npy"), &fresh(4, 4, 3, 5));
+}
+
+#[test]
+fn a_failing_gpu_run_leaves_no_file_behind() {
+    if !gpu_available(None) {
+        return;
+    }
+    let tmp = TempDir::new("failing-gpu");
+    let out = tmp.dir_arg("out");
+    // Far above any device's max_buffer_size: refused by the module, after the first shape.
+    let args = [
+        "bias",
+        "--heads",
+        "4",
+        "--total-heads",
+        "256",
+        "3x5",
+        UNALLOCATABLE,
+        "--out",
+        &out,
+    ];
+    let output = alibi(&args);
+    assert_one_line_failure(&args, &output);
+    assert_ran_on_gpu(&stdout_of(&output));
+    assert_eq!(tmp.contents(), Vec::<String>::new());
+}
+
+/// Without `XDG_RUNTIME_DIR` (ssh, containers, CI), Mesa's device-select Vulkan layer would
+/// print "error: XDG_RUNTIME_DIR is invalid or not set in the environment." twice; `alibi`
+/// disables that layer then, so a success prints nothing at all on stderr.
+#[test]
+fn vulkan_without_a_runtime_dir_is_quiet() {
+    if !gpu_available(Some(wgpu::Backends::VULKAN)) {
+        return;
+    }
+    let args = ["bias", "--backend", "vulkan", "--heads", "4", "3x5"];
+    let mut command = alibi_command(&args);
+    for name in [
+        "XDG_RUNTIME_DIR",
+        "NODEVICE_SELECT",
+        "WAYLAND_DISPLAY",
+        "WAYLAND_SOCKET",
+    ] {
+        command.env_remove(name);
+    }
+    let output = output_of(&mut command);
+    assert!(
+        output.status.success(),
+        "alibi {args:?} failed ({}): {}",
+        output.status,
+        stderr_of(&output)
+    );
+    assert_eq!(stderr_of(&output), "", "alibi {args:?} printed on stderr");
+    assert_ran_on_gpu(&stdout_of(&output));
+}
+
+#[test]
+fn bench_json_reports_the_cpu_path() {
+    if !gpu_available(None) {
+        return;
+    }
+    let args = [
+        "bench",
+        "--case",
+        "3x4x5x9",
+        "--case",
+        "2x2x1x7",
+        "--runs",
+        "1",
+        "--decode-steps",
+        "0",
+        "--json",
+    ];
+    let stdout = succeed(&args);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    for (line, (heads, total_heads, i, j)) in lines.iter().zip([(3, 4, 5, 9), (2, 2, 1, 7)]) {
+        let report: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(report["case"], "forward", "{line}");
+        assert_eq!(
+            [
+                &report["heads"],
+                &report["total_heads"],
+                &report["i"],
+                &report["j"]
+            ],
+            [heads, total_heads, i, j]
+                .map(serde_json::Value::from)
+                .each_ref(),
+            "{line}"
+        );
+        assert!(report["cpu_path_ms"].is_number(), "{line}");
+        assert!(report.get("cpu_reference_ms").is_none(), "{line}");
+        assert_eq!(report["exact"], true, "{line}");
     }
 }

@@ -1,8 +1,7 @@
 //! Opening a device when the caller does not bring one.
 
-use std::sync::{Arc, Mutex};
-
 use crate::error::{AlibiError, Result};
+use crate::gpu::health::DeviceHealth;
 
 /// A device this crate opened, with the adapter it came from.
 ///
@@ -19,50 +18,14 @@ pub struct GpuDevice {
     pub(crate) health: DeviceHealth,
 }
 
-/// Device loss and errors that escaped every error scope, recorded instead of wgpu's
-/// default handler (which panics).
-#[derive(Clone, Debug, Default)]
-pub(crate) struct DeviceHealth {
-    problem: Arc<Mutex<Option<AlibiError>>>,
-}
-
-impl DeviceHealth {
-    fn watch(device: &wgpu::Device) -> Self {
-        let health = Self::default();
-        let lost = health.problem.clone();
-        device.set_device_lost_callback(move |reason, message| {
-            record(
-                &lost,
-                AlibiError::DeviceLost(format!("{reason:?}: {message}")),
-            );
-        });
-        let uncaptured = health.problem.clone();
-        device.on_uncaptured_error(Arc::new(move |error| {
-            record(&uncaptured, crate::gpu::scope::gpu_error(error));
-        }));
-        health
-    }
-
-    /// The first problem recorded, if any; it stays recorded (a lost device stays lost).
-    pub fn check(&self) -> Result<()> {
-        let problem = self.problem.lock().unwrap_or_else(|p| p.into_inner());
-        match &*problem {
-            None => Ok(()),
-            Some(AlibiError::DeviceLost(message)) => Err(AlibiError::DeviceLost(message.clone())),
-            Some(other) => Err(AlibiError::Gpu(other.to_string())),
-        }
-    }
-}
-
-fn record(slot: &Mutex<Option<AlibiError>>, error: AlibiError) {
-    let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
-    slot.get_or_insert(error);
-}
-
 /// Opens the default adapter of `backends` (or of the `WGPU_BACKEND` environment variable
-/// when `None`), with the adapter's own limits, so that large biases can use the largest
+/// when `None`; only those backends are initialised), with the adapter's own limits, so that large biases can use the largest
 /// buffers it allows, and, on a CPU adapter, `MAPPABLE_PRIMARY_BUFFERS` for
 /// [`GenerationPath::HostMapped`](crate::GenerationPath::HostMapped).
+///
+/// The device is watched: once it is lost, every module on it returns
+/// [`AlibiError::DeviceLost`], and GPU errors outside this crate's error scopes (your own
+/// work on `device`) are reported by the next call instead of panicking in wgpu.
 pub async fn open_device(backends: Option<wgpu::Backends>) -> Result<GpuDevice> {
     let mut descriptor = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
     if let Some(backends) = backends {
@@ -73,7 +36,10 @@ pub async fn open_device(backends: Option<wgpu::Backends>) -> Result<GpuDevice> 
     let adapter = instance
         .request_adapter(&wgpu::RequestAdapterOptions::default())
         .await
-        .map_err(|e| AlibiError::NoAdapter(format!("backends {requested:?}: {e}")))?;
+        .map_err(|source| AlibiError::NoAdapter {
+            backends: requested,
+            source,
+        })?;
     let info = adapter.get_info();
     // On a CPU adapter, device memory is host memory: mappable storage buffers let
     // `GenerationPath::Auto` write biases from the host (see `GenerationPath::HostMapped`).
@@ -92,7 +58,10 @@ pub async fn open_device(backends: Option<wgpu::Backends>) -> Result<GpuDevice> 
             ..Default::default()
         })
         .await
-        .map_err(|e| AlibiError::RequestDevice(e.to_string()))?;
+        .map_err(|source| AlibiError::RequestDevice {
+            adapter: info.name.clone(),
+            source,
+        })?;
     let health = DeviceHealth::watch(&device);
     Ok(GpuDevice {
         device,

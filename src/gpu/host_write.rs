@@ -5,17 +5,18 @@
 //! is host memory and whose emulated shader cores are slow at storing: Mesa's llvmpipe
 //! turns every storage-buffer store into a loop over the SIMD lanes with a scalar store and
 //! a bounds check per component, so the WGSL kernel runs at a third to a half of the
-//! speed of a plain copy there. The CPU reference's row loop, vectorised by the Rust
-//! compiler and run on every core, writes the same bytes (the tests compare them bit for
-//! bit with the kernel's) at about the speed of a copy. Not on the web, where mappings
+//! speed of a plain copy there. The CPU path's row loop ([`crate::cpu`]), vectorised by the
+//! Rust compiler and run on rayon's pool, writes the same bytes (the tests compare both with
+//! the oracle, bit for bit) at about the speed of a copy. Not on the web, where mappings
 //! cannot be waited for and no adapter offers mappable storage buffers.
 #![cfg_attr(target_arch = "wasm32", allow(dead_code))]
 
 use std::ops::Range;
 
-use crate::error::{AlibiError, Result};
-use crate::gpu::generator::GenerateShape;
-use crate::reference::{fill_elements, run_parallel, split_at_ends, split_ranges};
+use crate::cpu::fill_elements;
+use crate::error::{AlibiError, MapError, Result};
+use crate::gpu::windows::GenerateShape;
+use crate::parallel::{run, split_at_ends, split_ranges};
 
 /// Values computed into a small host block before each copy into the mapping: the block
 /// stays in the L1/L2 cache, and mapped memory is only ever written, never read.
@@ -60,7 +61,7 @@ pub(crate) fn write_mapped(
     // Unmapped however this ends, a panic in a worker included: a caller's buffer must
     // not stay mapped.
     let _unmap = UnmapOnDrop(buffer);
-    let results = run_parallel(parts.into_iter().zip(tee_parts).collect(), |(part, tee)| {
+    let results = run(parts.into_iter().zip(tee_parts).collect(), |(part, tee)| {
         write_part(buffer, shape, slopes, part, tee)
     });
     results.into_iter().collect()
@@ -97,7 +98,10 @@ fn write_part(
     let mut view = buffer
         .slice(bytes)
         .get_mapped_range_mut()
-        .map_err(|e| AlibiError::Map(format!("writing the bias through a mapping: {e}")))?;
+        .map_err(|source| AlibiError::Map {
+            operation: "writing the bias from the host",
+            source: MapError::Range(source),
+        })?;
     let mut mapped = view.slice(..);
     let tee_base = tee
         .as_ref()

@@ -1,21 +1,19 @@
-//! `--backend`: which wgpu backend computes the bias, or the CPU reference.
-
-use std::io::Write as _;
+//! `--backend`: which wgpu backend computes the bias, or the CPU path.
 
 use alibi_wgpu::{open_device_blocking, AlibiError, GenerationPath, GpuDevice};
 
 /// The choices of `--backend`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum BackendChoice {
-    /// The default adapter (`WGPU_BACKEND` picks the backend); the CPU reference, with a
-    /// note on stderr, when there is no adapter at all.
+    /// The default adapter (`WGPU_BACKEND` picks the backend); the CPU path, with a note
+    /// on stderr, when there is no adapter at all.
     #[default]
     Auto,
     /// A Vulkan adapter, or an error.
     Vulkan,
     /// An OpenGL (ES) adapter, or an error.
     Gl,
-    /// The CPU reference, no GPU.
+    /// The CPU path (`alibi_wgpu::cpu`, the host's cores), no GPU.
     Cpu,
 }
 
@@ -23,36 +21,44 @@ pub enum BackendChoice {
 pub enum Compute {
     /// On this wgpu device (boxed: it is much larger than the other variant).
     Gpu(Box<GpuDevice>),
-    /// With `alibi_wgpu::reference`, on the CPU.
+    /// With `alibi_wgpu::cpu`, on the host's cores.
     Cpu,
 }
 
 impl BackendChoice {
-    /// Opens what this choice names.
+    /// Opens what this choice names, for `alibi bias`.
     ///
     /// A backend named explicitly must exist: silently computing elsewhere would make a
     /// "test on Vulkan" run prove nothing. Only `auto` falls back to the CPU, and only when
     /// no adapter exists at all (an adapter that fails to open a device is an error).
     pub fn open(self) -> Result<Compute, AlibiError> {
-        let backends = match self {
-            BackendChoice::Cpu => return Ok(Compute::Cpu),
-            BackendChoice::Auto => None,
-            BackendChoice::Vulkan => Some(wgpu::Backends::VULKAN),
-            BackendChoice::Gl => Some(wgpu::Backends::GL),
-        };
-        match open_device_blocking(backends) {
-            Ok(gpu) => Ok(Compute::Gpu(Box::new(gpu))),
-            Err(AlibiError::NoAdapter(detail)) if self == BackendChoice::Auto => {
+        match self.open_gpu() {
+            Ok(Some(gpu)) => Ok(Compute::Gpu(Box::new(gpu))),
+            Ok(None) => Ok(Compute::Cpu),
+            Err(AlibiError::NoAdapter { backends, source }) if self == BackendChoice::Auto => {
                 // On stderr, as one line: stdout stays the result, and the fallback is
                 // never silent.
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "alibi: no GPU adapter ({detail}); using the CPU reference"
-                );
+                crate::error::note(&format!(
+                    "no GPU adapter for backends {backends:?} ({}); using the CPU path",
+                    crate::error::chain(&source)
+                ));
                 Ok(Compute::Cpu)
             }
             Err(error) => Err(error),
         }
+    }
+
+    /// A device on the adapter this choice names, `None` for `cpu`; never a fallback, so
+    /// `auto` without an adapter is the library's `NoAdapter` error (`alibi bench`, which
+    /// measures an adapter, has nothing to fall back to).
+    pub fn open_gpu(self) -> Result<Option<GpuDevice>, AlibiError> {
+        let backends = match self {
+            BackendChoice::Cpu => return Ok(None),
+            BackendChoice::Auto => None,
+            BackendChoice::Vulkan => Some(wgpu::Backends::VULKAN),
+            BackendChoice::Gl => Some(wgpu::Backends::GL),
+        };
+        open_device_blocking(backends).map(Some)
     }
 }
 

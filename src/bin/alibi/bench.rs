@@ -2,25 +2,29 @@
 //!
 //! For each case it measures, in one run so that ratios share the machine's noise:
 //! the generation alone (on the module's path, and by the WGSL kernel) against a copy of
-//! the same bytes on the same device, forward plus readback to the host, the CPU reference,
-//! and cache hits; then a decode loop. Each figure is the median of `--runs` timed runs
+//! the same bytes on the same device, forward plus readback to the host, the CPU path
+//! (`alibi_wgpu::cpu`), and cache hits; then a decode loop. Every result is compared with
+//! the oracle, `alibi_wgpu::reference`. Each figure is the median of `--runs` timed runs
 //! after a warm-up.
 
 use std::hint::black_box;
+use std::io::Write;
 use std::time::Instant;
 
-use alibi_wgpu::{reference, AlibiConfig, AlibiError, AlibiPositionalBias, GpuDevice};
+use alibi_wgpu::{cpu, reference, AlibiConfig, AlibiError, AlibiPositionalBias, GpuDevice};
 
-use crate::backend::GenerationChoice;
 use serde_json::json;
 
+use crate::backend::GenerationChoice;
+use crate::error::CliError;
 use crate::measure::{wait_idle, Rig};
+use crate::shape::{parse_fields, Syntax};
 
 /// Arguments of `alibi bench`.
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
-    /// Cases as HEADSxTOTALxIxJ; default: 8x8x1024x1024 16x16x2048x2048 32x32x2048x2048
-    /// 12x16x1x4096.
+    /// Cases HxTxIxJ: H heads with slopes, T total heads, forward(I, J); default:
+    /// 8x8x1024x1024 16x16x2048x2048 32x32x2048x2048 12x16x1x4096.
     #[arg(long = "case", value_parser = parse_case)]
     pub cases: Vec<Case>,
     /// Timed runs per figure (the median is reported), after one warm-up run.
@@ -74,29 +78,47 @@ const DEFAULT_CASES: [Case; 4] = [
     },
 ];
 
+/// Writes one line to stdout, returning a failure (a closed pipe) as [`CliError::Stdout`].
+macro_rules! say {
+    ($out:expr, $($line:tt)*) => {
+        writeln!($out, $($line)*).map_err(CliError::Stdout)?
+    };
+}
+
+/// How `--case` is written.
+const CASE: Syntax = Syntax {
+    name: "a case HxTxIxJ",
+    fields: "heads with slopes x total heads x queries x keys",
+    examples: "8x8x1024x1024 or 12x16x1x4096",
+};
+
 fn parse_case(text: &str) -> Result<Case, String> {
-    let numbers: Vec<usize> = text
-        .split('x')
-        .map(|n| {
-            n.parse()
-                .map_err(|_| format!("`{text}` is not HEADSxTOTALxIxJ"))
-        })
-        .collect::<Result<_, _>>()?;
-    match numbers[..] {
-        [heads, total_heads, i, j] => Ok(Case {
-            heads,
-            total_heads,
-            i,
-            j,
-        }),
-        _ => Err(format!(
-            "`{text}` is not HEADSxTOTALxIxJ (e.g. 8x8x1024x1024)"
-        )),
+    let [heads, total_heads, i, j] = parse_fields(text, &CASE)?;
+    Ok(Case {
+        heads,
+        total_heads,
+        i,
+        j,
+    })
+}
+
+impl BenchArgs {
+    /// Checks every case with the library's own messages, so that a bad one is refused
+    /// before a device is opened or anything is measured or printed.
+    pub fn validate(&self) -> Result<(), AlibiError> {
+        for case in &self.cases {
+            alibi_wgpu::validate(case.heads, case.total_heads, case.i, case.j)?;
+        }
+        Ok(())
     }
 }
 
 /// Runs every case and the decode loop on `gpu`, printing as it goes.
-pub fn run(args: &BenchArgs, gpu: &GpuDevice) -> Result<(), AlibiError> {
+pub fn run(args: &BenchArgs, gpu: &GpuDevice) -> Result<(), CliError> {
+    // Not `println!`, which panics on a closed pipe (`alibi bench | head`): that is an
+    // error to report in one line.
+    let mut stdout = std::io::stdout().lock();
+    let out = &mut stdout;
     let cases = if args.cases.is_empty() {
         DEFAULT_CASES.to_vec()
     } else {
@@ -106,12 +128,14 @@ pub fn run(args: &BenchArgs, gpu: &GpuDevice) -> Result<(), AlibiError> {
     let adapter = &gpu.adapter_info;
     let backend = format!("{:?}", adapter.backend).to_lowercase();
     if !args.json {
-        println!(
+        say!(
+            out,
             "adapter: {} ({backend}), median of {runs} runs",
             adapter.name
         );
-        println!(
-            "{:<22} {:>7} {:>11} {:>8} {:>7} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>6}",
+        say!(
+            out,
+            "{:<22} {:>7} {:>11} {:>8} {:>7} {:>8} {:>9} {:>9} {:>9} {:>9} {:>11} {:>8} {:>6}",
             "case [total, i, j]",
             "MiB",
             "path",
@@ -122,7 +146,7 @@ pub fn run(args: &BenchArgs, gpu: &GpuDevice) -> Result<(), AlibiError> {
             "kern/copy",
             "host ms",
             "host* ms",
-            "cpu ms",
+            "cpu-path ms",
             "hit ns",
             "exact"
         );
@@ -137,17 +161,18 @@ pub fn run(args: &BenchArgs, gpu: &GpuDevice) -> Result<(), AlibiError> {
     for case in cases {
         let report = measure_case(gpu, case, runs, args.generation)?;
         if args.json {
-            println!("{}", tagged("forward", report));
+            say!(out, "{}", tagged("forward", report));
         } else {
-            print_row(&report);
+            print_row(out, &report)?;
         }
     }
     if args.decode_steps > 0 {
         let decode = measure_decode(gpu, args.decode_steps, args.generation)?;
         if args.json {
-            println!("{}", tagged("decode", decode));
+            say!(out, "{}", tagged("decode", decode));
         } else {
-            println!(
+            say!(
+                out,
                 "decode: heads {} (total {}), prefill (512, 512), {} steps forward(1, t): {} GPU generations, median {} ns per step, exact: {}",
                 decode["heads"], decode["total_heads"], decode["steps"], decode["decode_generations"],
                 decode["decode_step_ns"], decode["exact"]
@@ -155,9 +180,17 @@ pub fn run(args: &BenchArgs, gpu: &GpuDevice) -> Result<(), AlibiError> {
         }
     }
     if !args.json {
-        println!("path: where the module generates (host-mapped: the host's cores through a mapping, on CPU adapters; shader: the WGSL kernel)");
-        println!("kern/copy: the WGSL kernel's generation over the copy, whatever the path");
-        println!("host ms: forward + readback into a reused Vec (cache cleared); host*: into a new Vec (page faults included)");
+        say!(out, "path: where the module generates (host-mapped: the host's cores through a mapping, on CPU adapters; shader: the WGSL kernel)");
+        say!(
+            out,
+            "kern/copy: the WGSL kernel's generation over the copy, whatever the path"
+        );
+        say!(out, "host ms: forward + readback into a reused Vec (cache cleared); host*: into a new Vec (page faults included)");
+        say!(
+            out,
+            "cpu-path ms: alibi_wgpu::cpu::forward_into, the host's cores, into a reused Vec"
+        );
+        say!(out, "exact: the GPU's readback and the CPU path's result both == alibi_wgpu::reference::forward, the oracle");
     }
     Ok(())
 }
@@ -209,12 +242,14 @@ fn measure_case(
         to_fresh_host.push(time_ms(|| alibi.forward_to_host_blocking(i, j).map(drop))?);
     }
 
-    let mut expected = Vec::new();
-    reference::forward_into(alibi.slopes(), total_heads, i, j, &mut expected)?;
-    let mut cpu = Vec::new();
+    // The CPU path, timed into a reused vector; the oracle is computed once, untimed.
+    let expected = reference::forward(alibi.slopes(), total_heads, i, j)?.into_vec();
+    let mut on_cpu = Vec::new();
+    cpu::forward_into(alibi.slopes(), total_heads, i, j, &mut on_cpu)?;
+    let mut cpu_path = Vec::new();
     for _ in 0..runs {
-        cpu.push(time_ms(|| {
-            reference::forward_into(alibi.slopes(), total_heads, i, j, &mut expected)
+        cpu_path.push(time_ms(|| {
+            cpu::forward_into(alibi.slopes(), total_heads, i, j, &mut on_cpu)
         })?);
     }
 
@@ -237,10 +272,10 @@ fn measure_case(
         "shader_over_copy": round3(shader_ms / copy_ms),
         "forward_to_host_ms": round3(median(to_host)),
         "forward_to_new_host_vec_ms": round3(median(to_fresh_host)),
-        "cpu_reference_ms": round3(median(cpu)),
+        "cpu_path_ms": round3(median(cpu_path)),
         "cache_hit_ns": hit_ns.round(),
         "cache_hit_misses": hit_misses,
-        "exact": host == expected,
+        "exact": host == expected && on_cpu == expected,
     }))
 }
 
@@ -307,7 +342,7 @@ fn measure_decode(
     }))
 }
 
-fn print_row(report: &serde_json::Value) {
+fn print_row(out: &mut impl Write, report: &serde_json::Value) -> Result<(), CliError> {
     let field = |key: &str| report[key].as_f64().unwrap_or(f64::NAN);
     let shape = format!(
         "[{}, {}, {}]",
@@ -318,8 +353,9 @@ fn print_row(report: &serde_json::Value) {
         Some("Shader") => "shader",
         _ => "?",
     };
-    println!(
-        "{:<22} {:>7.1} {:>11} {:>8.2} {:>7.2} {:>8.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>8.0} {:>6}",
+    say!(
+        out,
+        "{:<22} {:>7.1} {:>11} {:>8.2} {:>7.2} {:>8.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>11.2} {:>8.0} {:>6}",
         format!("{} heads {shape}", report["heads"]),
         field("bytes") / (1u64 << 20) as f64,
         path,
@@ -330,10 +366,11 @@ fn print_row(report: &serde_json::Value) {
         field("shader_over_copy"),
         field("forward_to_host_ms"),
         field("forward_to_new_host_vec_ms"),
-        field("cpu_reference_ms"),
+        field("cpu_path_ms"),
         field("cache_hit_ns"),
         report["exact"],
     );
+    Ok(())
 }
 
 fn time_ms(mut f: impl FnMut() -> Result<(), AlibiError>) -> Result<f64, AlibiError> {

@@ -4,16 +4,20 @@
 //! that fits inside an earlier one is served from the cache: running
 //! `alibi bias --heads 8 16x16 1x16` shows a cache hit whose result must still equal a
 //! fresh module's (SPEC "The cache"). `--backend cpu` computes the same files with the CPU
-//! reference, which has no cache, for comparison.
+//! path (`alibi_wgpu::cpu`), which has no cache, for comparison.
+//!
+//! Everything that can be checked is checked before a device is opened or anything is
+//! printed: the heads, every shape, and `--out` (see [`crate::output`] for how files are
+//! written, and why a failed run leaves none).
 
 use std::io::Write;
 use std::path::PathBuf;
 
-use alibi_wgpu::{reference, AlibiConfig, AlibiError, AlibiPositionalBias, HostBias, SlopeSource};
+use alibi_wgpu::{cpu, AlibiConfig, AlibiError, AlibiPositionalBias, HostBias, SlopeSource};
 
 use crate::backend::{BackendChoice, Compute, GenerationChoice};
 use crate::error::CliError;
-use crate::npy::{write_npy, Destination};
+use crate::output::{Destination, Output};
 use crate::preview::{head_preview, min_max, short_list};
 use crate::shape::{parse_shape, Shape};
 
@@ -41,24 +45,26 @@ pub struct BiasArgs {
 
     /// Write the tensors as float32 .npy files of shape [T, I, J]: PATH ending in `/` (or
     /// an existing directory) gets DIR/call-N-IxJ.npy for the Nth shape, from 0; any other
-    /// PATH is one file, for exactly one shape.
+    /// PATH is one file, for exactly one shape. Checked before anything is computed; the
+    /// files are put in place only once every shape has succeeded.
     #[arg(long, value_name = "PATH")]
     pub out: Option<PathBuf>,
 
     /// Where to compute: auto is the default adapter (WGPU_BACKEND picks), falling back to
-    /// the CPU reference when there is none; vulkan and gl fail when absent.
+    /// the CPU path when there is none; vulkan and gl fail when absent.
     #[arg(long, value_enum, value_name = "BACKEND", default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,
 
     /// How a GPU module computes: auto takes the host-mapped path on CPU adapters that
     /// allow it (lavapipe's Vulkan; not llvmpipe's GL) and the WGSL kernel elsewhere. Both
-    /// give the same bytes. Not used by the CPU reference (--backend cpu, or its fallback).
+    /// give the same bytes. Not used by the CPU path (--backend cpu, or its fallback).
     #[arg(long, value_enum, value_name = "PATH", default_value_t = GenerationChoice::Auto)]
     pub generation: GenerationChoice,
 }
 
 /// Runs `alibi bias`: checks every argument, then computes, summarizes and writes each
-/// shape in order, then prints the cache counters.
+/// shape in order, puts the files in place once all succeeded, and prints the cache
+/// counters.
 pub fn run(args: &BiasArgs) -> Result<(), CliError> {
     let total_heads = args.total_heads.unwrap_or(args.heads);
     let slope_source = match args.max_bias {
@@ -68,7 +74,7 @@ pub fn run(args: &BiasArgs) -> Result<(), CliError> {
     let slopes = slope_source.resolve(args.heads)?;
     check_shapes(&slopes, total_heads, &args.shapes)?;
     let destination = Destination::from_arg(args.out.as_deref(), args.shapes.len())?;
-    destination.prepare()?;
+    let mut output = Output::prepare(destination, &args.shapes)?;
 
     let config = AlibiConfig::new(args.heads)
         .total_heads(total_heads)
@@ -90,10 +96,10 @@ pub fn run(args: &BiasArgs) -> Result<(), CliError> {
     for (call, &shape) in args.shapes.iter().enumerate() {
         let bias = engine.forward(shape)?;
         summarize(out, call, shape, &bias, &slopes)?;
-        if let Some(path) = destination.path_for(call, shape) {
-            write_npy(&path, &bias)?;
-            say(out, format_args!("  wrote {}", path.display()))?;
-        }
+        output.write(call, shape, &bias)?;
+    }
+    for path in output.commit()? {
+        say(out, format_args!("wrote {}", path.display()))?;
     }
     say(out, format_args!("cache: {}", engine.cache_summary()))
 }
@@ -101,9 +107,9 @@ pub fn run(args: &BiasArgs) -> Result<(), CliError> {
 /// Reports bad heads or shapes before a device is opened or anything is printed, with the
 /// library's own messages.
 fn check_shapes(slopes: &[f32], total_heads: usize, shapes: &[Shape]) -> Result<(), AlibiError> {
-    reference::validate(slopes.len(), total_heads, 0, 0)?;
+    alibi_wgpu::validate(slopes.len(), total_heads, 0, 0)?;
     for shape in shapes {
-        reference::validate(slopes.len(), total_heads, shape.i, shape.j)?;
+        alibi_wgpu::validate(slopes.len(), total_heads, shape.i, shape.j)?;
     }
     Ok(())
 }
@@ -112,7 +118,7 @@ fn check_shapes(slopes: &[f32], total_heads: usize, shapes: &[Shape]) -> Result<
 enum Engine {
     /// On a GPU (boxed: it is much larger than the other variant).
     Gpu(Box<GpuEngine>),
-    /// The CPU reference: no cache, each shape computed as a fresh module would.
+    /// The CPU path: no cache, each shape computed as a fresh module would.
     Cpu {
         /// One slope per head with a slope.
         slopes: Vec<f32>,
@@ -148,7 +154,7 @@ impl Engine {
         })
     }
 
-    /// The adapter's name and backend, or that the CPU reference is in use.
+    /// The adapter's name and backend, or that the CPU path is in use.
     fn describe(&self) -> String {
         match self {
             Engine::Gpu(gpu) => format!(
@@ -157,7 +163,7 @@ impl Engine {
                 gpu.adapter.backend,
                 gpu.module.generation_path()
             ),
-            Engine::Cpu { .. } => "none (CPU reference)".to_owned(),
+            Engine::Cpu { .. } => "none (CPU path)".to_owned(),
         }
     }
 
@@ -168,7 +174,7 @@ impl Engine {
             Engine::Cpu {
                 slopes,
                 total_heads,
-            } => reference::forward(slopes, *total_heads, shape.i, shape.j),
+            } => cpu::forward(slopes, *total_heads, shape.i, shape.j),
         }
     }
 
@@ -179,7 +185,7 @@ impl Engine {
                 let stats = gpu.module.cache_stats();
                 format!("hits {}, misses {}", stats.hits, stats.misses)
             }
-            Engine::Cpu { .. } => "none (the CPU reference computes every shape afresh)".to_owned(),
+            Engine::Cpu { .. } => "none (the CPU path computes every shape afresh)".to_owned(),
         }
     }
 }

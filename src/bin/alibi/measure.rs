@@ -8,7 +8,7 @@ pub fn wait_idle(device: &wgpu::Device) -> Result<(), AlibiError> {
     device
         .poll(wgpu::PollType::wait_indefinitely())
         .map(|_| ())
-        .map_err(|e| AlibiError::DeviceLost(e.to_string()))
+        .map_err(AlibiError::Poll)
 }
 
 /// Pre-allocated buffers for one shape: the generation target and a copy source of the

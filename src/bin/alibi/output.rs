@@ -1,0 +1,332 @@
+//! `--out`: where the tensors go, checked before anything is computed, and written so that a
+//! run either puts all of its files in place or leaves none behind.
+//!
+//! The rule, for a run with `--out`:
+//! 1. Before a device is opened or anything computed, [`Output::prepare`] checks the
+//!    destination: a file's directory must exist, `DIR/` is created (with its missing
+//!    parents), no file to be written may be an existing directory, and a file can be
+//!    created there. Any of these failing is the run's one error line.
+//! 2. Each tensor, once computed, is written to a hidden temporary file in the same
+//!    directory (`.NAME.alibi-PID-N.tmp`), never to its final path.
+//! 3. Only when every shape has been computed and written does [`Output::commit`] rename the
+//!    temporary files into place, in order. A rename within one directory replaces its
+//!    target at once, so an existing file is either left untouched or fully replaced.
+//! 4. On any failure before that (a shape the device cannot hold, a full disk, a closed
+//!    stdout), dropping the [`Output`] removes the temporary files and the directories that
+//!    step 1 created, if they are still empty: a failed run leaves nothing of its own. Should
+//!    a rename itself fail (the directory was removed meanwhile), the files renamed before it
+//!    are removed too. Only a killed process (SIGKILL, power loss) can leave a hidden
+//!    temporary file behind.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use alibi_wgpu::HostBias;
+
+use crate::error::CliError;
+use crate::npy::write_npy;
+use crate::shape::Shape;
+
+/// Where `--out` sends the tensors.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Destination {
+    /// No `--out`: summaries only.
+    Nowhere,
+    /// `--out FILE.npy`: the one tensor of a single shape.
+    File(PathBuf),
+    /// `--out DIR/`: `DIR/call-N-IxJ.npy` for the Nth shape, from 0.
+    Dir(PathBuf),
+}
+
+impl Destination {
+    /// Interprets `--out` for `shapes` requests: a path ending in a separator, or an
+    /// existing directory, is a directory; anything else is a single file, which only makes
+    /// sense for a single shape.
+    pub fn from_arg(out: Option<&Path>, shapes: usize) -> Result<Self, CliError> {
+        let Some(out) = out else {
+            return Ok(Destination::Nowhere);
+        };
+        let ends_in_separator = out
+            .as_os_str()
+            .as_encoded_bytes()
+            .last()
+            .is_some_and(|&byte| std::path::is_separator(char::from(byte)));
+        if ends_in_separator || out.is_dir() {
+            return Ok(Destination::Dir(out.to_owned()));
+        }
+        if shapes != 1 {
+            return Err(CliError::Usage(format!(
+                "--out {} names one file but {shapes} shapes were given; end the path with `/` to write one file per shape",
+                out.display()
+            )));
+        }
+        if out.file_name().is_none() {
+            return Err(CliError::Usage(format!(
+                "--out {} names no file; give a file name, or a directory ending in `/`",
+                out.display()
+            )));
+        }
+        Ok(Destination::File(out.to_owned()))
+    }
+
+    /// The final path of the `call`th request, `None` when nothing is written.
+    pub fn path_for(&self, call: usize, shape: Shape) -> Option<PathBuf> {
+        match self {
+            Destination::Nowhere => None,
+            Destination::File(file) => Some(file.clone()),
+            Destination::Dir(dir) => Some(dir.join(format!("call-{call}-{shape}.npy"))),
+        }
+    }
+
+    /// What was given to `--out`.
+    fn arg(&self) -> Option<&Path> {
+        match self {
+            Destination::Nowhere => None,
+            Destination::File(path) | Destination::Dir(path) => Some(path),
+        }
+    }
+
+    /// The directory the files go in: the file's parent (`.` for a bare file name), or DIR.
+    fn dir(&self) -> Option<&Path> {
+        match self {
+            Destination::Nowhere => None,
+            Destination::File(file) => match file.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => Some(parent),
+                _ => Some(Path::new(".")),
+            },
+            Destination::Dir(dir) => Some(dir),
+        }
+    }
+}
+
+/// The files of one run, staged as the module doc's rule says: written under temporary
+/// names as the shapes are computed, renamed into place by [`Output::commit`], removed when
+/// dropped uncommitted.
+pub struct Output {
+    destination: Destination,
+    /// Directories that [`Output::prepare`] created, outermost first.
+    created_dirs: Vec<PathBuf>,
+    /// Files written so far under their temporary names, with the paths they will take.
+    staged: Vec<Staged>,
+}
+
+/// One written tensor awaiting its rename.
+struct Staged {
+    temporary: PathBuf,
+    path: PathBuf,
+}
+
+impl Output {
+    /// Checks `destination` for `shapes` (step 1 of the module doc's rule), creating `DIR/`.
+    pub fn prepare(destination: Destination, shapes: &[Shape]) -> Result<Self, CliError> {
+        let mut output = Output {
+            destination,
+            created_dirs: Vec::new(),
+            staged: Vec::new(),
+        };
+        let (Some(arg), Some(dir)) = (output.destination.arg(), output.destination.dir()) else {
+            return Ok(output);
+        };
+        let (arg, dir) = (arg.to_owned(), dir.to_owned());
+        let refuse = |reason: String, source: Option<io::Error>| CliError::Out {
+            path: arg.clone(),
+            reason,
+            source,
+        };
+        if matches!(output.destination, Destination::Dir(_)) {
+            // Created here, so that a bad DIR fails before any work; removed again if the
+            // run fails.
+            output.create_dir(&dir, refuse)?;
+        } else {
+            // A file's directory is not created: a typo in it should not make a tree.
+            match fs::metadata(&dir) {
+                Ok(metadata) if metadata.is_dir() => {}
+                Ok(_) => {
+                    return Err(refuse(
+                        format!("{} is not a directory", dir.display()),
+                        None,
+                    ))
+                }
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                    return Err(refuse(
+                        format!("directory {} does not exist", dir.display()),
+                        None,
+                    ))
+                }
+                Err(error) => {
+                    return Err(refuse(
+                        format!("cannot reach directory {}", dir.display()),
+                        Some(error),
+                    ))
+                }
+            }
+        }
+        for (call, &shape) in shapes.iter().enumerate() {
+            if let Some(path) = output.destination.path_for(call, shape) {
+                if path.is_dir() {
+                    return Err(refuse(format!("{} is a directory", path.display()), None));
+                }
+            }
+        }
+        // Writable: the same kind of file that step 2 creates, removed at once.
+        let (probe, _) = create_temporary(&dir, "probe").map_err(|error| {
+            refuse(
+                format!("cannot create a file in directory {}", dir.display()),
+                Some(error),
+            )
+        })?;
+        fs::remove_file(&probe).map_err(|error| {
+            refuse(
+                format!("cannot remove the test file {}", probe.display()),
+                Some(error),
+            )
+        })?;
+        Ok(output)
+    }
+
+    /// Creates `dir` and its missing parents, remembering each one created.
+    fn create_dir(
+        &mut self,
+        dir: &Path,
+        refuse: impl Fn(String, Option<io::Error>) -> CliError,
+    ) -> Result<(), CliError> {
+        let mut missing = Vec::new();
+        let mut next = Some(dir);
+        while let Some(candidate) = next {
+            if candidate.as_os_str().is_empty() || candidate.exists() {
+                break;
+            }
+            missing.push(candidate);
+            next = candidate.parent();
+        }
+        for candidate in missing.into_iter().rev() {
+            match fs::create_dir(candidate) {
+                Ok(()) => self.created_dirs.push(candidate.to_owned()),
+                // Made by someone else meanwhile: theirs, not to be removed.
+                Err(error)
+                    if error.kind() == io::ErrorKind::AlreadyExists && candidate.is_dir() => {}
+                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+                    return Err(refuse(
+                        format!("{} exists and is not a directory", candidate.display()),
+                        None,
+                    ))
+                }
+                Err(error) => {
+                    return Err(refuse(
+                        format!("cannot create directory {}", candidate.display()),
+                        Some(error),
+                    ))
+                }
+            }
+        }
+        if !dir.is_dir() {
+            return Err(refuse(
+                format!("{} is not a directory", dir.display()),
+                None,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes the `call`th tensor under a temporary name (step 2); nothing without `--out`.
+    pub fn write(&mut self, call: usize, shape: Shape, bias: &HostBias) -> Result<(), CliError> {
+        let (Some(path), Some(dir)) = (
+            self.destination.path_for(call, shape),
+            self.destination.dir(),
+        ) else {
+            return Ok(());
+        };
+        let io_error = |source| CliError::Io {
+            action: "write",
+            path: path.clone(),
+            source,
+        };
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let (temporary, file) = create_temporary(dir, &name).map_err(io_error)?;
+        // Recorded before writing, so that a failed write is removed too.
+        self.staged.push(Staged {
+            temporary,
+            path: path.clone(),
+        });
+        write_npy(file, bias).map_err(io_error)
+    }
+
+    /// Renames every written file into place (step 3) and returns their paths, in order.
+    pub fn commit(mut self) -> Result<Vec<PathBuf>, CliError> {
+        let staged = std::mem::take(&mut self.staged);
+        for (done, file) in staged.iter().enumerate() {
+            if let Err(source) = fs::rename(&file.temporary, &file.path) {
+                for placed in &staged[..done] {
+                    let _ = fs::remove_file(&placed.path);
+                }
+                for waiting in &staged[done..] {
+                    let _ = fs::remove_file(&waiting.temporary);
+                }
+                // Dropping `self` now removes the directories `prepare` created, if empty.
+                return Err(CliError::Io {
+                    action: "write",
+                    path: file.path.clone(),
+                    source,
+                });
+            }
+        }
+        self.created_dirs.clear();
+        Ok(staged.into_iter().map(|file| file.path).collect())
+    }
+}
+
+impl Drop for Output {
+    /// Step 4: a run that did not commit leaves nothing behind.
+    fn drop(&mut self) {
+        // Best effort: the run's own error is the one to report.
+        for file in &self.staged {
+            let _ = fs::remove_file(&file.temporary);
+        }
+        // Innermost first; `remove_dir` only removes an empty directory, so nothing that
+        // someone else put there meanwhile is lost.
+        for dir in self.created_dirs.iter().rev() {
+            let _ = fs::remove_dir(dir);
+        }
+    }
+}
+
+/// Creates a new, hidden file for `name` in `dir`: `.NAME.alibi-PID-N.tmp` with the first
+/// N that is free (`create_new`, so an existing file is never reused or truncated).
+fn create_temporary(dir: &Path, name: &str) -> io::Result<(PathBuf, File)> {
+    let pid = std::process::id();
+    let mut attempt = 0;
+    loop {
+        let path = dir.join(format!(".{name}.alibi-{pid}-{attempt}.tmp"));
+        match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(file) => return Ok((path, file)),
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists && attempt < 100 => {
+                attempt += 1;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_paths() {
+        let shape = Shape { i: 5, j: 8 };
+        assert_eq!(
+            Destination::from_arg(None, 3).unwrap(),
+            Destination::Nowhere
+        );
+        let dir = Destination::from_arg(Some(Path::new("some/dir/")), 2).unwrap();
+        assert_eq!(
+            dir.path_for(1, shape),
+            Some(Path::new("some/dir/call-1-5x8.npy").to_owned())
+        );
+        let file = Destination::from_arg(Some(Path::new("bias.npy")), 1).unwrap();
+        assert_eq!(file.path_for(0, shape), Some(PathBuf::from("bias.npy")));
+        assert_eq!(file.dir(), Some(Path::new(".")));
+        assert!(Destination::from_arg(Some(Path::new("bias.npy")), 2).is_err());
+    }
+}

@@ -1,0 +1,101 @@
+//! [`AlibiConfig`]: what an [`AlibiPositionalBias`](crate::AlibiPositionalBias) is built
+//! from. Nothing here is checked until a module is built from it.
+
+use crate::cache::DEFAULT_CACHE_BUDGET_BYTES;
+use crate::generation::GenerationPath;
+use crate::slopes::SlopeSource;
+
+/// How to build an [`AlibiPositionalBias`](crate::AlibiPositionalBias): heads, padding heads, slopes, cache budget and
+/// generation path.
+///
+/// ```
+/// use alibi_wgpu::AlibiConfig;
+/// let config = AlibiConfig::new(12).total_heads(16).max_bias(8.0).cache_budget_bytes(64 << 20);
+/// assert_eq!(config.resolved_total_heads(), 16);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlibiConfig {
+    pub(crate) heads: usize,
+    pub(crate) total_heads: Option<usize>,
+    pub(crate) slopes: SlopeSource,
+    pub(crate) cache_budget_bytes: u64,
+    pub(crate) max_binding_window_bytes: Option<u64>,
+    pub(crate) generation_path: GenerationPath,
+}
+
+impl AlibiConfig {
+    /// `heads` heads with the paper's slopes, no padding heads, the default cache budget.
+    pub fn new(heads: usize) -> Self {
+        Self {
+            heads,
+            total_heads: None,
+            slopes: SlopeSource::Paper,
+            cache_budget_bytes: DEFAULT_CACHE_BUDGET_BYTES,
+            max_binding_window_bytes: None,
+            generation_path: GenerationPath::Auto,
+        }
+    }
+
+    /// `heads` heads padded to `total_heads` when given: the arguments of x-transformers'
+    /// constructor.
+    pub(crate) fn padded(heads: usize, total_heads: Option<usize>) -> Self {
+        Self {
+            total_heads,
+            ..Self::new(heads)
+        }
+    }
+
+    /// Output heads; heads past `heads` are zero. Defaults to `heads`.
+    pub fn total_heads(mut self, total_heads: usize) -> Self {
+        self.total_heads = Some(total_heads);
+        self
+    }
+
+    /// Where the slopes come from.
+    pub fn slopes(mut self, slopes: SlopeSource) -> Self {
+        self.slopes = slopes;
+        self
+    }
+
+    /// ggml's slopes with this `max_bias` (8 gives the paper's).
+    pub fn max_bias(self, max_bias: f64) -> Self {
+        self.slopes(SlopeSource::MaxBias(max_bias))
+    }
+
+    /// One slope per head, as given.
+    pub fn custom_slopes(self, slopes: Vec<f32>) -> Self {
+        self.slopes(SlopeSource::Custom(slopes))
+    }
+
+    /// Byte budget of the cache (default [`DEFAULT_CACHE_BUDGET_BYTES`]): cached tensors
+    /// plus evicted buffers kept for reuse never hold more; 0 disables caching.
+    pub fn cache_budget_bytes(mut self, bytes: u64) -> Self {
+        self.cache_budget_bytes = bytes;
+        self
+    }
+
+    /// Bind at most this many bytes of output per dispatch, below the device's
+    /// `max_storage_buffer_binding_size`: a way to exercise windowing on small tensors.
+    pub fn max_binding_window_bytes(mut self, bytes: u64) -> Self {
+        self.max_binding_window_bytes = Some(bytes);
+        self
+    }
+
+    /// Where generations are computed (default [`GenerationPath::Auto`]).
+    pub fn generation_path(mut self, path: GenerationPath) -> Self {
+        self.generation_path = path;
+        self
+    }
+
+    /// The generation path asked for;
+    /// [`AlibiPositionalBias::generation_path`](crate::AlibiPositionalBias::generation_path)
+    /// says which one a module resolved it to.
+    pub fn requested_generation_path(&self) -> GenerationPath {
+        self.generation_path
+    }
+
+    /// `total_heads`, or `heads` when unset.
+    pub fn resolved_total_heads(&self) -> usize {
+        self.total_heads.unwrap_or(self.heads)
+    }
+}

@@ -1,0 +1,148 @@
+//! The CPU path: the bias computed by the host's cores, for machines without an adapter and
+//! for the host-mapped generation path, which writes these same values into device memory.
+//!
+//! Its row loop is written for speed (i32 arithmetic the compiler vectorises, rows spread
+//! over rayon's pool); the tests check it, like every other path, against the one
+//! element at a time oracle in [`reference`](crate::reference), which shares no code with it.
+
+use crate::error::Result;
+use crate::host::{sized_host, HostBias};
+use crate::parallel::for_each_row_chunk;
+use crate::validation::{check_heads, check_sequence};
+
+/// The bias `[total_heads, i, j]` of a fresh module with these slopes (SPEC "forward"),
+/// computed on the host's cores.
+///
+/// ```
+/// let slopes = alibi_wgpu::alibi_slopes(4).unwrap();
+/// let bias = alibi_wgpu::cpu::forward(&slopes, 8, 3, 5).unwrap();
+/// assert_eq!(bias.row(0, 0), &[-0.5, -0.25, 0.0, -0.25, -0.5]);
+/// assert_eq!(bias.row(7, 2), &[0.0; 5]);
+/// ```
+///
+/// # Errors
+/// As a module: bad head counts, a sequence too long, and
+/// [`AlibiError::OutOfMemory`](crate::AlibiError::OutOfMemory) when the host cannot hold it.
+pub fn forward(slopes: &[f32], total_heads: usize, i: usize, j: usize) -> Result<HostBias> {
+    let mut data = Vec::new();
+    forward_into(slopes, total_heads, i, j, &mut data)?;
+    Ok(HostBias::new([total_heads, i, j], data))
+}
+
+/// [`forward`] into a caller's vector (resized, then overwritten row-major), reusing its
+/// capacity: a loop that reuses one vector pays for its pages once.
+pub fn forward_into(
+    slopes: &[f32],
+    total_heads: usize,
+    i: usize,
+    j: usize,
+    out: &mut Vec<f32>,
+) -> Result<()> {
+    check_heads(slopes.len(), total_heads)?;
+    check_sequence(i, j)?;
+    sized_host(out, total_heads, i, j)?;
+    if i > 0 && j > 0 {
+        for_each_row_chunk(out, j, |chunk, first_row| {
+            fill_elements(chunk, first_row * j, i, j, slopes);
+        });
+    }
+    Ok(())
+}
+
+/// Fills `out` with elements `start..` of a `[heads, rows, cols]` tensor (row-major) whose
+/// first `slopes.len()` heads have these slopes and whose other heads are +0.0 padding.
+/// `start` need not be a row start, so the host-mapped writer can cut the tensor anywhere.
+pub(crate) fn fill_elements(
+    out: &mut [f32],
+    start: usize,
+    rows: usize,
+    cols: usize,
+    slopes: &[f32],
+) {
+    let mut done = 0;
+    while done < out.len() {
+        let element = start + done;
+        let (global_row, first_key) = (element / cols, element % cols);
+        let len = (cols - first_key).min(out.len() - done);
+        let slope = slopes.get(global_row / rows).copied();
+        // Queries are aligned to the end of the keys. Positions fit in i32 (rows and cols
+        // are at most 2^24), which lets the loop below vectorise (i32 -> f32 is one
+        // instruction).
+        let query = cols as i32 - rows as i32 + (global_row % rows) as i32;
+        fill_row_segment(&mut out[done..done + len], slope, query, first_key);
+        done += len;
+    }
+}
+
+/// Keys `first_key..` of one query row: `(-|k - query|) as f32 * slope`, or +0.0 for a
+/// padding head (`slope` `None`). Negating the integer before the multiplication gives
+/// +0.0, not -0.0, on the diagonal, as PyTorch does.
+fn fill_row_segment(out: &mut [f32], slope: Option<f32>, query: i32, first_key: usize) {
+    let Some(slope) = slope else {
+        out.fill(0.0);
+        return;
+    };
+    // Distances relative to the segment's first key: `enumerate` keeps the loop in the
+    // shape the compiler vectorises.
+    let offset = first_key as i32 - query;
+    for (k, value) in out.iter_mut().enumerate() {
+        *value = (-(k as i32 + offset).abs()) as f32 * slope;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reference;
+
+    fn same_bits(a: &[f32], b: &[f32]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+    }
+
+    #[test]
+    fn equals_the_oracle_across_shapes_and_threads() {
+        let slopes = crate::alibi_slopes(5).unwrap();
+        for (total, i, j) in [
+            (5, 1, 1),
+            (6, 3, 5),
+            (7, 5, 2),
+            (6, 300, 700),
+            (5, 1, 70_000),
+        ] {
+            let fast = forward(&slopes, total, i, j).unwrap();
+            let oracle = reference::forward(&slopes, total, i, j).unwrap();
+            assert!(
+                same_bits(fast.as_slice(), oracle.as_slice()),
+                "{total}x{i}x{j}"
+            );
+        }
+    }
+
+    #[test]
+    fn elements_from_any_start_equal_whole_rows() {
+        let slopes = crate::alibi_slopes(3).unwrap();
+        let (i, j) = (5, 7);
+        let whole = reference::forward(&slopes, 4, i, j).unwrap();
+        for (start, len) in [(0, 140), (3, 1), (6, 9), (33, 70), (104, 36), (139, 1)] {
+            let mut part = vec![f32::NAN; len];
+            fill_elements(&mut part, start, i, j, &slopes);
+            let expected = &whole.as_slice()[start..start + len];
+            assert!(
+                same_bits(&part, expected),
+                "elements {start}..{}",
+                start + len
+            );
+        }
+    }
+
+    #[test]
+    fn reused_vectors_are_overwritten_whole() {
+        let slopes = [0.5, 0.25];
+        let mut out = vec![f32::NAN; 1000];
+        forward_into(&slopes, 4, 6, 9, &mut out).unwrap();
+        let oracle = reference::forward(&slopes, 4, 6, 9).unwrap();
+        assert!(same_bits(&out, oracle.as_slice()));
+        forward_into(&slopes, 2, 0, 9, &mut out).unwrap();
+        assert!(out.is_empty());
+    }
+}

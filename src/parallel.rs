@@ -1,0 +1,146 @@
+//! The crate's one way of using several cores: rayon's global pool on native targets, one
+//! thread in order on the web (where the crate never blocks and spawns nothing).
+//!
+//! Work is cut into parts of whole grains (rows, or mapping-aligned runs of values) large
+//! enough to be worth a task; small jobs stay on the calling thread.
+
+use std::ops::Range;
+
+/// Values below which a part is not worth a task of its own (1 MiB of f32).
+const VALUES_PER_PART: usize = 1 << 18;
+
+/// Splits `0..len` into consecutive ranges, each a multiple of `grain` long but the last:
+/// one range for a small `len`, otherwise a few per core so that rayon can balance them.
+pub(crate) fn split_ranges(len: usize, grain: usize) -> Vec<Range<usize>> {
+    let parts = part_count(len);
+    if parts <= 1 {
+        return std::iter::once(0..len).collect();
+    }
+    let per_part = len.div_ceil(parts).next_multiple_of(grain.max(1));
+    (0..len)
+        .step_by(per_part)
+        .map(|start| start..(start + per_part).min(len))
+        .collect()
+}
+
+/// Cuts `data` into consecutive slices that end at each of `ends` (increasing, the last one
+/// `data.len()`), so that each part of [`split_ranges`] gets its own slice of an output that
+/// is laid out differently (a tee keeps fewer columns per row than it is given).
+pub(crate) fn split_at_ends<T>(
+    mut data: &mut [T],
+    ends: impl IntoIterator<Item = usize>,
+) -> Vec<&mut [T]> {
+    let mut taken = 0;
+    let mut parts = Vec::new();
+    for end in ends {
+        let (part, rest) = std::mem::take(&mut data).split_at_mut(end - taken);
+        parts.push(part);
+        data = rest;
+        taken = end;
+    }
+    parts
+}
+
+/// Runs `work` on every item, in parallel where there is more than one, and returns the
+/// results in order. A panic in `work` reaches the caller.
+pub(crate) fn run<I: Send, T: Send>(items: Vec<I>, work: impl Fn(I) -> T + Sync + Send) -> Vec<T> {
+    #[cfg(not(target_arch = "wasm32"))]
+    if items.len() > 1 {
+        use rayon::prelude::*;
+        return items.into_par_iter().map(work).collect();
+    }
+    items.into_iter().map(work).collect()
+}
+
+/// Runs `fill(chunk, first_row)` over consecutive chunks of whole rows of `row_len` values
+/// that cover `data`, in parallel when `data` is large.
+pub(crate) fn for_each_row_chunk<T: Send>(
+    data: &mut [T],
+    row_len: usize,
+    fill: impl Fn(&mut [T], usize) + Sync + Send,
+) {
+    if data.is_empty() {
+        return;
+    }
+    let ranges = split_ranges(data.len(), row_len);
+    let first_rows: Vec<usize> = ranges.iter().map(|range| range.start / row_len).collect();
+    let chunks = split_at_ends(data, ranges.iter().map(|range| range.end));
+    run(
+        chunks.into_iter().zip(first_rows).collect(),
+        |(chunk, row)| fill(chunk, row),
+    );
+}
+
+/// How many parts `len` values are worth: one per [`VALUES_PER_PART`], at most four per
+/// thread of the pool.
+fn part_count(len: usize) -> usize {
+    if cfg!(target_arch = "wasm32") || len < 2 * VALUES_PER_PART {
+        return 1;
+    }
+    (len / VALUES_PER_PART).min(4 * threads())
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn threads() -> usize {
+    rayon::current_num_threads()
+}
+
+#[cfg(target_arch = "wasm32")]
+fn threads() -> usize {
+    1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_cover_in_order_and_respect_the_grain() {
+        for len in [0, 1, 1000, 2 * VALUES_PER_PART - 1, (1 << 19) + 5, 3 << 20] {
+            let ranges = split_ranges(len, 1024);
+            assert_eq!(ranges.first().map(|r| r.start), Some(0));
+            assert_eq!(ranges.last().map(|r| r.end), Some(len));
+            for pair in ranges.windows(2) {
+                assert_eq!(pair[0].end, pair[1].start);
+                assert_eq!(pair[0].len() % 1024, 0);
+            }
+            let expected_parts = if len < 2 * VALUES_PER_PART {
+                1
+            } else {
+                (len / VALUES_PER_PART).min(4 * threads())
+            };
+            assert!(ranges.len() <= expected_parts, "{len}: {}", ranges.len());
+        }
+        assert!(split_ranges(3 << 20, 1024).len() > 1 || threads() == 1);
+    }
+
+    #[test]
+    fn slices_end_where_asked() {
+        let mut data: Vec<u32> = (0..10).collect();
+        let parts = split_at_ends(&mut data, [3, 3, 7, 10]);
+        let lens: Vec<usize> = parts.iter().map(|p| p.len()).collect();
+        assert_eq!(lens, [3, 0, 4, 3]);
+        assert_eq!(parts[2], &[3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn run_keeps_the_order() {
+        let out = run((0..100).collect(), |n: u64| n * n);
+        assert_eq!(out, (0..100).map(|n| n * n).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn row_chunks_cover_every_row_once() {
+        let (rows, row_len) = (3000, 700);
+        let mut data = vec![0u32; rows * row_len];
+        for_each_row_chunk(&mut data, row_len, |chunk, first_row| {
+            assert_eq!(chunk.len() % row_len, 0);
+            for (n, row) in chunk.chunks_exact_mut(row_len).enumerate() {
+                row.fill((first_row + n) as u32 + 1);
+            }
+        });
+        for (r, row) in data.chunks_exact(row_len).enumerate() {
+            assert!(row.iter().all(|&v| v == r as u32 + 1), "row {r}");
+        }
+    }
+}
