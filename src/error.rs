@@ -131,7 +131,7 @@ pub enum AlibiError {
     #[error("generation path {path:?} is unavailable: {reason}")]
     GenerationPathUnavailable {
         /// The path asked for.
-        path: crate::GenerationPath,
+        path: crate::generation::GenerationPath,
         /// Why it cannot run here.
         reason: &'static str,
     },

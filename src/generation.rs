@@ -1,6 +1,6 @@
 //! [`GenerationPath`]: whether the WGSL kernel or the host's cores compute a generation.
-
-use crate::error::{AlibiError, Result};
+//! Which path a device gets is decided in `gpu/device.rs`, beside the rule that gives CPU
+//! adapters the feature the host path needs.
 
 /// Where [`forward`](crate::AlibiPositionalBias::forward) and
 /// [`get_bias`](crate::AlibiPositionalBias::get_bias) compute the values they generate.
@@ -29,37 +29,4 @@ pub enum GenerationPath {
     /// then also have `MAP_WRITE` usage, which needs the device feature
     /// `MAPPABLE_PRIMARY_BUFFERS`; not available on the web.
     HostMapped,
-}
-
-impl GenerationPath {
-    /// The path a module on `device` takes: [`Shader`](Self::Shader) or
-    /// [`HostMapped`](Self::HostMapped), never `Auto`.
-    ///
-    /// # Errors
-    /// [`AlibiError::GenerationPathUnavailable`] for `HostMapped` on a device without
-    /// `MAPPABLE_PRIMARY_BUFFERS`, or on the web.
-    pub fn resolve(self, device: &wgpu::Device) -> Result<Self> {
-        let host_mappable = cfg!(not(target_arch = "wasm32"))
-            && device
-                .features()
-                .contains(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS);
-        match self {
-            Self::Auto if host_mappable && is_cpu_adapter(device) => Ok(Self::HostMapped),
-            Self::Auto | Self::Shader => Ok(Self::Shader),
-            Self::HostMapped if host_mappable => Ok(Self::HostMapped),
-            Self::HostMapped => Err(AlibiError::GenerationPathUnavailable {
-                path: self,
-                reason: if cfg!(target_arch = "wasm32") {
-                    "the web has no mappable storage buffers"
-                } else {
-                    "the device was created without wgpu::Features::MAPPABLE_PRIMARY_BUFFERS"
-                },
-            }),
-        }
-    }
-}
-
-/// Whether the device runs on the host's CPU, where host-written memory is device memory.
-fn is_cpu_adapter(device: &wgpu::Device) -> bool {
-    device.adapter_info().device_type == wgpu::DeviceType::Cpu
 }

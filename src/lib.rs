@@ -57,5 +57,5 @@ pub use gpu::device::{open_device, GpuDevice};
 pub use gpu::health::DeviceLossReporter;
 pub use host::HostBias;
 pub use module::AlibiPositionalBias;
-pub use slopes::{alibi_slopes, max_bias_slopes, SlopeSource, MAX_HEADS};
-pub use validation::{validate, MAX_SEQUENCE};
+pub use slopes::{alibi_slopes, max_bias_slopes, SlopeSource};
+pub use validation::{validate, MAX_HEADS, MAX_SEQUENCE};

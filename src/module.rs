@@ -16,9 +16,12 @@ use crate::gpu::host_write::Tee;
 use crate::gpu::readback::Readback;
 use crate::gpu::windows::{check_fits, GenerateShape, PlanLimits};
 use crate::gpu::writer::{BiasWriter, SlopeUniform};
-use crate::host::{sized_host, HostBias};
+use crate::host::sized_host;
 use crate::pool::BufferPool;
-use crate::validation::{check_heads, check_sequence, check_target, MAX_SEQUENCE};
+use crate::validation::{check_heads, check_sequence, MAX_SEQUENCE};
+
+mod to_host;
+mod uncached;
 
 /// ALiBi positional bias on a wgpu device: x-transformers' `AlibiPositionalBias(heads,
 /// total_heads)` with an exact cache (SPEC).
@@ -299,6 +302,7 @@ impl AlibiPositionalBias {
             return Ok((view, false));
         }
         self.gpu.ensure_alive()?;
+        self.loss_poll.polled();
         let generated = self.shape_to_generate(i, j);
         // The view is whole rows of the generated tensor (only the keys ever grow), which
         // is what the tee assumes.
@@ -325,87 +329,6 @@ impl AlibiPositionalBias {
         Ok((view, teed))
     }
 
-    /// Records the generation of a fresh, uncached `[total_heads, i, j]` bias by the kernel
-    /// into the caller's encoder; the view is valid once the caller submits it.
-    pub fn encode_forward(
-        &self,
-        encoder: &mut wgpu::CommandEncoder,
-        i: usize,
-        j: usize,
-    ) -> Result<AlibiBias> {
-        let shape = [self.total_heads, i, j];
-        let Some(generated) = self.uncached_request(i, j)? else {
-            return Ok(self.empty_view(shape));
-        };
-        let buffer = self
-            .writer
-            .encode_new(&self.gpu, encoder, &self.slopes, generated)?;
-        Ok(self.whole_view(Arc::new(buffer), generated, shape))
-    }
-
-    /// Records the generation of an uncached `[total_heads, i, j]` bias by the kernel into
-    /// the caller's encoder, written to the caller's `target` buffer (usage `STORAGE`, at
-    /// least `total_heads * i * ceil4(j) * 4` bytes: rows are padded to a multiple of 4
-    /// columns, the view starts `ceil4(j) - j` columns in). For engines that manage their
-    /// own memory.
-    pub fn encode_into(
-        &self,
-        encoder: &mut wgpu::CommandEncoder,
-        i: usize,
-        j: usize,
-        target: &wgpu::Buffer,
-    ) -> Result<AlibiBias> {
-        let shape = [self.total_heads, i, j];
-        let Some(generated) = self.uncached_request(i, j)? else {
-            return Ok(self.empty_view(shape));
-        };
-        let needed = generated.bytes().unwrap_or(u64::MAX);
-        check_target(target, needed, wgpu::BufferUsages::STORAGE, shape)?;
-        self.writer
-            .encode(&self.gpu, encoder, &self.slopes, generated, target)?;
-        Ok(self.whole_view(Arc::new(target.clone()), generated, shape))
-    }
-
-    /// Writes an uncached `[total_heads, i, j]` bias into the caller's `target` from the
-    /// host, through a mapping, as [`GenerationPath::HostMapped`] does for `forward`: the
-    /// counterpart of [`encode_into`](Self::encode_into) for engines on a CPU adapter.
-    /// `target` needs `MAP_WRITE` usage and the size `encode_into` documents. A shader can
-    /// bind the view only if `target` also has `STORAGE` (which, with `MAP_WRITE`, takes
-    /// the device feature `MAPPABLE_PRIMARY_BUFFERS`); without it the view is for copies and
-    /// readback. Blocks until the device lets the buffer be mapped, then writes on every
-    /// core, and leaves it unmapped; not on the web. `target` must not be mapped already:
-    /// that is an [`AlibiError::Map`](crate::AlibiError::Map), after which wgpu may still
-    /// see the buffer as mapping until the caller unmaps it.
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn write_into(&self, i: usize, j: usize, target: &wgpu::Buffer) -> Result<AlibiBias> {
-        let shape = [self.total_heads, i, j];
-        let Some(generated) = self.uncached_request(i, j)? else {
-            return Ok(self.empty_view(shape));
-        };
-        let needed = generated.bytes().unwrap_or(u64::MAX);
-        check_target(target, needed, wgpu::BufferUsages::MAP_WRITE, shape)?;
-        self.writer
-            .write_into(&self.gpu, &self.slopes, generated, target)?;
-        Ok(self.whole_view(Arc::new(target.clone()), generated, shape))
-    }
-
-    /// The distance matrix `[1, i, j]`, `-|k - (j - i + r)|`, uncached (SPEC "get_bias").
-    pub fn get_bias(&self, i: usize, j: usize) -> Result<AlibiBias> {
-        let shape = [1, i, j];
-        let Some(exact) = self.uncached_request(i, j)? else {
-            return Ok(self.empty_view(shape));
-        };
-        let generated = GenerateShape {
-            heads: 1,
-            total_heads: 1,
-            ..exact
-        };
-        let buffer = self
-            .writer
-            .generate(&self.gpu, &self.unit_slope, generated, None, None)?;
-        Ok(self.whole_view(Arc::new(buffer), generated, shape))
-    }
-
     /// The most recently used cached tensor, whole (`[total_heads, I, J]` for the `(I, J)`
     /// it was generated for), like x-transformers' `self.bias`.
     pub fn cached_bias(&self) -> Option<AlibiBias> {
@@ -418,53 +341,6 @@ impl AlibiPositionalBias {
             shape,
             self.gpu.limits.binding_alignment,
         ))
-    }
-
-    /// Reads a view back into a caller-owned host tensor.
-    pub async fn read(&self, bias: &AlibiBias) -> Result<HostBias> {
-        let mut data = Vec::new();
-        self.read_into(bias, &mut data).await?;
-        Ok(HostBias::new(bias.shape(), data))
-    }
-
-    /// Reads a view back into `out` (resized, then overwritten row-major `[heads, i, j]`),
-    /// reusing its capacity: a loop that reads into one vector pays for its pages once.
-    pub async fn read_into(&self, bias: &AlibiBias, out: &mut Vec<f32>) -> Result<()> {
-        let budget = self.cache.stats().budget_bytes;
-        self.readback.read_into(&self.gpu, bias, budget, out).await
-    }
-
-    /// [`forward`](Self::forward) then [`read`](Self::read) (see
-    /// [`forward_to_host_into`](Self::forward_to_host_into)).
-    pub async fn forward_to_host(&mut self, i: usize, j: usize) -> Result<HostBias> {
-        let mut data = Vec::new();
-        self.forward_to_host_into(i, j, &mut data).await?;
-        Ok(HostBias::new([self.total_heads, i, j], data))
-    }
-
-    /// [`forward`](Self::forward) then [`read_into`](Self::read_into). On the host-mapped
-    /// path a miss copies the values into `out` as it writes them to the device, so there
-    /// is nothing to read back (and, as in `forward`, it may block its thread while the
-    /// device finishes with a reused buffer: that path exists only off the web).
-    pub async fn forward_to_host_into(
-        &mut self,
-        i: usize,
-        j: usize,
-        out: &mut Vec<f32>,
-    ) -> Result<()> {
-        let (bias, teed) = self.forward_teeing(i, j, Some(&mut *out))?;
-        if teed {
-            // What read_into would report: errors of earlier submissions.
-            return self.gpu.errors.settle().await;
-        }
-        self.read_into(&bias, out).await
-    }
-
-    /// Checks an uncached request and gives the tensor to generate; `None` when it is empty.
-    fn uncached_request(&self, i: usize, j: usize) -> Result<Option<GenerateShape>> {
-        self.gpu.ensure_alive()?;
-        check_sequence(i, j)?;
-        Ok((i > 0 && j > 0).then(|| self.exact_shape(i, j)))
     }
 
     /// The module's tensor for `(i, j)`, rows padded to a multiple of 4 columns so every
@@ -527,35 +403,6 @@ impl AlibiPositionalBias {
     ) -> AlibiBias {
         let alignment = self.gpu.limits.binding_alignment;
         slice_view(buffer, generated.rows, generated.cols, shape, alignment)
-    }
-}
-
-/// Blocking wrappers of the `async` calls, for native code (nothing may block on the web).
-#[cfg(not(target_arch = "wasm32"))]
-impl AlibiPositionalBias {
-    /// Blocking [`AlibiPositionalBias::read`].
-    pub fn read_blocking(&self, bias: &AlibiBias) -> Result<HostBias> {
-        pollster::block_on(self.read(bias))
-    }
-
-    /// Blocking [`AlibiPositionalBias::read_into`].
-    pub fn read_into_blocking(&self, bias: &AlibiBias, out: &mut Vec<f32>) -> Result<()> {
-        pollster::block_on(self.read_into(bias, out))
-    }
-
-    /// Blocking [`AlibiPositionalBias::forward_to_host`].
-    pub fn forward_to_host_blocking(&mut self, i: usize, j: usize) -> Result<HostBias> {
-        pollster::block_on(self.forward_to_host(i, j))
-    }
-
-    /// Blocking [`AlibiPositionalBias::forward_to_host_into`].
-    pub fn forward_to_host_into_blocking(
-        &mut self,
-        i: usize,
-        j: usize,
-        out: &mut Vec<f32>,
-    ) -> Result<()> {
-        pollster::block_on(self.forward_to_host_into(i, j, out))
     }
 }
 

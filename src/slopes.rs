@@ -3,10 +3,6 @@
 use crate::error::{AlibiError, Result};
 use crate::validation::{check_head_count, check_max_bias, check_slope};
 
-/// The largest number of heads with a slope: the slope uniform is `array<vec4<f32>, 1024>`,
-/// 16 KiB, the smallest uniform binding every wgpu backend (WebGL2 included) accepts.
-pub const MAX_HEADS: usize = 4096;
-
 /// Where the slopes of a module come from.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SlopeSource {
@@ -97,6 +93,7 @@ fn largest_power_of_two_at_most(n: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::validation::MAX_HEADS;
 
     fn powers(exponents: &[f64]) -> Vec<f32> {
         exponents.iter().map(|&e| 2f64.powf(e) as f32).collect()

@@ -2,7 +2,10 @@
 //! CLI all call these, so a request is refused with the same error wherever it goes.
 
 use crate::error::{AlibiError, Result};
-use crate::slopes::MAX_HEADS;
+
+/// The largest number of heads with a slope: the slope uniform is `array<vec4<f32>, 1024>`,
+/// 16 KiB, the smallest uniform binding every wgpu backend (WebGL2 included) accepts.
+pub const MAX_HEADS: usize = 4096;
 
 /// Largest supported `i` or `j`: every distance below it is exact in f32.
 pub const MAX_SEQUENCE: usize = 1 << 24;

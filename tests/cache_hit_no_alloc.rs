@@ -38,14 +38,24 @@ fn cache_hits_allocate_nothing() {
     alibi.forward(64, 64).unwrap();
     let misses = alibi.cache_stats().misses;
 
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
-    for (i, j) in [(64, 64), (1, 64), (3, 17), (64, 1), (64, 64)] {
-        let bias = alibi.forward(i, j).unwrap();
-        assert_eq!(bias.shape(), [12, i, j]);
-    }
-    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
-
-    assert_eq!(allocations, 0, "cache hits allocated {allocations} times");
+    // A hit polls the device at most once per millisecond, to learn of a device loss, and
+    // wgpu's poll may allocate (its GL backend does). Rounds of hits take microseconds, so
+    // at most one or two of these back-to-back rounds can contain that poll: the others
+    // show what a hit costs, which must be nothing.
+    let rounds: Vec<usize> = (0..5)
+        .map(|_| {
+            let before = ALLOCATIONS.load(Ordering::Relaxed);
+            for (i, j) in [(64, 64), (1, 64), (3, 17), (64, 1), (64, 64)] {
+                let bias = alibi.forward(i, j).unwrap();
+                assert_eq!(bias.shape(), [12, i, j]);
+            }
+            ALLOCATIONS.load(Ordering::Relaxed) - before
+        })
+        .collect();
+    assert!(
+        rounds.iter().filter(|&&n| n == 0).count() >= 3,
+        "cache hits allocated: {rounds:?} allocations in five rounds of five hits"
+    );
     assert_eq!(
         alibi.cache_stats().misses,
         misses,

@@ -1,6 +1,7 @@
 //! Opening a device when the caller does not bring one.
 
 use crate::error::{AlibiError, Result};
+use crate::generation::GenerationPath;
 use crate::gpu::health::DeviceHealth;
 
 /// A device this crate opened, with the adapter it came from.
@@ -75,4 +76,37 @@ pub async fn open_device(backends: Option<wgpu::Backends>) -> Result<GpuDevice> 
 #[cfg(not(target_arch = "wasm32"))]
 pub fn open_device_blocking(backends: Option<wgpu::Backends>) -> Result<GpuDevice> {
     pollster::block_on(open_device(backends))
+}
+
+impl GenerationPath {
+    /// The path a module on `device` takes: [`Shader`](Self::Shader) or
+    /// [`HostMapped`](Self::HostMapped), never `Auto`.
+    ///
+    /// # Errors
+    /// [`AlibiError::GenerationPathUnavailable`] for `HostMapped` on a device without
+    /// `MAPPABLE_PRIMARY_BUFFERS`, or on the web.
+    pub fn resolve(self, device: &wgpu::Device) -> Result<Self> {
+        let host_mappable = cfg!(not(target_arch = "wasm32"))
+            && device
+                .features()
+                .contains(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS);
+        match self {
+            Self::Auto if host_mappable && is_cpu_adapter(device) => Ok(Self::HostMapped),
+            Self::Auto | Self::Shader => Ok(Self::Shader),
+            Self::HostMapped if host_mappable => Ok(Self::HostMapped),
+            Self::HostMapped => Err(AlibiError::GenerationPathUnavailable {
+                path: self,
+                reason: if cfg!(target_arch = "wasm32") {
+                    "the web has no mappable storage buffers"
+                } else {
+                    "the device was created without wgpu::Features::MAPPABLE_PRIMARY_BUFFERS"
+                },
+            }),
+        }
+    }
+}
+
+/// Whether the device runs on the host's CPU, where host-written memory is device memory.
+fn is_cpu_adapter(device: &wgpu::Device) -> bool {
+    device.adapter_info().device_type == wgpu::DeviceType::Cpu
 }

@@ -1,49 +1,11 @@
-//! The compute pipeline that writes a bias tensor, built once per module, and the Rust
-//! mirror of its WGSL interface (entry point, workgroup size, bindings, uniform layout),
-//! which `shader_interface`'s tests hold against the shader.
+//! The compute pipeline that writes a bias tensor, built once per module, and the
+//! recording of its dispatches.
 
+use crate::gpu::kernel::{
+    GenerateParams, BINDING_BIAS, BINDING_PARAMS, BINDING_SLOPES, GENERATOR_ENTRY_POINT,
+    GENERATOR_WGSL, SLOPE_VEC4S,
+};
 use crate::gpu::windows::Window;
-
-/// The WGSL source of the generator, `shaders/alibi_bias.wgsl`.
-pub(crate) const GENERATOR_WGSL: &str = include_str!("../../shaders/alibi_bias.wgsl");
-/// Entry point of [`GENERATOR_WGSL`].
-pub(crate) const GENERATOR_ENTRY_POINT: &str = "generate";
-/// `@workgroup_size` of the entry point (keep in sync with the WGSL).
-pub(crate) const WORKGROUP_SIZE: u32 = 256;
-/// Columns one workgroup covers along a row: one vec4 per invocation.
-pub(crate) const COLUMNS_PER_WORKGROUP: usize = WORKGROUP_SIZE as usize * 4;
-/// `array<vec4<f32>, SLOPE_VEC4S>` in the WGSL: the slope uniform's length.
-pub(crate) const SLOPE_VEC4S: usize = crate::slopes::MAX_HEADS / 4;
-/// Binding numbers of group 0 (keep in sync with the WGSL).
-pub(crate) const BINDING_PARAMS: u32 = 0;
-/// See [`BINDING_PARAMS`].
-pub(crate) const BINDING_SLOPES: u32 = 1;
-/// See [`BINDING_PARAMS`].
-pub(crate) const BINDING_BIAS: u32 = 2;
-
-/// Mirror of the WGSL `GenerateParams` uniform.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
-pub(crate) struct GenerateParams {
-    /// Rows per head of the generated tensor (I).
-    pub rows: u32,
-    /// Row length in vec4s (J / 4).
-    pub cols4: u32,
-    /// First head of this window.
-    pub head0: u32,
-    /// First row of this window, within each head.
-    pub row0: u32,
-    /// Position of query row 0: J - I.
-    pub query_offset: i32,
-    /// Index in vec4s of the first vec4 of the bound window.
-    pub window_vec4: u32,
-    /// Heads with a slope; the heads after them are zero padding.
-    pub slope_heads: u32,
-    /// Padding to 32 bytes.
-    pub _pad: u32,
-}
-
-const _: () = assert!(std::mem::size_of::<GenerateParams>() == 32);
 
 /// The pipeline and layout, built once per module.
 pub(crate) struct Generator {

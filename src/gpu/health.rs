@@ -161,6 +161,14 @@ impl LossPoll {
         }
     }
 
+    /// The module has just polled: the next poll is due an interval from now.
+    pub fn polled(&mut self) {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            self.next = std::time::Instant::now() + Self::INTERVAL;
+        }
+    }
+
     /// Whether a poll is due now; if so, the next one is due an interval later.
     pub fn due(&mut self) -> bool {
         #[cfg(not(target_arch = "wasm32"))]
@@ -216,6 +224,9 @@ mod tests {
         std::thread::sleep(LossPoll::INTERVAL * 2);
         assert!(poll.due());
         assert!(!poll.due());
+        std::thread::sleep(LossPoll::INTERVAL * 2);
+        poll.polled();
+        assert!(!poll.due(), "a poll made elsewhere counts");
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub(crate) mod device;
 pub(crate) mod generator;
 pub(crate) mod health;
 pub(crate) mod host_write;
+pub(crate) mod kernel;
 pub(crate) mod map;
 pub(crate) mod readback;
 pub(crate) mod scope;

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::gpu::generator::{
+use crate::gpu::kernel::{
     GenerateParams, BINDING_BIAS, BINDING_PARAMS, BINDING_SLOPES, COLUMNS_PER_WORKGROUP,
     GENERATOR_ENTRY_POINT, GENERATOR_WGSL, SLOPE_VEC4S, WORKGROUP_SIZE,
 };

@@ -3,7 +3,7 @@
 //! dispatch (workgroups per dimension).
 
 use crate::error::{AlibiError, Result};
-use crate::gpu::generator::{GenerateParams, COLUMNS_PER_WORKGROUP};
+use crate::gpu::kernel::{GenerateParams, COLUMNS_PER_WORKGROUP};
 
 /// The kernel indexes vec4s with u32: 2^32 vec4s of 16 bytes, 64 GiB, is the most it writes.
 const MAX_INDEXABLE_BYTES: u64 = (1 << 32) * 16;

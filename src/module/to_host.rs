@@ -1,0 +1,78 @@
+//! The module's calls that end in host memory: readback of a view, `forward` followed by
+//! readback, and their blocking forms for native code.
+
+use super::AlibiPositionalBias;
+use crate::bias::AlibiBias;
+use crate::error::Result;
+use crate::host::HostBias;
+
+impl AlibiPositionalBias {
+    /// Reads a view back into a caller-owned host tensor.
+    pub async fn read(&self, bias: &AlibiBias) -> Result<HostBias> {
+        let mut data = Vec::new();
+        self.read_into(bias, &mut data).await?;
+        Ok(HostBias::new(bias.shape(), data))
+    }
+
+    /// Reads a view back into `out` (resized, then overwritten row-major `[heads, i, j]`),
+    /// reusing its capacity: a loop that reads into one vector pays for its pages once.
+    pub async fn read_into(&self, bias: &AlibiBias, out: &mut Vec<f32>) -> Result<()> {
+        let budget = self.cache.stats().budget_bytes;
+        self.readback.read_into(&self.gpu, bias, budget, out).await
+    }
+
+    /// [`forward`](Self::forward) then [`read`](Self::read) (see
+    /// [`forward_to_host_into`](Self::forward_to_host_into)).
+    pub async fn forward_to_host(&mut self, i: usize, j: usize) -> Result<HostBias> {
+        let mut data = Vec::new();
+        self.forward_to_host_into(i, j, &mut data).await?;
+        Ok(HostBias::new([self.total_heads, i, j], data))
+    }
+
+    /// [`forward`](Self::forward) then [`read_into`](Self::read_into). On the host-mapped
+    /// path a miss copies the values into `out` as it writes them to the device, so there
+    /// is nothing to read back (and, as in `forward`, it may block its thread while the
+    /// device finishes with a reused buffer: that path exists only off the web).
+    pub async fn forward_to_host_into(
+        &mut self,
+        i: usize,
+        j: usize,
+        out: &mut Vec<f32>,
+    ) -> Result<()> {
+        let (bias, teed) = self.forward_teeing(i, j, Some(&mut *out))?;
+        if teed {
+            // What read_into would report: errors of earlier submissions.
+            return self.gpu.errors.settle().await;
+        }
+        self.read_into(&bias, out).await
+    }
+}
+
+/// Blocking wrappers of the `async` calls, for native code (nothing may block on the web).
+#[cfg(not(target_arch = "wasm32"))]
+impl AlibiPositionalBias {
+    /// Blocking [`AlibiPositionalBias::read`].
+    pub fn read_blocking(&self, bias: &AlibiBias) -> Result<HostBias> {
+        pollster::block_on(self.read(bias))
+    }
+
+    /// Blocking [`AlibiPositionalBias::read_into`].
+    pub fn read_into_blocking(&self, bias: &AlibiBias, out: &mut Vec<f32>) -> Result<()> {
+        pollster::block_on(self.read_into(bias, out))
+    }
+
+    /// Blocking [`AlibiPositionalBias::forward_to_host`].
+    pub fn forward_to_host_blocking(&mut self, i: usize, j: usize) -> Result<HostBias> {
+        pollster::block_on(self.forward_to_host(i, j))
+    }
+
+    /// Blocking [`AlibiPositionalBias::forward_to_host_into`].
+    pub fn forward_to_host_into_blocking(
+        &mut self,
+        i: usize,
+        j: usize,
+        out: &mut Vec<f32>,
+    ) -> Result<()> {
+        pollster::block_on(self.forward_to_host_into(i, j, out))
+    }
+}

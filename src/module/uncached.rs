@@ -1,0 +1,101 @@
+//! The module's uncached generations: the distance matrix, and biases recorded into the
+//! caller's command encoder or written into the caller's buffers, for engines that manage
+//! their own memory and submissions.
+
+use std::sync::Arc;
+
+use super::AlibiPositionalBias;
+use crate::bias::AlibiBias;
+use crate::error::Result;
+use crate::gpu::windows::GenerateShape;
+use crate::validation::{check_sequence, check_target};
+
+impl AlibiPositionalBias {
+    /// Records the generation of a fresh, uncached `[total_heads, i, j]` bias by the kernel
+    /// into the caller's encoder; the view is valid once the caller submits it.
+    pub fn encode_forward(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        i: usize,
+        j: usize,
+    ) -> Result<AlibiBias> {
+        let shape = [self.total_heads, i, j];
+        let Some(generated) = self.uncached_request(i, j)? else {
+            return Ok(self.empty_view(shape));
+        };
+        let buffer = self
+            .writer
+            .encode_new(&self.gpu, encoder, &self.slopes, generated)?;
+        Ok(self.whole_view(Arc::new(buffer), generated, shape))
+    }
+
+    /// Records the generation of an uncached `[total_heads, i, j]` bias by the kernel into
+    /// the caller's encoder, written to the caller's `target` buffer (usage `STORAGE`, at
+    /// least `total_heads * i * ceil4(j) * 4` bytes: rows are padded to a multiple of 4
+    /// columns, the view starts `ceil4(j) - j` columns in). For engines that manage their
+    /// own memory.
+    pub fn encode_into(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        i: usize,
+        j: usize,
+        target: &wgpu::Buffer,
+    ) -> Result<AlibiBias> {
+        let shape = [self.total_heads, i, j];
+        let Some(generated) = self.uncached_request(i, j)? else {
+            return Ok(self.empty_view(shape));
+        };
+        let needed = generated.bytes().unwrap_or(u64::MAX);
+        check_target(target, needed, wgpu::BufferUsages::STORAGE, shape)?;
+        self.writer
+            .encode(&self.gpu, encoder, &self.slopes, generated, target)?;
+        Ok(self.whole_view(Arc::new(target.clone()), generated, shape))
+    }
+
+    /// Writes an uncached `[total_heads, i, j]` bias into the caller's `target` from the
+    /// host, through a mapping, as [`GenerationPath::HostMapped`] does for `forward`: the
+    /// counterpart of [`encode_into`](Self::encode_into) for engines on a CPU adapter.
+    /// `target` needs `MAP_WRITE` usage and the size `encode_into` documents. A shader can
+    /// bind the view only if `target` also has `STORAGE` (which, with `MAP_WRITE`, takes
+    /// the device feature `MAPPABLE_PRIMARY_BUFFERS`); without it the view is for copies and
+    /// readback. Blocks until the device lets the buffer be mapped, then writes on every
+    /// core, and leaves it unmapped; not on the web. `target` must not be mapped already:
+    /// that is an [`AlibiError::Map`](crate::AlibiError::Map), after which wgpu may still
+    /// see the buffer as mapping until the caller unmaps it.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn write_into(&self, i: usize, j: usize, target: &wgpu::Buffer) -> Result<AlibiBias> {
+        let shape = [self.total_heads, i, j];
+        let Some(generated) = self.uncached_request(i, j)? else {
+            return Ok(self.empty_view(shape));
+        };
+        let needed = generated.bytes().unwrap_or(u64::MAX);
+        check_target(target, needed, wgpu::BufferUsages::MAP_WRITE, shape)?;
+        self.writer
+            .write_into(&self.gpu, &self.slopes, generated, target)?;
+        Ok(self.whole_view(Arc::new(target.clone()), generated, shape))
+    }
+
+    /// The distance matrix `[1, i, j]`, `-|k - (j - i + r)|`, uncached (SPEC "get_bias").
+    pub fn get_bias(&self, i: usize, j: usize) -> Result<AlibiBias> {
+        let shape = [1, i, j];
+        let Some(exact) = self.uncached_request(i, j)? else {
+            return Ok(self.empty_view(shape));
+        };
+        let generated = GenerateShape {
+            heads: 1,
+            total_heads: 1,
+            ..exact
+        };
+        let buffer = self
+            .writer
+            .generate(&self.gpu, &self.unit_slope, generated, None, None)?;
+        Ok(self.whole_view(Arc::new(buffer), generated, shape))
+    }
+
+    /// Checks an uncached request and gives the tensor to generate; `None` when it is empty.
+    fn uncached_request(&self, i: usize, j: usize) -> Result<Option<GenerateShape>> {
+        self.gpu.ensure_alive()?;
+        check_sequence(i, j)?;
+        Ok((i > 0 && j > 0).then(|| self.exact_shape(i, j)))
+    }
+}
