@@ -122,6 +122,31 @@ mod tests {
     }
 
     #[test]
+    fn accessors_index_row_major() {
+        let bias = HostBias::new([2, 2, 3], (0..12).map(|v| v as f32).collect());
+        assert_eq!(bias.shape(), [2, 2, 3]);
+        assert_eq!(bias.get(0, 0, 0), Some(0.0));
+        assert_eq!(bias.get(0, 1, 0), Some(3.0));
+        assert_eq!(bias.get(1, 0, 1), Some(7.0));
+        assert_eq!(bias.get(1, 1, 2), Some(11.0));
+        for outside in [(2, 0, 0), (0, 2, 0), (0, 0, 3)] {
+            assert_eq!(
+                bias.get(outside.0, outside.1, outside.2),
+                None,
+                "{outside:?}"
+            );
+        }
+        assert_eq!(bias.row(0, 1), &[3.0, 4.0, 5.0]);
+        assert_eq!(bias.row(1, 0), &[6.0, 7.0, 8.0]);
+        assert_eq!((bias.len(), bias.is_empty()), (12, false));
+        assert_eq!(bias.as_slice()[5], 5.0);
+        assert_eq!(bias.clone().into_vec(), bias.as_slice());
+        let empty = HostBias::new([3, 0, 4], Vec::new());
+        assert_eq!((empty.len(), empty.is_empty()), (0, true));
+        assert_eq!(empty.get(0, 0, 0), None);
+    }
+
+    #[test]
     fn element_counts_of_empty_shapes_do_not_overflow() {
         assert_eq!(element_count([usize::MAX, 5, 0]), 0);
         assert_eq!(element_count([usize::MAX, 0, 5]), 0);

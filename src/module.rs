@@ -6,20 +6,19 @@ use std::sync::Arc;
 
 use crate::bias::{AlibiBias, BiasLayout};
 use crate::cache::{BiasCache, CacheStats};
-use crate::config::AlibiConfig;
 use crate::error::Result;
 use crate::generation::GenerationPath;
 use crate::gpu::context::GpuContext;
-use crate::gpu::device::{open_device, GpuDevice};
-use crate::gpu::health::{DeviceHealth, DeviceLossReporter, LossPoll};
+use crate::gpu::health::{DeviceLossReporter, LossPoll};
 use crate::gpu::host_write::Tee;
 use crate::gpu::readback::Readback;
-use crate::gpu::windows::{check_fits, GenerateShape, PlanLimits};
+use crate::gpu::windows::{check_fits, GenerateShape};
 use crate::gpu::writer::{BiasWriter, SlopeUniform};
 use crate::host::sized_host;
 use crate::pool::BufferPool;
-use crate::validation::{check_heads, check_sequence, MAX_SEQUENCE};
+use crate::validation::{check_sequence, MAX_SEQUENCE};
 
+mod build;
 mod to_host;
 mod uncached;
 
@@ -71,7 +70,7 @@ mod uncached;
 /// # Memory
 ///
 /// Between calls a module holds at most its cache budget
-/// ([`AlibiConfig::cache_budget_bytes`]) in cached tensors and evicted buffers kept for
+/// ([`AlibiConfig::cache_budget_bytes`](crate::AlibiConfig::cache_budget_bytes)) in cached tensors and evicted buffers kept for
 /// reuse, as much again at most in readback staging buffers, and nothing else; during a
 /// call, also the result it returns. [`cache_stats`](Self::cache_stats) reports the peak. A
 /// view the caller holds keeps its buffer alive and is never written again.
@@ -83,7 +82,7 @@ mod uncached;
 /// delivers a loss (after `destroy()`, once its queue is empty) at its next poll of the
 /// device: the module polls before every call that does GPU work, and before a cache hit
 /// when a millisecond has passed since its last poll, so a hit can still succeed within a
-/// millisecond of the loss. A module on a device from [`open_device`] learns of the loss
+/// millisecond of the loss. A module on a device from [`open_device`](crate::open_device) learns of the loss
 /// by itself; on your own device, forward your device-lost callback to
 /// [`device_loss_reporter`](Self::device_loss_reporter).
 pub struct AlibiPositionalBias {
@@ -110,86 +109,6 @@ const _: () = {
 };
 
 impl AlibiPositionalBias {
-    /// A module for `heads` heads (padded to `total_heads`) on a device the caller owns.
-    pub fn new(
-        device: &wgpu::Device,
-        queue: &wgpu::Queue,
-        heads: usize,
-        total_heads: Option<usize>,
-    ) -> Result<Self> {
-        Self::with_config(device, queue, AlibiConfig::padded(heads, total_heads))
-    }
-
-    /// A module built from `config` on a device the caller owns.
-    pub fn with_config(
-        device: &wgpu::Device,
-        queue: &wgpu::Queue,
-        config: AlibiConfig,
-    ) -> Result<Self> {
-        Self::build(device, queue, None, DeviceHealth::default(), config)
-    }
-
-    /// A module on a device opened by [`open_device`](crate::open_device).
-    pub fn on_device(gpu: &GpuDevice, config: AlibiConfig) -> Result<Self> {
-        Self::build(
-            &gpu.device,
-            &gpu.queue,
-            Some(gpu.adapter_info.clone()),
-            gpu.health.clone(),
-            config,
-        )
-    }
-
-    /// A module on the default adapter (`WGPU_BACKEND` picks the backends initialised).
-    pub async fn new_default(heads: usize, total_heads: Option<usize>) -> Result<Self> {
-        let gpu = open_device(None).await?;
-        Self::on_device(&gpu, AlibiConfig::padded(heads, total_heads))
-    }
-
-    /// Blocking [`AlibiPositionalBias::new_default`] (not on the web).
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn new_default_blocking(heads: usize, total_heads: Option<usize>) -> Result<Self> {
-        pollster::block_on(Self::new_default(heads, total_heads))
-    }
-
-    fn build(
-        device: &wgpu::Device,
-        queue: &wgpu::Queue,
-        adapter_info: Option<wgpu::AdapterInfo>,
-        health: DeviceHealth,
-        config: AlibiConfig,
-    ) -> Result<Self> {
-        let gpu = GpuContext {
-            device: device.clone(),
-            queue: queue.clone(),
-            limits: PlanLimits::from_device(&device.limits(), config.max_binding_window_bytes),
-            errors: Default::default(),
-            health,
-        };
-        gpu.ensure_alive()?;
-        let total_heads = config.resolved_total_heads();
-        check_heads(config.heads, total_heads)?;
-        let slopes = config.slopes.resolve(config.heads)?;
-        let path = config.generation_path.resolve(device)?;
-        let writer = BiasWriter::new(&gpu, path)?;
-        let slopes = writer.slopes(&gpu, slopes)?;
-        let unit_slope = writer.slopes(&gpu, vec![1.0])?;
-        Ok(Self {
-            gpu,
-            writer,
-            slopes,
-            unit_slope,
-            heads: config.heads,
-            total_heads,
-            adapter_info,
-            cache: BiasCache::new(config.cache_budget_bytes),
-            pool: BufferPool::default(),
-            readback: Readback::default(),
-            loss_poll: LossPoll::new(),
-            peak_bytes: 0,
-        })
-    }
-
     /// x-transformers' static `_get_slopes(heads)`: the paper's slopes, f64 rounded once.
     pub fn get_slopes(heads: usize) -> Result<Vec<f32>> {
         crate::slopes::alibi_slopes(heads)
@@ -232,7 +151,7 @@ impl AlibiPositionalBias {
     }
 
     /// A handle that tells this module (and every module built on the same
-    /// [`GpuDevice`]) that the device was lost: call it from your device-lost callback
+    /// [`GpuDevice`](crate::GpuDevice)) that the device was lost: call it from your device-lost callback
     /// when the device is yours (see [`DeviceLossReporter`]).
     pub fn device_loss_reporter(&self) -> DeviceLossReporter {
         self.gpu.health.reporter()

@@ -207,6 +207,29 @@ mod tests {
     }
 
     #[test]
+    fn limits_come_from_the_device_and_the_window_override_only_lowers_them() {
+        let device = wgpu::Limits {
+            max_buffer_size: 1 << 30,
+            max_storage_buffer_binding_size: 1 << 27,
+            min_storage_buffer_offset_alignment: 64,
+            max_compute_workgroups_per_dimension: 1000,
+            ..wgpu::Limits::default()
+        };
+        assert_eq!(
+            PlanLimits::from_device(&device, None),
+            PlanLimits {
+                max_buffer_bytes: 1 << 30,
+                max_binding_bytes: 1 << 27,
+                binding_alignment: 64,
+                max_workgroups_per_dimension: 1000,
+            }
+        );
+        let window = |bytes| PlanLimits::from_device(&device, Some(bytes)).max_binding_bytes;
+        assert_eq!(window(4096), 4096);
+        assert_eq!(window(1 << 40), 1 << 27);
+    }
+
+    #[test]
     fn small_tensors_are_one_window() {
         let s = shape(8, 64, 64);
         let windows = plan_windows(s, LAVAPIPE).unwrap();

@@ -53,7 +53,7 @@ impl AlibiPositionalBias {
     }
 
     /// Writes an uncached `[total_heads, i, j]` bias into the caller's `target` from the
-    /// host, through a mapping, as [`GenerationPath::HostMapped`] does for `forward`: the
+    /// host, through a mapping, as [`GenerationPath::HostMapped`](crate::GenerationPath::HostMapped) does for `forward`: the
     /// counterpart of [`encode_into`](Self::encode_into) for engines on a CPU adapter.
     /// `target` needs `MAP_WRITE` usage and the size `encode_into` documents. A shader can
     /// bind the view only if `target` also has `STORAGE` (which, with `MAP_WRITE`, takes
