@@ -81,8 +81,8 @@ mod uncached;
 /// [`AlibiError::DeviceLost`](crate::AlibiError::DeviceLost), cache hits included. wgpu
 /// delivers a loss (after `destroy()`, once its queue is empty) at its next poll of the
 /// device: the module polls before every call that does GPU work, and before a cache hit
-/// when a millisecond has passed since its last poll, so a hit can still succeed within a
-/// millisecond of the loss. A module on a device from [`open_device`](crate::open_device) learns of the loss
+/// when a millisecond has passed since its last poll (on a coarse clock), so a hit can
+/// still succeed within a few milliseconds of the loss. A module on a device from [`open_device`](crate::open_device) learns of the loss
 /// by itself; on your own device, forward your device-lost callback to
 /// [`device_loss_reporter`](Self::device_loss_reporter).
 pub struct AlibiPositionalBias {

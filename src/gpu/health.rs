@@ -141,23 +141,25 @@ impl DeviceLossReporter {
 }
 
 /// When a module polls its device before a cache hit, so that a loss reaches it within a
-/// bounded time without a poll on every hit (a hit takes tens of nanoseconds, a poll one
-/// to several hundred): at most once per [`LossPoll::INTERVAL`]. On the web the browser
-/// delivers the loss by itself, and there is no clock to read.
+/// bounded time without a poll on every hit (a hit takes tens of nanoseconds, a poll one to
+/// several hundred): once [`LossPoll::INTERVAL`] has passed since its last poll, read on a
+/// coarse clock (a few nanoseconds a read, with the kernel tick's resolution, 1 to 4 ms on
+/// Linux). On the web the browser delivers the loss by itself.
 #[derive(Debug)]
 pub(crate) struct LossPoll {
     #[cfg(not(target_arch = "wasm32"))]
-    next: std::time::Instant,
+    next: coarsetime::Instant,
 }
 
 impl LossPoll {
-    /// The longest a cache hit can go on succeeding after its device was lost.
+    /// The interval between polls before cache hits; with the clock's resolution, the
+    /// longest a hit can go on succeeding after its device was lost is a few milliseconds.
     pub const INTERVAL: std::time::Duration = std::time::Duration::from_millis(1);
 
     pub fn new() -> Self {
         Self {
             #[cfg(not(target_arch = "wasm32"))]
-            next: std::time::Instant::now(),
+            next: coarsetime::Instant::now_without_cache_update(),
         }
     }
 
@@ -165,7 +167,7 @@ impl LossPoll {
     pub fn polled(&mut self) {
         #[cfg(not(target_arch = "wasm32"))]
         {
-            self.next = std::time::Instant::now() + Self::INTERVAL;
+            self.next = coarsetime::Instant::now_without_cache_update() + Self::interval();
         }
     }
 
@@ -173,13 +175,18 @@ impl LossPoll {
     pub fn due(&mut self) -> bool {
         #[cfg(not(target_arch = "wasm32"))]
         {
-            let now = std::time::Instant::now();
+            let now = coarsetime::Instant::now_without_cache_update();
             if now >= self.next {
-                self.next = now + Self::INTERVAL;
+                self.next = now + Self::interval();
                 return true;
             }
         }
         false
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn interval() -> coarsetime::Duration {
+        coarsetime::Duration::from(Self::INTERVAL)
     }
 }
 
@@ -219,12 +226,14 @@ mod tests {
     #[test]
     fn polls_are_due_once_per_interval() {
         let mut poll = LossPoll::new();
+        // The coarse clock moves by kernel ticks (up to 4 ms): wait well past one.
+        let past = LossPoll::INTERVAL + std::time::Duration::from_millis(10);
         assert!(poll.due(), "the first call polls");
         assert!(!poll.due(), "not again at once");
-        std::thread::sleep(LossPoll::INTERVAL * 2);
+        std::thread::sleep(past);
         assert!(poll.due());
         assert!(!poll.due());
-        std::thread::sleep(LossPoll::INTERVAL * 2);
+        std::thread::sleep(past);
         poll.polled();
         assert!(!poll.due(), "a poll made elsewhere counts");
     }
