@@ -30,7 +30,7 @@ pub struct CacheStats {
     /// at most the budget again.
     pub staging_bytes: u64,
     /// The most bytes of cached and recycled buffers the module has held at the end of any
-    /// call: never above the budget (set by the module).
+    /// call since its budget was last set: never above the budget (set by the module).
     pub peak_bytes: u64,
 }
 
@@ -281,5 +281,73 @@ mod tests {
         }
         assert_eq!(generations, 3); // 1024, 2048, 4096
         assert_eq!(cache.growth_target(7, 7), 7, "no entry to extend: exact");
+    }
+
+    #[test]
+    fn the_default_budget_holds_one_32_head_2048_square_tensor() {
+        assert_eq!(DEFAULT_CACHE_BUDGET_BYTES, 32 * 2048 * 2048 * 4);
+    }
+
+    #[test]
+    fn most_recent_is_the_last_inserted_or_looked_up() {
+        let mut cache = BiasCache::new(1 << 20);
+        assert!(cache.most_recent().is_none());
+        insert(&mut cache, 4, 8, "a");
+        insert(&mut cache, 8, 4, "b");
+        let recent = cache.most_recent().unwrap();
+        assert_eq!((*recent.payload, recent.rows, recent.cols), ("b", 8, 4));
+        assert!(cache.lookup(2, 8).is_some());
+        assert_eq!(*cache.most_recent().unwrap().payload, "a");
+    }
+
+    #[test]
+    fn growth_extends_only_entries_with_fewer_keys() {
+        let mut cache = BiasCache::new(1 << 20);
+        insert(&mut cache, 4, 8, "a");
+        assert_eq!(
+            cache.growth_target(2, 8),
+            8,
+            "keys already there: nothing to extend"
+        );
+        assert_eq!(cache.growth_target(2, 9), 16);
+        assert_eq!(
+            cache.growth_target(5, 9),
+            9,
+            "more rows than the entry: exact"
+        );
+        assert_eq!(
+            cache.growth_target(4, 30),
+            30,
+            "beyond twice the keys: the request"
+        );
+    }
+
+    #[test]
+    fn a_tensor_of_exactly_the_budget_is_kept_and_entries_that_fill_it_stay() {
+        let mut cache = BiasCache::new(200);
+        assert!(insert(&mut cache, 1, 100, "a").is_empty());
+        assert!(
+            insert(&mut cache, 100, 1, "b").is_empty(),
+            "100 + 100 fills 200 exactly"
+        );
+        assert_eq!((cache.stats().entries, cache.stats().evictions), (2, 0));
+        let evicted = insert(&mut cache, 10, 20, "whole budget");
+        assert_eq!(evicted.len(), 2);
+        assert_eq!(cache.stats().evictions, 2, "each eviction is counted");
+        assert_eq!((cache.stats().entries, cache.stats().bytes), (1, 200));
+    }
+
+    #[test]
+    fn without_lookups_the_oldest_insertion_is_evicted_first() {
+        // Five tensors of 100 bytes, none inside another, under a budget of three: the
+        // eviction order is the insertion order, whatever their places in the list.
+        let mut cache = BiasCache::new(300);
+        for (rows, cols, name) in [(1, 100, "a"), (100, 1, "b"), (10, 10, "c")] {
+            assert!(insert(&mut cache, rows, cols, name).is_empty());
+        }
+        assert_eq!(insert(&mut cache, 2, 50, "d"), vec!["a"]);
+        assert_eq!(insert(&mut cache, 50, 2, "e"), vec!["b"]);
+        assert_eq!(insert(&mut cache, 4, 25, "f"), vec!["c"]);
+        assert_eq!(cache.stats().evictions, 3);
     }
 }

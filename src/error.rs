@@ -139,14 +139,14 @@ pub enum AlibiError {
     /// Memory ran out: the device could not create a buffer, or the host could not
     /// allocate a vector. An engine can lower the cache budget
     /// ([`set_cache_budget`](crate::AlibiPositionalBias::set_cache_budget)) and retry.
-    #[error("out of {memory} memory: {bytes} bytes for {what} could not be allocated; lower the cache budget or request a smaller tensor")]
+    #[error("out of {memory} memory: could not allocate {what}{}; lower the cache budget or request a smaller tensor", in_bytes(*.bytes))]
     OutOfMemory {
         /// Device or host memory.
         memory: Memory,
         /// What the memory was for.
         what: &'static str,
-        /// Bytes requested (`u128`: a host request may not fit `u64`).
-        bytes: u128,
+        /// Bytes requested when known (`u128`: a host request may not fit `u64`).
+        bytes: Option<u128>,
         /// wgpu's out-of-memory error, for device memory.
         #[source]
         source: Option<Arc<wgpu::Error>>,
@@ -241,6 +241,10 @@ pub enum MapError {
     CallbackDropped,
 }
 
+fn in_bytes(bytes: Option<u128>) -> String {
+    bytes.map_or_else(String::new, |bytes| format!(" ({bytes} bytes)"))
+}
+
 fn colon_then(message: &str) -> String {
     if message.trim().is_empty() {
         String::new()
@@ -256,7 +260,7 @@ impl AlibiError {
         AlibiError::OutOfMemory {
             memory: Memory::Host,
             what,
-            bytes: values.saturating_mul(4),
+            bytes: Some(values.saturating_mul(4)),
             source: None,
         }
     }

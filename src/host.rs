@@ -164,7 +164,7 @@ mod tests {
                     memory: Memory::Host,
                     bytes,
                     ..
-                }) => assert_eq!(bytes, heads as u128 * i as u128 * j as u128 * 4),
+                }) => assert_eq!(bytes, Some(heads as u128 * i as u128 * j as u128 * 4)),
                 other => panic!("{other:?}"),
             }
         }

@@ -42,9 +42,10 @@ mod uncached;
 ///
 /// # Sharing it between threads
 ///
-/// On native targets a module is `Send + Sync`. The calls that generate take `&mut self`
-/// (they update the cache), readback takes `&self`; share one module behind a lock
-/// (`Mutex`, or `RwLock` to read back from several threads at once):
+/// On native targets a module is `Send + Sync`. The calls that use the cache (`forward`,
+/// `forward_to_host`, the cache controls) take `&mut self`; readback and the uncached calls
+/// take `&self`. Share one module behind a lock (`Mutex`, or `RwLock` to read back from
+/// several threads at once):
 ///
 /// ```no_run
 /// use std::sync::{Arc, Mutex};
@@ -70,10 +71,14 @@ mod uncached;
 /// # Memory
 ///
 /// Between calls a module holds at most its cache budget
-/// ([`AlibiConfig::cache_budget_bytes`](crate::AlibiConfig::cache_budget_bytes)) in cached tensors and evicted buffers kept for
-/// reuse, as much again at most in readback staging buffers, and nothing else; during a
-/// call, also the result it returns. [`cache_stats`](Self::cache_stats) reports the peak. A
-/// view the caller holds keeps its buffer alive and is never written again.
+/// ([`AlibiConfig::cache_budget_bytes`](crate::AlibiConfig::cache_budget_bytes)) in cached
+/// tensors and evicted buffers kept for reuse, as much again at most in readback staging
+/// buffers, and nothing else; during a call, also the result it returns.
+/// [`cache_stats`](Self::cache_stats) reports the peak. An [`AlibiBias`] the caller holds
+/// keeps its buffer from being reused: keep the view (or a clone of it) alive while
+/// anything you recorded but have not submitted yet reads its buffer. A `wgpu::Buffer`
+/// cloned out of a view does not hold it. Work already submitted is safe: a reused buffer
+/// is written after it, in queue order or by waiting for it.
 ///
 /// # Device loss
 ///
@@ -82,8 +87,11 @@ mod uncached;
 /// delivers a loss (after `destroy()`, once its queue is empty) at its next poll of the
 /// device: the module polls before every call that does GPU work, and before a cache hit
 /// when a millisecond has passed since its last poll (on a coarse clock), so a hit can
-/// still succeed within a few milliseconds of the loss. A module on a device from [`open_device`](crate::open_device) learns of the loss
-/// by itself; on your own device, forward your device-lost callback to
+/// still succeed within a few milliseconds of the loss. A module built by
+/// [`on_device`](Self::on_device) or [`new_default`](Self::new_default) learns of the loss
+/// by itself (do not replace the device-lost callback of a
+/// [`GpuDevice`](crate::GpuDevice)'s device: wgpu keeps one per device); on your own
+/// device, forward your device-lost callback to
 /// [`device_loss_reporter`](Self::device_loss_reporter).
 pub struct AlibiPositionalBias {
     gpu: GpuContext,
@@ -95,6 +103,7 @@ pub struct AlibiPositionalBias {
     total_heads: usize,
     adapter_info: Option<wgpu::AdapterInfo>,
     cache: BiasCache<Arc<wgpu::Buffer>>,
+    /// Evicted buffers kept for reuse.
     pool: BufferPool<wgpu::Buffer>,
     readback: Readback,
     loss_poll: LossPoll,
@@ -169,9 +178,11 @@ impl AlibiPositionalBias {
     }
 
     /// Changes the byte budget, evicting least recently used entries and dropping kept
-    /// buffers to meet it.
+    /// buffers to meet it. The peak of [`cache_stats`](Self::cache_stats) starts again from
+    /// what is held now.
     pub fn set_cache_budget(&mut self, bytes: u64) {
         let evicted = self.cache.set_budget(bytes);
+        self.peak_bytes = 0;
         self.keep_evicted(evicted);
         self.readback.trim(bytes);
     }
@@ -236,13 +247,14 @@ impl AlibiPositionalBias {
             _ => None,
         };
         let teed = tee.is_some();
-        let bytes = generated.bytes().unwrap_or(u64::MAX);
-        let reuse = self.pool.take(bytes);
+        let reuse = self.pool.take(generated.bytes().unwrap_or(u64::MAX));
         let buffer = self
             .writer
             .generate(&self.gpu, &self.slopes, generated, reuse, tee)?;
+        // A reused buffer may be up to twice the tensor: the cache counts what it holds.
+        let held = buffer.size();
         let buffer = Arc::new(buffer);
-        let evicted = self.cache.insert(i, generated.cols, bytes, buffer.clone());
+        let evicted = self.cache.insert(i, generated.cols, held, buffer.clone());
         self.keep_evicted(evicted);
         let view = slice_view(buffer, i, generated.cols, shape, alignment);
         Ok((view, teed))

@@ -43,9 +43,13 @@ pub(crate) fn split_at_ends<T>(
 
 /// Runs `work` on every item, in parallel where there is more than one, and returns the
 /// results in order. A panic in `work` reaches the caller.
+///
+/// Called from a rayon worker (of any pool), it runs in order on that thread: a worker that
+/// waits for nested rayon work steals other tasks meanwhile, and a stolen task that takes
+/// the lock its caller holds around a module call would deadlock on it.
 pub(crate) fn run<I: Send, T: Send>(items: Vec<I>, work: impl Fn(I) -> T + Sync + Send) -> Vec<T> {
     #[cfg(not(target_arch = "wasm32"))]
-    if items.len() > 1 {
+    if items.len() > 1 && rayon::current_thread_index().is_none() {
         use rayon::prelude::*;
         return items.into_par_iter().map(work).collect();
     }
@@ -71,23 +75,15 @@ pub(crate) fn for_each_row_chunk<T: Send>(
     );
 }
 
-/// How many parts `len` values are worth: one per [`VALUES_PER_PART`], at most four per
-/// thread of the pool.
+/// How many parts `len` values are worth: one per [`VALUES_PER_PART`] (so fewer than two
+/// such runs stay whole), at most four per thread of the pool; none on the web.
 fn part_count(len: usize) -> usize {
-    if cfg!(target_arch = "wasm32") || len < 2 * VALUES_PER_PART {
-        return 1;
-    }
-    (len / VALUES_PER_PART).min(4 * threads())
-}
-
-#[cfg(not(target_arch = "wasm32"))]
-fn threads() -> usize {
-    rayon::current_num_threads()
-}
-
-#[cfg(target_arch = "wasm32")]
-fn threads() -> usize {
-    1
+    // The web has no pool: no parts to spread, so `split_ranges` keeps one range.
+    #[cfg(target_arch = "wasm32")]
+    let threads = 0;
+    #[cfg(not(target_arch = "wasm32"))]
+    let threads = rayon::current_num_threads();
+    (len / VALUES_PER_PART).min(4 * threads)
 }
 
 #[cfg(test)]
@@ -104,14 +100,35 @@ mod tests {
                 assert_eq!(pair[0].end, pair[1].start);
                 assert_eq!(pair[0].len() % 1024, 0);
             }
-            let expected_parts = if len < 2 * VALUES_PER_PART {
-                1
-            } else {
-                (len / VALUES_PER_PART).min(4 * threads())
-            };
-            assert!(ranges.len() <= expected_parts, "{len}: {}", ranges.len());
+            assert!(
+                ranges.len() <= part_count(len).max(1),
+                "{len}: {}",
+                ranges.len()
+            );
         }
-        assert!(split_ranges(3 << 20, 1024).len() > 1 || threads() == 1);
+    }
+
+    #[test]
+    fn parts_are_one_per_mebibyte_and_at_most_four_per_thread() {
+        let threads = rayon::current_num_threads();
+        assert_eq!(part_count(0), 0);
+        assert_eq!(part_count(2 * VALUES_PER_PART - 1), 1);
+        assert_eq!(part_count(2 * VALUES_PER_PART), 2.min(4 * threads));
+        assert_eq!(part_count(1000 * VALUES_PER_PART), 4 * threads);
+        assert_eq!(split_ranges(2 * VALUES_PER_PART - 1, 1).len(), 1);
+        assert_eq!(
+            split_ranges(1000 * VALUES_PER_PART, 1024).len(),
+            4 * threads
+        );
+    }
+
+    #[test]
+    fn several_items_run_on_the_pool_and_one_on_the_caller() {
+        let caller = std::thread::current().id();
+        let on_caller = |items: Vec<u32>| run(items, |_| std::thread::current().id() == caller);
+        assert_eq!(on_caller(vec![0]), [true]);
+        assert!(on_caller((0..8).collect()).iter().all(|&same| !same));
+        assert!(on_caller(Vec::new()).is_empty());
     }
 
     #[test]
@@ -127,6 +144,21 @@ mod tests {
     fn run_keeps_the_order() {
         let out = run((0..100).collect(), |n: u64| n * n);
         assert_eq!(out, (0..100).map(|n| n * n).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn inside_a_rayon_worker_the_work_stays_on_that_thread() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let same_thread = pool.install(|| {
+            let caller = std::thread::current().id();
+            run((0..64).collect(), |_: u32| {
+                std::thread::current().id() == caller
+            })
+        });
+        assert!(same_thread.into_iter().all(|same| same));
     }
 
     #[test]

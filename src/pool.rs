@@ -1,5 +1,6 @@
-//! Evicted bias buffers kept for the next generations: a new buffer costs an allocation
-//! and wgpu's zero-fill, which on lavapipe doubles a generation.
+//! Buffers kept for reuse, under a count and a byte room: evicted bias buffers for the next
+//! generations (a new buffer costs an allocation and wgpu's zero-fill, which on lavapipe
+//! doubles a generation), and readback's staging buffers.
 //!
 //! Only a buffer nobody else holds is kept: a view the caller still has (an `Arc` clone) is
 //! never written under it. Generic over the buffer type so its rules are tested without a
@@ -7,58 +8,60 @@
 
 use std::sync::Arc;
 
-/// Buffers kept at most, newest first.
-const KEPT_BUFFERS: usize = 4;
-
-/// Anything with a size in bytes: a `wgpu::Buffer`, or a number in the tests.
+/// Anything with a size in bytes: a `wgpu::Buffer` (`gpu/context.rs`), or a number in the
+/// tests.
 pub(crate) trait ByteSize {
     fn bytes(&self) -> u64;
 }
 
-impl ByteSize for wgpu::Buffer {
-    fn bytes(&self) -> u64 {
-        self.size()
-    }
-}
-
 pub(crate) struct BufferPool<B> {
+    /// Newest first.
     kept: Vec<B>,
-}
-
-impl<B> Default for BufferPool<B> {
-    fn default() -> Self {
-        Self { kept: Vec::new() }
-    }
+    max_kept: usize,
+    /// A request of fewer bytes may still take a buffer of up to this size.
+    small_request_bytes: u64,
 }
 
 impl<B: ByteSize> BufferPool<B> {
+    /// A pool of at most `max_kept` buffers; a request takes a buffer of at most twice its
+    /// size, or of at most `small_request_bytes` (so small requests share one buffer).
+    pub fn new(max_kept: usize, small_request_bytes: u64) -> Self {
+        Self {
+            kept: Vec::new(),
+            max_kept,
+            small_request_bytes,
+        }
+    }
+
     /// Bytes of the buffers kept.
     pub fn bytes(&self) -> u64 {
         self.kept.iter().map(ByteSize::bytes).sum()
     }
 
-    /// A kept buffer of at least `bytes` and at most twice that (so that a small tensor
-    /// does not hold a large buffer), the smallest such, removed from the pool.
+    /// A kept buffer of at least `bytes` and at most twice that (so that a small request
+    /// does not hold a large buffer) or the pool's small-request size, the smallest such,
+    /// removed from the pool.
     pub fn take(&mut self, bytes: u64) -> Option<B> {
+        let largest = bytes.saturating_mul(2).max(self.small_request_bytes);
         let index = self
             .kept
             .iter()
             .enumerate()
-            .filter(|(_, b)| b.bytes() >= bytes && b.bytes() / 2 <= bytes)
+            .filter(|(_, b)| b.bytes() >= bytes && b.bytes() <= largest)
             .min_by_key(|(_, b)| b.bytes())
             .map(|(index, _)| index)?;
         Some(self.kept.remove(index))
     }
 
-    /// Keeps the `evicted` buffers that nobody else holds, newest first, at most
-    /// [`KEPT_BUFFERS`], then [`trim`](Self::trim)s to `room` bytes.
+    /// Keeps the `evicted` buffers that nobody else holds, newest first, at most the pool's
+    /// count, then [`trim`](Self::trim)s to `room` bytes.
     pub fn keep(&mut self, evicted: Vec<Arc<B>>, room: u64) {
         for buffer in evicted {
             if let Ok(buffer) = Arc::try_unwrap(buffer) {
                 self.kept.insert(0, buffer);
             }
         }
-        self.kept.truncate(KEPT_BUFFERS);
+        self.kept.truncate(self.max_kept);
         self.trim(room);
     }
 
@@ -87,7 +90,7 @@ mod tests {
     }
 
     fn pool(sizes: &[u64]) -> BufferPool<u64> {
-        let mut pool = BufferPool::default();
+        let mut pool = BufferPool::new(4, 0);
         pool.keep(sizes.iter().rev().map(|&s| Arc::new(s)).collect(), u64::MAX);
         pool
     }
@@ -106,8 +109,20 @@ mod tests {
     }
 
     #[test]
+    fn small_requests_share_a_buffer_of_the_small_request_size() {
+        let mut p = BufferPool::new(2, 64);
+        p.keep(vec![Arc::new(64u64)], u64::MAX);
+        assert_eq!(p.take(1), Some(64), "64 <= max(2, 64)");
+        p.keep(vec![Arc::new(65u64)], u64::MAX);
+        assert_eq!(p.take(1), None, "65 > max(2, 64)");
+        assert_eq!(p.take(33), Some(65), "65 <= 66");
+        p.keep((1..=3).map(Arc::new).collect(), u64::MAX);
+        assert_eq!(p.bytes(), 5, "the newest two: 3 and 2");
+    }
+
+    #[test]
     fn never_keeps_a_buffer_someone_holds() {
-        let mut p = BufferPool::default();
+        let mut p = BufferPool::new(4, 0);
         let held = Arc::new(64u64);
         let _caller = held.clone();
         p.keep(vec![held, Arc::new(32)], u64::MAX);
@@ -117,7 +132,7 @@ mod tests {
 
     #[test]
     fn keeps_the_newest_within_count_and_room() {
-        let mut p = BufferPool::default();
+        let mut p = BufferPool::new(4, 0);
         p.keep((1..=6).map(Arc::new).collect(), u64::MAX);
         // Newest first: 6, 5, 4, 3 kept.
         assert_eq!(p.bytes(), 18);

@@ -120,9 +120,12 @@ mod tests {
             get_bias(crate::MAX_SEQUENCE + 1, 1),
             Err(AlibiError::SequenceTooLong { what: "i", .. })
         ));
-        assert!(matches!(
-            forward(&[1.0], usize::MAX / 2, 1 << 20, 1 << 20),
-            Err(AlibiError::OutOfMemory { .. })
-        ));
+        let (heads, i, j) = (usize::MAX / 2, 1 << 20, 1 << 20);
+        match forward(&[1.0], heads, i, j) {
+            Err(AlibiError::OutOfMemory { bytes, .. }) => {
+                assert_eq!(bytes, Some(heads as u128 * i as u128 * j as u128 * 4));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

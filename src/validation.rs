@@ -93,27 +93,27 @@ pub(crate) fn check_max_bias(max_bias: f64) -> Result<()> {
     }
 }
 
-/// Checks that a caller's buffer has `usage` and at least `needed` bytes for a `[heads, i,
-/// j]` bias.
+/// Checks that a caller's buffer of `target_usage` and `target_size` bytes has `usage` and
+/// at least `needed` bytes for a `[heads, i, j]` bias.
 pub(crate) fn check_target(
-    target: &wgpu::Buffer,
+    (target_usage, target_size): (wgpu::BufferUsages, u64),
     needed: u64,
     usage: wgpu::BufferUsages,
     [heads, i, j]: [usize; 3],
 ) -> Result<()> {
-    if !target.usage().contains(usage) {
+    if !target_usage.contains(usage) {
         return Err(AlibiError::TargetUsage {
-            usage: target.usage(),
+            usage: target_usage,
             needed: usage,
         });
     }
-    if target.size() < needed {
+    if target_size < needed {
         return Err(AlibiError::TargetTooSmall {
             heads,
             i,
             j,
             needed,
-            size: target.size(),
+            size: target_size,
         });
     }
     Ok(())
@@ -180,6 +180,39 @@ mod tests {
         assert_eq!(reason(1e39), "too large for f32");
         assert_eq!(reason(1e-40), "too small for a normal f32");
         assert_eq!(reason(1e-50), "too small for a normal f32");
+    }
+
+    #[test]
+    fn targets_need_the_usage_and_the_room() {
+        use wgpu::BufferUsages as U;
+        let shape = [2, 3, 4];
+        let storage = U::STORAGE | U::COPY_SRC;
+        assert!(
+            check_target((storage, 96), 96, U::STORAGE, shape).is_ok(),
+            "exactly the room"
+        );
+        assert!(check_target((storage, 97), 96, U::STORAGE, shape).is_ok());
+        assert!(matches!(
+            check_target((storage, 95), 96, U::STORAGE, shape),
+            Err(AlibiError::TargetTooSmall {
+                heads: 2,
+                i: 3,
+                j: 4,
+                needed: 96,
+                size: 95
+            })
+        ));
+        assert!(matches!(
+            check_target((U::COPY_SRC, 1000), 96, U::STORAGE, shape),
+            Err(AlibiError::TargetUsage {
+                usage: U::COPY_SRC,
+                needed: U::STORAGE
+            })
+        ));
+        assert!(matches!(
+            check_target((storage, 1000), 96, U::MAP_WRITE, shape),
+            Err(AlibiError::TargetUsage { .. })
+        ));
     }
 
     #[test]

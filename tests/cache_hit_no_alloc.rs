@@ -40,9 +40,9 @@ fn cache_hits_allocate_nothing() {
 
     // A hit polls the device at most once per millisecond, to learn of a device loss, and
     // wgpu's poll may allocate (its GL backend does). Rounds of hits take microseconds, so
-    // at most one or two of these back-to-back rounds can contain that poll: the others
-    // show what a hit costs, which must be nothing.
-    let rounds: Vec<usize> = (0..5)
+    // only a round the thread was descheduled in can contain that poll: most rounds show
+    // what a hit costs, which must be nothing.
+    let rounds: Vec<usize> = (0..50)
         .map(|_| {
             let before = ALLOCATIONS.load(Ordering::Relaxed);
             for (i, j) in [(64, 64), (1, 64), (3, 17), (64, 1), (64, 64)] {
@@ -53,8 +53,8 @@ fn cache_hits_allocate_nothing() {
         })
         .collect();
     assert!(
-        rounds.iter().filter(|&&n| n == 0).count() >= 3,
-        "cache hits allocated: {rounds:?} allocations in five rounds of five hits"
+        rounds.iter().filter(|&&n| n == 0).count() >= 40,
+        "cache hits allocated: {rounds:?} allocations in 50 rounds of five hits"
     );
     assert_eq!(
         alibi.cache_stats().misses,

@@ -2,7 +2,8 @@
 //! included: zero heads, `total_heads < heads`, too many heads, NaN, infinite and
 //! subnormal custom slopes, bad `max_bias`) and a short sequence of calls (invalid ones
 //! included: sequences past 2^24, sizes that overflow `u64` or exceed `max_buffer_size`,
-//! rows wider than a binding window). Every case must end without a panic, every result
+//! rows wider than a binding window, callers' targets too small), and the cache controls.
+//! Every case must end without a panic, every result
 //! must equal the oracle with `==`, and every refusal must be the variant that the model
 //! below predicts from the rules alone (it shares no code with the crate's checks).
 //!
@@ -12,7 +13,8 @@
 mod common;
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, RandomState};
 use std::io::Write as _;
 
 use alibi_wgpu::{
@@ -20,7 +22,7 @@ use alibi_wgpu::{
     MAX_HEADS, MAX_SEQUENCE,
 };
 use proptest::prelude::*;
-use proptest::test_runner::{TestCaseError, TestRunner};
+use proptest::test_runner::{RngSeed, TestCaseError, TestRunner};
 
 const CASES: u32 = 10_000;
 /// Modules kept for reuse at most.
@@ -48,8 +50,24 @@ struct Config {
 enum Call {
     Forward(usize, usize),
     ForwardToHost(usize, usize),
+    /// `forward`, then `read_into` a vector reused across calls.
+    ReadInto(usize, usize),
     GetBias(usize, usize),
     EncodeForward(usize, usize),
+    /// `encode_into` a target of the size needed, or 16 bytes short when `short`.
+    EncodeInto {
+        i: usize,
+        j: usize,
+        short: bool,
+    },
+    /// `write_into` a mappable target, as above.
+    WriteInto {
+        i: usize,
+        j: usize,
+        short: bool,
+    },
+    SetBudget(u64),
+    ClearCache,
 }
 
 /// What a call or a build should give, by the rules alone.
@@ -65,7 +83,22 @@ enum Outcome {
     SequenceTooLong,
     TooLarge,
     RowTooLarge,
+    TargetTooSmall,
 }
+
+const EVERY_OUTCOME: [Outcome; 11] = [
+    Outcome::Ok,
+    Outcome::ZeroHeads,
+    Outcome::TooManyHeads,
+    Outcome::TotalHeadsBelowHeads,
+    Outcome::SlopeCount,
+    Outcome::InvalidSlope,
+    Outcome::InvalidMaxBias,
+    Outcome::SequenceTooLong,
+    Outcome::TooLarge,
+    Outcome::RowTooLarge,
+    Outcome::TargetTooSmall,
+];
 
 fn outcome_of(error: &AlibiError) -> Option<Outcome> {
     Some(match error {
@@ -78,6 +111,7 @@ fn outcome_of(error: &AlibiError) -> Option<Outcome> {
         AlibiError::SequenceTooLong { .. } => Outcome::SequenceTooLong,
         AlibiError::TooLarge { .. } => Outcome::TooLarge,
         AlibiError::RowTooLarge { .. } => Outcome::RowTooLarge,
+        AlibiError::TargetTooSmall { .. } => Outcome::TargetTooSmall,
         _ => return None,
     })
 }
@@ -119,10 +153,15 @@ struct Limits {
 }
 
 fn expected_call(config: &Config, call: Call, limits: Limits) -> Outcome {
-    let (heads, i, j) = match call {
-        Call::GetBias(i, j) => (1, i, j),
-        Call::Forward(i, j) | Call::ForwardToHost(i, j) | Call::EncodeForward(i, j) => {
-            (config.total_heads, i, j)
+    let (heads, i, j, short) = match call {
+        Call::SetBudget(_) | Call::ClearCache => return Outcome::Ok,
+        Call::GetBias(i, j) => (1, i, j, false),
+        Call::Forward(i, j)
+        | Call::ForwardToHost(i, j)
+        | Call::ReadInto(i, j)
+        | Call::EncodeForward(i, j) => (config.total_heads, i, j, false),
+        Call::EncodeInto { i, j, short } | Call::WriteInto { i, j, short } => {
+            (config.total_heads, i, j, short)
         }
     };
     if i > MAX_SEQUENCE || j > MAX_SEQUENCE {
@@ -144,6 +183,10 @@ fn expected_call(config: &Config, call: Call, limits: Limits) -> Outcome {
     let usable = (binding - (limits.alignment - 16)) & !15;
     if row > u128::from(usable) {
         return Outcome::RowTooLarge;
+    }
+    // The device's limits come first: a target is looked at only for a tensor that fits.
+    if short {
+        return Outcome::TargetTooSmall;
     }
     Outcome::Ok
 }
@@ -213,18 +256,29 @@ fn call_strategy() -> impl Strategy<Value = Call> {
         4 => (length, 0usize..=24),
         1 => Just((MAX_SEQUENCE, MAX_SEQUENCE)),
     ];
-    (0u8..4, shape).prop_map(|(kind, (i, j))| match kind {
-        0 => Call::Forward(i, j),
-        1 => Call::ForwardToHost(i, j),
-        2 => Call::GetBias(i, j),
-        _ => Call::EncodeForward(i, j),
-    })
+    let short = prop::bool::weighted(0.2);
+    let budget = prop::sample::select(vec![0u64, 64 << 10, 1 << 20]);
+    prop_oneof![
+        4 => shape.clone().prop_map(|(i, j)| Call::Forward(i, j)),
+        2 => shape.clone().prop_map(|(i, j)| Call::ForwardToHost(i, j)),
+        1 => shape.clone().prop_map(|(i, j)| Call::ReadInto(i, j)),
+        2 => shape.clone().prop_map(|(i, j)| Call::GetBias(i, j)),
+        1 => shape.clone().prop_map(|(i, j)| Call::EncodeForward(i, j)),
+        1 => (shape.clone(), short).prop_map(|((i, j), short)| Call::EncodeInto { i, j, short }),
+        1 => (shape, short).prop_map(|((i, j), short)| Call::WriteInto { i, j, short }),
+        1 => budget.prop_map(Call::SetBudget),
+        1 => Just(Call::ClearCache),
+    ]
 }
 
 struct Fuzzer {
     gpu: &'static GpuDevice,
     limits: Limits,
-    modules: RefCell<HashMap<String, AlibiPositionalBias>>,
+    /// Ordered, so that the module dropped when too many are kept is the same on every run
+    /// with the same seed.
+    modules: RefCell<BTreeMap<String, AlibiPositionalBias>>,
+    /// The vector `read_into` reuses across calls.
+    host: RefCell<Vec<f32>>,
     tally: RefCell<HashMap<Outcome, u64>>,
 }
 
@@ -264,8 +318,7 @@ impl Fuzzer {
             prop_assert_eq!(outcome, expected, "building {:?}", config);
             let Ok(module) = built else { return Ok(()) };
             if modules.len() >= KEPT_MODULES {
-                let evict = modules.keys().next().cloned();
-                evict.map(|k| modules.remove(&k));
+                modules.pop_first();
             }
             modules.insert(key.clone(), module);
         }
@@ -275,6 +328,15 @@ impl Fuzzer {
             let outcome = self.run_call(module, call)?;
             self.count(outcome);
             prop_assert_eq!(outcome, expected, "{:?} on {:?}", call, config);
+            let stats = module.cache_stats();
+            prop_assert!(
+                stats.bytes + stats.recycled_bytes <= stats.budget_bytes
+                    && stats.staging_bytes <= stats.budget_bytes,
+                "{:?} on {:?}: {:?}",
+                call,
+                config,
+                stats
+            );
         }
         Ok(())
     }
@@ -286,51 +348,107 @@ impl Fuzzer {
         call: Call,
     ) -> Result<Outcome, TestCaseError> {
         let context = format!("{call:?}");
-        let (result, i, j, distance_only) = match call {
-            Call::Forward(i, j) => (
-                module.forward(i, j).and_then(|v| module.read_blocking(&v)),
-                i,
-                j,
-                false,
-            ),
-            Call::ForwardToHost(i, j) => (module.forward_to_host_blocking(i, j), i, j, false),
-            Call::GetBias(i, j) => (
-                module.get_bias(i, j).and_then(|v| module.read_blocking(&v)),
-                i,
-                j,
-                true,
-            ),
+        let total_heads = module.total_heads();
+        let (result, shape) = match call {
+            Call::SetBudget(bytes) => {
+                module.set_cache_budget(bytes);
+                return Ok(Outcome::Ok);
+            }
+            Call::ClearCache => {
+                module.clear_cache();
+                return Ok(Outcome::Ok);
+            }
+            Call::Forward(i, j) => {
+                let read = module.forward(i, j).and_then(|v| module.read_blocking(&v));
+                (read.map(HostBias::into_vec), [total_heads, i, j])
+            }
+            Call::ForwardToHost(i, j) => {
+                let read = module.forward_to_host_blocking(i, j);
+                (read.map(HostBias::into_vec), [total_heads, i, j])
+            }
+            Call::ReadInto(i, j) => {
+                let mut host = self.host.borrow_mut();
+                let read = module
+                    .forward(i, j)
+                    .and_then(|v| module.read_into_blocking(&v, &mut host));
+                (read.map(|()| host.clone()), [total_heads, i, j])
+            }
+            Call::GetBias(i, j) => {
+                let read = module.get_bias(i, j).and_then(|v| module.read_blocking(&v));
+                (read.map(HostBias::into_vec), [1, i, j])
+            }
             Call::EncodeForward(i, j) => {
                 let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
                 let view = module.encode_forward(&mut encoder, i, j);
                 self.gpu.queue.submit([encoder.finish()]);
-                (view.and_then(|v| module.read_blocking(&v)), i, j, false)
+                let read = view.and_then(|v| module.read_blocking(&v));
+                (read.map(HostBias::into_vec), [total_heads, i, j])
+            }
+            Call::EncodeInto { i, j, short } => {
+                let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+                let target = self.target(total_heads, i, j, short, usage);
+                let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+                let view = module.encode_into(&mut encoder, i, j, &target);
+                self.gpu.queue.submit([encoder.finish()]);
+                let read = view.and_then(|v| module.read_blocking(&v));
+                (read.map(HostBias::into_vec), [total_heads, i, j])
+            }
+            Call::WriteInto { i, j, short } => {
+                let usage = wgpu::BufferUsages::MAP_WRITE | wgpu::BufferUsages::COPY_SRC;
+                let target = self.target(total_heads, i, j, short, usage);
+                let read = module
+                    .write_into(i, j, &target)
+                    .and_then(|v| module.read_blocking(&v));
+                (read.map(HostBias::into_vec), [total_heads, i, j])
             }
         };
         let actual = match result {
             Ok(actual) => actual,
             Err(error) => return check_refusal(&error, &context),
         };
-        let heads = if distance_only {
-            1
-        } else {
-            module.total_heads()
-        };
-        prop_assert_eq!(actual.shape(), [heads, i, j], "{}", context);
+        let [heads, i, j] = shape;
         if i == 0 || j == 0 {
             prop_assert!(actual.is_empty(), "{}", context);
             return Ok(Outcome::Ok);
         }
-        let expected: HostBias = if distance_only {
+        let expected = if heads == 1 && matches!(call, Call::GetBias(..)) {
             reference::get_bias(i, j)
         } else {
-            reference::forward(module.slopes(), module.total_heads(), i, j)
+            reference::forward(module.slopes(), heads, i, j)
         }
         .map_err(|e| TestCaseError::fail(format!("the oracle refused {context}: {e}")))?;
-        if let Some(difference) = common::mismatch(&actual, &expected) {
+        if let Some(difference) = common::mismatch_values(shape, &actual, &expected) {
             return Err(TestCaseError::fail(format!("{context}: {difference}")));
         }
         Ok(Outcome::Ok)
+    }
+
+    /// A caller's target for a `[heads, i, j]` bias: the size the module needs (rows padded
+    /// to 4 columns), 16 bytes less when `short`; a small one for a tensor that cannot
+    /// exist, which the module must refuse before it looks at the target.
+    fn target(
+        &self,
+        heads: usize,
+        i: usize,
+        j: usize,
+        short: bool,
+        usage: wgpu::BufferUsages,
+    ) -> wgpu::Buffer {
+        let needed = heads as u128 * i as u128 * j.next_multiple_of(4) as u128 * 4;
+        let size = match needed {
+            0 => 64,
+            n if n > 1 << 24 => 64,
+            n if short => n as u64 - 16,
+            n => n as u64,
+        };
+        common::scoped(&self.gpu.device, "creating a target", || {
+            self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("fuzz target"),
+                size,
+                usage,
+                mapped_at_creation: false,
+            })
+        })
     }
 }
 
@@ -357,19 +475,28 @@ fn random_call_sequences_never_panic_and_match_the_model_and_the_oracle() {
             max_binding: device.max_storage_buffer_binding_size,
             alignment: u64::from(device.min_storage_buffer_offset_alignment),
         },
-        modules: RefCell::new(HashMap::new()),
+        modules: RefCell::new(BTreeMap::new()),
+        host: RefCell::new(Vec::new()),
         tally: RefCell::new(HashMap::new()),
     };
+    // Modules carry their caches from case to case, so a failure is reproduced by running
+    // the same sequence again: the seed is printed, and PROPTEST_RNG_SEED sets it.
+    let seed = match std::env::var("PROPTEST_RNG_SEED") {
+        Ok(seed) => seed.parse().expect("PROPTEST_RNG_SEED is a u64"),
+        Err(_) => RandomState::new().hash_one("alibi-wgpu fuzz"),
+    };
+    let mut config = common::proptest_config(CASES);
+    config.rng_seed = RngSeed::Fixed(seed);
     let strategy = (
         config_strategy(),
         prop::collection::vec(call_strategy(), 1..=4),
     );
-    let mut runner = TestRunner::new(common::proptest_config(CASES));
+    let mut runner = TestRunner::new(config);
     let result = runner.run(&strategy, |(config, calls)| {
         fuzzer.run_case(&config, &calls)
     });
     if let Err(error) = result {
-        panic!("{error}");
+        panic!("{error}\n(rerun this sequence with PROPTEST_RNG_SEED={seed})");
     }
     let mut tally: Vec<_> = fuzzer.tally.into_inner().into_iter().collect();
     tally.sort_by_key(|&(outcome, _)| format!("{outcome:?}"));
@@ -381,20 +508,9 @@ fn random_call_sequences_never_panic_and_match_the_model_and_the_oracle() {
     // Past libtest's capture: what this run tried, for the logs.
     let _ = writeln!(
         std::io::stderr(),
-        "fuzz: {CASES} cases, {refusals} refusals, 0 panics; outcomes {tally:?}"
+        "fuzz: {CASES} cases (seed {seed}), {refusals} refusals, no panic; outcomes {tally:?}"
     );
-    for outcome in [
-        Outcome::Ok,
-        Outcome::ZeroHeads,
-        Outcome::TooManyHeads,
-        Outcome::TotalHeadsBelowHeads,
-        Outcome::SlopeCount,
-        Outcome::InvalidSlope,
-        Outcome::InvalidMaxBias,
-        Outcome::SequenceTooLong,
-        Outcome::TooLarge,
-        Outcome::RowTooLarge,
-    ] {
+    for outcome in EVERY_OUTCOME {
         assert!(
             tally.iter().any(|(o, n)| *o == outcome && *n > 0),
             "{outcome:?} was never tried"

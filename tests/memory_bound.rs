@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::Rng;
+
 use std::io::Write as _;
 
 use alibi_wgpu::{reference, AlibiBias, AlibiConfig, CacheStats, HostBias};
@@ -13,22 +15,6 @@ const CALLS: u64 = 20_000;
 const BUDGET: u64 = 1 << 20;
 /// Views kept by the caller at any time, each replaced now and then.
 const HELD_VIEWS: usize = 6;
-
-/// A small xorshift generator, so the sequence is the same on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> usize {
-        (self.next() % n) as usize
-    }
-}
 
 fn assert_within_budget(stats: &CacheStats, budget: u64, context: &str) {
     assert!(
@@ -40,6 +26,52 @@ fn assert_within_budget(stats: &CacheStats, budget: u64, context: &str) {
     assert!(stats.peak_bytes <= budget, "{context}: {stats:?}");
     assert!(stats.staging_bytes <= budget, "{context}: {stats:?}");
     assert_eq!(stats.budget_bytes, budget, "{context}");
+}
+
+/// The module's byte counts are what its buffers really hold: a miss that adds an entry
+/// and evicts nothing adds exactly its buffer's size (a reused buffer may be up to twice
+/// the tensor), and a hit changes nothing.
+fn assert_counts_real_sizes(
+    before: &CacheStats,
+    after: &CacheStats,
+    view: &AlibiBias,
+    context: &str,
+) {
+    let size = view.buffer().expect("a non-empty view").size();
+    if after.misses == before.misses {
+        assert_eq!(after.bytes, before.bytes, "{context}: a hit");
+    } else if after.evictions == before.evictions && after.entries == before.entries + 1 {
+        assert_eq!(after.bytes, before.bytes + size, "{context}: a kept miss");
+    }
+}
+
+#[test]
+fn a_reused_larger_buffer_is_counted_at_its_size() {
+    let Some(gpu) = common::gpu() else { return };
+    let mut alibi = common::module(gpu, AlibiConfig::new(4).cache_budget_bytes(BUDGET));
+    let large = alibi.forward(4, 2000).expect("forward");
+    let large_size = large.buffer().unwrap().size();
+    drop(large);
+    alibi.clear_cache();
+    assert_eq!(alibi.cache_stats().recycled_bytes, large_size);
+    // 4 x 4 x 1100 f32 is more than half the recycled buffer: it takes that buffer.
+    let view = alibi.forward(4, 1100).expect("forward");
+    assert_eq!(
+        view.buffer().unwrap().size(),
+        large_size,
+        "the recycled buffer was reused"
+    );
+    let stats = alibi.cache_stats();
+    assert_eq!(
+        (stats.bytes, stats.recycled_bytes),
+        (large_size, 0),
+        "{stats:?}"
+    );
+    common::assert_same(
+        &common::read(&alibi, &view),
+        &common::expected(&alibi, 4, 1100),
+        "in a reused buffer",
+    );
 }
 
 #[test]
@@ -55,7 +87,7 @@ fn twenty_thousand_calls_stay_within_the_budget() {
     let expected = |i: usize, j: usize| -> HostBias {
         reference::forward(&slopes, 4, i, j).expect("the oracle accepts every shape here")
     };
-    let mut rng = Rng(0x5EED_1234_ABCD_0001);
+    let mut rng = Rng::seeded(0x5EED_1234_ABCD_0001);
     let mut held: Vec<(AlibiBias, usize, usize)> = Vec::new();
     let mut largest_result = 0u64;
     let mut checked = 0;
@@ -80,11 +112,14 @@ fn twenty_thousand_calls_stay_within_the_budget() {
                 }
                 None
             }
-            _ => Some(
-                alibi
+            _ => {
+                let before = alibi.cache_stats();
+                let view = alibi
                     .forward(i, j)
-                    .unwrap_or_else(|e| panic!("{context}: {e}")),
-            ),
+                    .unwrap_or_else(|e| panic!("{context}: {e}"));
+                assert_counts_real_sizes(&before, &alibi.cache_stats(), &view, &context);
+                Some(view)
+            }
         };
         assert_within_budget(&alibi.cache_stats(), BUDGET, &context);
         if let Some(view) = view {

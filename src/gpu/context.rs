@@ -5,6 +5,7 @@ use crate::error::{AlibiError, Result};
 use crate::gpu::health::DeviceHealth;
 use crate::gpu::scope::{DeferredErrors, Work};
 use crate::gpu::windows::PlanLimits;
+use crate::pool::ByteSize;
 
 pub(crate) struct GpuContext {
     pub device: wgpu::Device,
@@ -54,5 +55,11 @@ impl GpuContext {
                 mapped_at_creation,
             })
         })
+    }
+}
+
+impl ByteSize for wgpu::Buffer {
+    fn bytes(&self) -> u64 {
+        self.size()
     }
 }

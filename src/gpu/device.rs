@@ -25,8 +25,10 @@ pub struct GpuDevice {
 /// [`GenerationPath::HostMapped`](crate::GenerationPath::HostMapped).
 ///
 /// The device is watched: once it is lost, every module on it returns
-/// [`AlibiError::DeviceLost`], and GPU errors outside this crate's error scopes (your own
-/// work on `device`) are reported by the next call instead of panicking in wgpu.
+/// [`AlibiError::DeviceLost`], and a GPU error outside this crate's error scopes (your own
+/// work on `device`) is reported once, by the next call of a module on it, instead of
+/// panicking in wgpu. Do not replace the device's lost callback or uncaptured-error handler
+/// (wgpu keeps one of each): the modules would stop hearing of a loss.
 pub async fn open_device(backends: Option<wgpu::Backends>) -> Result<GpuDevice> {
     let mut descriptor = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
     if let Some(backends) = backends {

@@ -69,22 +69,31 @@ impl DeviceHealth {
         self.shared.troubled.store(true, Ordering::Release);
     }
 
-    /// `Err` once the device is lost (or, on a device this crate opened, once an error
-    /// escaped every scope): the same error for every later call.
+    /// `Err` once the device is lost, the same error for every later call; on a device this
+    /// crate opened, also an error that escaped every scope, reported once, by the next call.
     pub fn check(&self) -> Result<()> {
         if !self.shared.troubled.load(Ordering::Acquire) {
             return Ok(());
         }
-        match &*self.lock() {
+        let mut problem = self.lock();
+        match problem.take() {
             None => Ok(()),
-            Some(Problem::Lost { reason, message }) => Err(AlibiError::DeviceLost {
-                reason: *reason,
-                message: message.clone(),
-            }),
-            Some(Problem::Uncaptured(error)) => Err(AlibiError::Gpu {
-                operation: "work outside this crate's error scopes on its device",
-                source: error.clone(),
-            }),
+            Some(Problem::Lost { reason, message }) => {
+                let lost = AlibiError::DeviceLost {
+                    reason,
+                    message: message.clone(),
+                };
+                *problem = Some(Problem::Lost { reason, message });
+                Err(lost)
+            }
+            Some(Problem::Uncaptured(error)) => {
+                // Cleared under the lock, so an error recorded meanwhile sets it again.
+                self.shared.troubled.store(false, Ordering::Release);
+                Err(AlibiError::Gpu {
+                    operation: "work outside this crate's error scopes on its device",
+                    source: error,
+                })
+            }
         }
     }
 
@@ -246,6 +255,11 @@ mod tests {
             description: "internal".into(),
         })));
         assert!(matches!(health.check(), Err(AlibiError::Gpu { .. })));
+        assert!(health.check().is_ok(), "reported once, by the next call");
+        health.record(Problem::Uncaptured(Arc::new(wgpu::Error::Internal {
+            source: Box::new(std::fmt::Error),
+            description: "internal".into(),
+        })));
         health.report_lost(wgpu::DeviceLostReason::Unknown, String::new());
         match health.check() {
             Err(error @ AlibiError::DeviceLost { .. }) => {

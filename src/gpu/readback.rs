@@ -2,7 +2,7 @@
 //! into a reusable staging buffer, a mapping, and a row-parallel gather into the caller's
 //! vector.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::bias::AlibiBias;
 use crate::error::{AlibiError, MapError, Result};
@@ -11,6 +11,7 @@ use crate::gpu::map::map_buffer;
 use crate::gpu::scope::Work;
 use crate::host::sized_host;
 use crate::parallel::for_each_row_chunk;
+use crate::pool::BufferPool;
 
 /// Staging buffers kept for reuse, at most this many.
 const POOLED_STAGING_BUFFERS: usize = 2;
@@ -23,9 +24,16 @@ const MIN_STAGING_BYTES: u64 = 64 << 10;
 /// The pool keeps at most [`POOLED_STAGING_BUFFERS`] buffers and at most the module's cache
 /// budget in bytes, so a module never holds more than twice its budget between calls:
 /// the budget in cached and recycled tensors, and as much again in staging.
-#[derive(Default)]
 pub(crate) struct Readback {
-    staging: Mutex<Vec<wgpu::Buffer>>,
+    staging: Mutex<BufferPool<wgpu::Buffer>>,
+}
+
+impl Default for Readback {
+    fn default() -> Self {
+        Self {
+            staging: Mutex::new(BufferPool::new(POOLED_STAGING_BUFFERS, MIN_STAGING_BYTES)),
+        }
+    }
 }
 
 impl Readback {
@@ -87,27 +95,19 @@ impl Readback {
 
     /// Bytes of the staging buffers kept.
     pub fn staging_bytes(&self) -> u64 {
-        self.lock().iter().map(wgpu::Buffer::size).sum()
+        self.lock().bytes()
     }
 
     /// Drops kept staging buffers until they hold at most `budget` bytes.
     pub fn trim(&self, budget: u64) {
-        let mut free = self.lock();
-        while free.iter().map(wgpu::Buffer::size).sum::<u64>() > budget {
-            free.remove(0);
-        }
+        self.lock().trim(budget);
     }
 
     /// A buffer of at least `bytes`, from the pool or new (never above the device's
     /// `max_buffer_size`).
     fn take(&self, gpu: &GpuContext, bytes: u64) -> Result<wgpu::Buffer> {
-        {
-            let mut free = self.lock();
-            if let Some(index) = free.iter().position(|b| {
-                b.size() >= bytes && b.size() <= bytes.saturating_mul(2).max(MIN_STAGING_BYTES)
-            }) {
-                return Ok(free.swap_remove(index));
-            }
+        if let Some(kept) = self.lock().take(bytes) {
+            return Ok(kept);
         }
         let size = bytes
             .max(MIN_STAGING_BYTES)
@@ -123,16 +123,12 @@ impl Readback {
         )
     }
 
-    /// Keeps an unmapped buffer for the next readback if it fits the count and `budget`.
+    /// Keeps an unmapped buffer for the next readback, within the count and `budget`.
     fn give_back(&self, buffer: wgpu::Buffer, budget: u64) {
-        let mut free = self.lock();
-        let held: u64 = free.iter().map(wgpu::Buffer::size).sum();
-        if free.len() < POOLED_STAGING_BUFFERS && held + buffer.size() <= budget {
-            free.push(buffer);
-        }
+        self.lock().keep(vec![Arc::new(buffer)], budget);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<wgpu::Buffer>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BufferPool<wgpu::Buffer>> {
         self.staging.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -46,7 +46,7 @@ impl Work {
             wgpu::Error::OutOfMemory { .. } => AlibiError::OutOfMemory {
                 memory: Memory::Device,
                 what: self.operation,
-                bytes: self.bytes.map_or(0, u128::from),
+                bytes: self.bytes.map(u128::from),
                 source: Some(error),
             },
             _ => AlibiError::Gpu {
@@ -133,7 +133,7 @@ mod tests {
                 what: "the bias buffer",
                 bytes,
                 source: Some(_),
-            } => assert_eq!(*bytes, 1 << 30),
+            } => assert_eq!(*bytes, Some(1 << 30)),
             other => panic!("{other:?}"),
         }
         let source = std::error::Error::source(&error).expect("a source");
@@ -141,6 +141,19 @@ mod tests {
             source.downcast_ref::<Arc<wgpu::Error>>().map(|e| &**e),
             Some(wgpu::Error::OutOfMemory { .. })
         ));
+    }
+
+    #[test]
+    fn out_of_memory_outside_an_allocation_names_no_byte_count() {
+        let error = Work::named("the bias generation").error(wgpu::Error::OutOfMemory {
+            source: Box::new(DriverError),
+        });
+        assert!(matches!(error, AlibiError::OutOfMemory { bytes: None, .. }));
+        assert_eq!(
+            error.to_string(),
+            "out of device memory: could not allocate the bias generation; lower the cache \
+             budget or request a smaller tensor"
+        );
     }
 
     #[test]

@@ -230,6 +230,25 @@ mod tests {
     }
 
     #[test]
+    fn queries_sit_at_the_end_of_the_keys_in_every_window() {
+        let tight = PlanLimits {
+            max_binding_bytes: 4096,
+            ..LAVAPIPE
+        };
+        for (s, offset) in [
+            (shape(2, 5, 8), 3),
+            (shape(1, 10, 4), -6),
+            (shape(3, 300, 40), -260),
+        ] {
+            let windows = plan_windows(s, tight).unwrap();
+            assert!(
+                windows.iter().all(|w| w.params.query_offset == offset),
+                "{s:?}"
+            );
+        }
+    }
+
+    #[test]
     fn small_tensors_are_one_window() {
         let s = shape(8, 64, 64);
         let windows = plan_windows(s, LAVAPIPE).unwrap();

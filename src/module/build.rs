@@ -14,6 +14,9 @@ use crate::gpu::writer::BiasWriter;
 use crate::pool::BufferPool;
 use crate::validation::check_heads;
 
+/// Evicted buffers a module keeps for reuse at most.
+const KEPT_BUFFERS: usize = 4;
+
 impl AlibiPositionalBias {
     /// A module for `heads` heads (padded to `total_heads`) on a device the caller owns.
     pub fn new(
@@ -88,7 +91,7 @@ impl AlibiPositionalBias {
             total_heads,
             adapter_info,
             cache: BiasCache::new(config.cache_budget_bytes),
-            pool: BufferPool::default(),
+            pool: BufferPool::new(KEPT_BUFFERS, 0),
             readback: Readback::default(),
             loss_poll: LossPoll::new(),
             peak_bytes: 0,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::AlibiPositionalBias;
 use crate::bias::AlibiBias;
 use crate::error::Result;
-use crate::gpu::windows::GenerateShape;
+use crate::gpu::windows::{check_fits, GenerateShape};
 use crate::validation::{check_sequence, check_target};
 
 impl AlibiPositionalBias {
@@ -41,15 +41,10 @@ impl AlibiPositionalBias {
         j: usize,
         target: &wgpu::Buffer,
     ) -> Result<AlibiBias> {
-        let shape = [self.total_heads, i, j];
-        let Some(generated) = self.uncached_request(i, j)? else {
-            return Ok(self.empty_view(shape));
-        };
-        let needed = generated.bytes().unwrap_or(u64::MAX);
-        check_target(target, needed, wgpu::BufferUsages::STORAGE, shape)?;
-        self.writer
-            .encode(&self.gpu, encoder, &self.slopes, generated, target)?;
-        Ok(self.whole_view(Arc::new(target.clone()), generated, shape))
+        self.generate_into_target(i, j, target, wgpu::BufferUsages::STORAGE, |generated| {
+            self.writer
+                .encode(&self.gpu, encoder, &self.slopes, generated, target)
+        })
     }
 
     /// Writes an uncached `[total_heads, i, j]` bias into the caller's `target` from the
@@ -64,15 +59,10 @@ impl AlibiPositionalBias {
     /// see the buffer as mapping until the caller unmaps it.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn write_into(&self, i: usize, j: usize, target: &wgpu::Buffer) -> Result<AlibiBias> {
-        let shape = [self.total_heads, i, j];
-        let Some(generated) = self.uncached_request(i, j)? else {
-            return Ok(self.empty_view(shape));
-        };
-        let needed = generated.bytes().unwrap_or(u64::MAX);
-        check_target(target, needed, wgpu::BufferUsages::MAP_WRITE, shape)?;
-        self.writer
-            .write_into(&self.gpu, &self.slopes, generated, target)?;
-        Ok(self.whole_view(Arc::new(target.clone()), generated, shape))
+        self.generate_into_target(i, j, target, wgpu::BufferUsages::MAP_WRITE, |generated| {
+            self.writer
+                .write_into(&self.gpu, &self.slopes, generated, target)
+        })
     }
 
     /// The distance matrix `[1, i, j]`, `-|k - (j - i + r)|`, uncached (SPEC "get_bias").
@@ -92,10 +82,38 @@ impl AlibiPositionalBias {
         Ok(self.whole_view(Arc::new(buffer), generated, shape))
     }
 
+    /// An uncached `[total_heads, i, j]` bias in the caller's `target`: checks the request
+    /// and that `target` has `usage` and the room, lets `write` record or write the
+    /// generation, and gives the view of it.
+    fn generate_into_target(
+        &self,
+        i: usize,
+        j: usize,
+        target: &wgpu::Buffer,
+        usage: wgpu::BufferUsages,
+        write: impl FnOnce(GenerateShape) -> Result<()>,
+    ) -> Result<AlibiBias> {
+        let shape = [self.total_heads, i, j];
+        let Some(generated) = self.uncached_request(i, j)? else {
+            return Ok(self.empty_view(shape));
+        };
+        let needed = generated.bytes().unwrap_or(u64::MAX);
+        check_target((target.usage(), target.size()), needed, usage, shape)?;
+        write(generated)?;
+        Ok(self.whole_view(Arc::new(target.clone()), generated, shape))
+    }
+
     /// Checks an uncached request and gives the tensor to generate; `None` when it is empty.
+    /// The device's limits come before a caller's target is looked at, so a tensor too
+    /// large for the device is `TooLarge` whatever the target.
     fn uncached_request(&self, i: usize, j: usize) -> Result<Option<GenerateShape>> {
         self.gpu.ensure_alive()?;
         check_sequence(i, j)?;
-        Ok((i > 0 && j > 0).then(|| self.exact_shape(i, j)))
+        if i == 0 || j == 0 {
+            return Ok(None);
+        }
+        let exact = self.exact_shape(i, j);
+        check_fits(exact, self.gpu.limits)?;
+        Ok(Some(exact))
     }
 }

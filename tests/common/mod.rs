@@ -276,3 +276,32 @@ pub fn read_buffer(device: &wgpu::Device, queue: &wgpu::Queue, buffer: &wgpu::Bu
     staging.unmap();
     data
 }
+
+/// A small xorshift generator for tests that drive long call sequences by hand: the same
+/// sequence on every run, no shared state between threads.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// A generator for `seed` (any value; zero is avoided).
+    pub fn seeded(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// Uniform in `0..n`.
+    pub fn below(&mut self, n: u64) -> usize {
+        (self.next() % n) as usize
+    }
+
+    /// Roughly log-uniform in `1..=2^max_log2`: mostly small, sometimes the largest.
+    pub fn length(&mut self, max_log2: u64) -> usize {
+        let low = 1u64 << (self.next() % (max_log2 + 1));
+        (low + self.next() % low) as usize / 2 + 1
+    }
+}
