@@ -48,8 +48,9 @@ pub(crate) fn split_at_ends<T>(
 /// waits for nested rayon work steals other tasks meanwhile, and a stolen task that takes
 /// the lock its caller holds around a module call would deadlock on it.
 pub(crate) fn run<I: Send, T: Send>(items: Vec<I>, work: impl Fn(I) -> T + Sync + Send) -> Vec<T> {
+    // Rayon runs a single item inline, on this thread, as it should.
     #[cfg(not(target_arch = "wasm32"))]
-    if items.len() > 1 && rayon::current_thread_index().is_none() {
+    if rayon::current_thread_index().is_none() {
         use rayon::prelude::*;
         return items.into_par_iter().map(work).collect();
     }

@@ -173,3 +173,41 @@ fn an_engines_own_device_reports_its_loss_through_the_reporter() {
     every_call_reports_the_loss(alibi, device);
     a_new_device_works();
 }
+
+#[test]
+fn cache_hits_learn_of_the_loss_within_milliseconds() {
+    let Some(_) = common::gpu() else { return };
+    let gpu = open_device_blocking(None).expect("a device of this test's own");
+    let config = AlibiConfig::new(4).generation_path(common::generation_path_from_env());
+    let mut alibi = AlibiPositionalBias::on_device(&gpu, config).expect("a module");
+    alibi.forward(16, 16).expect("forward before the loss");
+    // wgpu delivers the loss once the queue is empty: let the generation finish first.
+    gpu.device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .expect("waiting for the generation");
+    gpu.device.destroy();
+    let destroyed = Instant::now();
+    let mut hits = 0u64;
+    loop {
+        match alibi.forward(1, 16) {
+            Ok(_) => hits += 1,
+            Err(AlibiError::DeviceLost { .. }) => break,
+            Err(other) => panic!("a cache hit after destroy(): {other:?}"),
+        }
+        assert!(
+            destroyed.elapsed() < BOUND,
+            "cache hits still succeed {BOUND:?} after destroy()"
+        );
+    }
+    let elapsed = destroyed.elapsed();
+    // Past libtest's capture: the figure of this run, for the logs.
+    let _ = std::io::Write::write_fmt(
+        &mut std::io::stderr(),
+        format_args!("device loss: cache hits learned of it after {elapsed:?} ({hits} hits)\n"),
+    );
+    assert!(
+        elapsed < Duration::from_millis(50),
+        "{elapsed:?}, {hits} hits"
+    );
+    assert_lost(alibi.forward(1, 16), "the next hit", Instant::now());
+}

@@ -434,12 +434,13 @@ impl Fuzzer {
         short: bool,
         usage: wgpu::BufferUsages,
     ) -> wgpu::Buffer {
-        let needed = heads as u128 * i as u128 * j.next_multiple_of(4) as u128 * 4;
+        // Lengths past the limit are refused before any target is looked at; within it,
+        // the product fits u128 (heads < 2^64, i and j at most 2^24).
+        let needed = (i <= MAX_SEQUENCE && j <= MAX_SEQUENCE)
+            .then(|| heads as u128 * i as u128 * j.next_multiple_of(4) as u128 * 4);
         let size = match needed {
-            0 => 64,
-            n if n > 1 << 24 => 64,
-            n if short => n as u64 - 16,
-            n => n as u64,
+            Some(n) if n > 0 && n <= 1 << 24 => n as u64 - if short { 16 } else { 0 },
+            _ => 64,
         };
         common::scoped(&self.gpu.device, "creating a target", || {
             self.gpu.device.create_buffer(&wgpu::BufferDescriptor {

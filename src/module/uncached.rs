@@ -97,23 +97,18 @@ impl AlibiPositionalBias {
         let Some(generated) = self.uncached_request(i, j)? else {
             return Ok(self.empty_view(shape));
         };
-        let needed = generated.bytes().unwrap_or(u64::MAX);
+        // The device's limits before the caller's target: a tensor too large for the
+        // device is `TooLarge`, whatever the target.
+        let (needed, _) = check_fits(generated, self.gpu.limits)?;
         check_target((target.usage(), target.size()), needed, usage, shape)?;
         write(generated)?;
         Ok(self.whole_view(Arc::new(target.clone()), generated, shape))
     }
 
     /// Checks an uncached request and gives the tensor to generate; `None` when it is empty.
-    /// The device's limits come before a caller's target is looked at, so a tensor too
-    /// large for the device is `TooLarge` whatever the target.
     fn uncached_request(&self, i: usize, j: usize) -> Result<Option<GenerateShape>> {
         self.gpu.ensure_alive()?;
         check_sequence(i, j)?;
-        if i == 0 || j == 0 {
-            return Ok(None);
-        }
-        let exact = self.exact_shape(i, j);
-        check_fits(exact, self.gpu.limits)?;
-        Ok(Some(exact))
+        Ok((i > 0 && j > 0).then(|| self.exact_shape(i, j)))
     }
 }

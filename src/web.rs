@@ -1,0 +1,199 @@
+//! The JavaScript API (feature `web`, wasm32 only): the module as a JS class, for engines
+//! that run in the browser and call it from JavaScript.
+//!
+//! ```js
+//! import init, { AlibiPositionalBias } from "./pkg/alibi_wgpu.js";
+//! await init();
+//! const alibi = await AlibiPositionalBias.create(4, 8);
+//! const values = await alibi.forwardToHost(3, 5);  // Float32Array, [8, 3, 5] row-major
+//! const view = alibi.forward(3, 5);                // view.buffer is a GPUBuffer
+//! ```
+//!
+//! Calls go through the module's cache in the order they are made: `forwardToHost` runs
+//! its `forward` at once and only the readback is asynchronous, so a JS engine may keep
+//! several promises in flight. Every refusal rejects the promise (or throws) with the
+//! error's message; nothing panics, and the module stays usable.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use js_sys::{Array, Float32Array, Object, Promise, Reflect};
+use wasm_bindgen::prelude::*;
+
+use crate::bias::AlibiBias;
+use crate::config::AlibiConfig;
+use crate::error::AlibiError;
+use crate::gpu::device::{open_device, GpuDevice};
+use crate::module::AlibiPositionalBias;
+
+/// `AlibiPositionalBias` in JavaScript: the module on a device of its own.
+#[wasm_bindgen(js_name = AlibiPositionalBias)]
+pub struct WebAlibi {
+    /// Shared with the readbacks in flight; borrowed only between awaits.
+    module: Rc<RefCell<AlibiPositionalBias>>,
+    gpu: GpuDevice,
+}
+
+/// A bias on the GPU, as `forward` returns it: element `(h, r, k)` is f32 element
+/// `offset + h * headStride + r * rowStride + k` of `buffer`.
+#[wasm_bindgen]
+pub struct BiasView {
+    view: AlibiBias,
+}
+
+#[wasm_bindgen(js_class = AlibiPositionalBias)]
+impl WebAlibi {
+    /// A module for `heads` heads padded to `totalHeads` (default: `heads`) on the
+    /// browser's default WebGPU adapter.
+    pub async fn create(heads: usize, total_heads: Option<usize>) -> Result<WebAlibi, JsError> {
+        let gpu = open_device(None).await.map_err(js_error)?;
+        let config = AlibiConfig::padded(heads, total_heads);
+        let module = AlibiPositionalBias::on_device(&gpu, config).map_err(js_error)?;
+        Ok(Self {
+            module: Rc::new(RefCell::new(module)),
+            gpu,
+        })
+    }
+
+    /// The bias `[totalHeads, i, j]` read back, row-major.
+    #[wasm_bindgen(js_name = forwardToHost, unchecked_return_type = "Promise<Float32Array>")]
+    pub fn forward_to_host(&self, i: usize, j: usize) -> Promise {
+        // The cache sees this call now, in call order; only the readback waits.
+        let view = match self.with_module(|module| module.forward(i, j)) {
+            Ok(view) => view,
+            Err(error) => return Promise::reject(&error.into()),
+        };
+        let reader = self.module.borrow().reader();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let mut values = Vec::new();
+            reader
+                .read_into(&view, &mut values)
+                .await
+                .map_err(|error| JsValue::from(js_error(error)))?;
+            Ok(Float32Array::from(&values[..]).into())
+        })
+    }
+
+    /// The bias `[totalHeads, i, j]` on the GPU, from the cache when it can be.
+    pub fn forward(&self, i: usize, j: usize) -> Result<BiasView, JsError> {
+        let view = self.with_module(|module| module.forward(i, j))?;
+        Ok(BiasView { view })
+    }
+
+    /// The `GPUDevice` the module works on, to hand to an engine that binds its views.
+    #[wasm_bindgen(getter, unchecked_return_type = "GPUDevice")]
+    pub fn device(&self) -> JsValue {
+        self.gpu
+            .device
+            .as_webgpu()
+            .map_or(JsValue::NULL, |device| device.clone().into())
+    }
+
+    /// `{ hits, misses, evictions, entries, bytes }`.
+    #[wasm_bindgen(
+        js_name = cacheStats,
+        unchecked_return_type = "{ hits: number, misses: number, evictions: number, entries: number, bytes: number }"
+    )]
+    pub fn cache_stats(&self) -> Object {
+        let stats = self.module.borrow().cache_stats();
+        object(&[
+            ("hits", (stats.hits as f64).into()),
+            ("misses", (stats.misses as f64).into()),
+            ("evictions", (stats.evictions as f64).into()),
+            ("entries", (stats.entries as f64).into()),
+            ("bytes", (stats.bytes as f64).into()),
+        ])
+    }
+
+    /// `{ name, backend, deviceType, driver }` of the adapter.
+    #[wasm_bindgen(
+        js_name = adapterInfo,
+        unchecked_return_type = "{ name: string, backend: string, deviceType: string, driver: string }"
+    )]
+    pub fn adapter_info(&self) -> Object {
+        let info = &self.gpu.adapter_info;
+        object(&[
+            ("name", info.name.as_str().into()),
+            ("backend", format!("{:?}", info.backend).into()),
+            ("deviceType", format!("{:?}", info.device_type).into()),
+            ("driver", info.driver.as_str().into()),
+        ])
+    }
+
+    /// Runs `call` on the module; a call made while another holds it (which JavaScript's
+    /// single thread makes impossible between awaits) is refused rather than a panic.
+    fn with_module<T>(
+        &self,
+        call: impl FnOnce(&mut AlibiPositionalBias) -> Result<T, AlibiError>,
+    ) -> Result<T, JsError> {
+        let mut module = self
+            .module
+            .try_borrow_mut()
+            .map_err(|_| JsError::new("alibi-wgpu: the module is busy with another call"))?;
+        call(&mut module).map_err(js_error)
+    }
+}
+
+#[wasm_bindgen]
+impl BiasView {
+    /// The `GPUBuffer` holding the view.
+    #[wasm_bindgen(getter, unchecked_return_type = "GPUBuffer | null")]
+    pub fn buffer(&self) -> JsValue {
+        self.view
+            .buffer()
+            .and_then(wgpu::Buffer::as_webgpu)
+            .map_or(JsValue::NULL, |buffer| buffer.clone().into())
+    }
+
+    /// Index of element `(0, 0, 0)` in `buffer`, in f32 elements.
+    #[wasm_bindgen(getter)]
+    pub fn offset(&self) -> f64 {
+        self.view.layout().offset as f64
+    }
+
+    /// Distance between heads, in f32 elements.
+    #[wasm_bindgen(getter, js_name = headStride)]
+    pub fn head_stride(&self) -> f64 {
+        self.view.layout().head_stride as f64
+    }
+
+    /// Distance between rows, in f32 elements.
+    #[wasm_bindgen(getter, js_name = rowStride)]
+    pub fn row_stride(&self) -> f64 {
+        self.view.layout().row_stride as f64
+    }
+
+    /// `[heads, i, j]`.
+    #[wasm_bindgen(getter, unchecked_return_type = "[number, number, number]")]
+    pub fn shape(&self) -> Array {
+        self.view
+            .shape()
+            .iter()
+            .map(|&n| JsValue::from(n as f64))
+            .collect()
+    }
+}
+
+/// The error as JavaScript sees it: the message, then its causes.
+fn js_error(error: AlibiError) -> JsError {
+    let mut message = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message = format!("{message}: {text}");
+        }
+        source = cause.source();
+    }
+    JsError::new(&message)
+}
+
+/// A plain JS object with these properties.
+fn object(properties: &[(&str, JsValue)]) -> Object {
+    let object = Object::new();
+    for (key, value) in properties {
+        // Setting a property of a fresh plain object cannot fail.
+        let _ = Reflect::set(&object, &JsValue::from_str(key), value);
+    }
+    object
+}

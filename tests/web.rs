@@ -1,0 +1,199 @@
+//! The crate in a real browser: headless Chromium on WebGPU (`scripts/web-test` runs it with
+//! wasm-bindgen-test). Every result is compared with `==` against the oracle compiled into
+//! the same wasm: the SPEC vectors, the slopes of 1..64 heads, a few hundred random shapes
+//! and call sequences through the cache (decode steps included), and tensors that need
+//! several binding windows and several dispatch rows.
+#![cfg(target_arch = "wasm32")]
+
+use alibi_wgpu::{
+    alibi_slopes, open_device, reference, AlibiBias, AlibiConfig, AlibiPositionalBias,
+    GenerationPath, GpuDevice, HostBias,
+};
+use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+/// A device of this test's own: the browser's WebGPU adapter, or a failure (never a skip).
+async fn gpu() -> GpuDevice {
+    match open_device(None).await {
+        Ok(gpu) => gpu,
+        Err(error) => panic!("no WebGPU adapter in this browser: {error}"),
+    }
+}
+
+async fn module(gpu: &GpuDevice, config: AlibiConfig) -> AlibiPositionalBias {
+    let module = AlibiPositionalBias::on_device(gpu, config).expect("a module");
+    assert_eq!(
+        module.generation_path(),
+        GenerationPath::Shader,
+        "the web runs the kernel"
+    );
+    module
+}
+
+async fn read(module: &AlibiPositionalBias, view: &AlibiBias) -> HostBias {
+    module.read(view).await.expect("readback")
+}
+
+/// Panics with the first difference, bit for bit, unless the tensors are equal.
+fn assert_same(actual: &HostBias, expected: &HostBias, context: &str) {
+    assert_eq!(actual.shape(), expected.shape(), "{context}");
+    let differs = actual
+        .as_slice()
+        .iter()
+        .zip(expected.as_slice())
+        .position(|(a, e)| a.to_bits() != e.to_bits());
+    if let Some(index) = differs {
+        panic!(
+            "{context}: element {index} is {} ({:#010x}), expected {} ({:#010x})",
+            actual.as_slice()[index],
+            actual.as_slice()[index].to_bits(),
+            expected.as_slice()[index],
+            expected.as_slice()[index].to_bits()
+        );
+    }
+}
+
+async fn check_forward(module: &mut AlibiPositionalBias, i: usize, j: usize, context: &str) {
+    let view = module.forward(i, j).expect("forward");
+    let expected = reference::forward(module.slopes(), module.total_heads(), i, j).expect("oracle");
+    assert_same(
+        &read(module, &view).await,
+        &expected,
+        &format!("{context}: forward({i}, {j})"),
+    );
+}
+
+/// A small xorshift generator: the same shapes on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n) as usize
+    }
+}
+
+#[wasm_bindgen_test]
+async fn spec_worked_example_and_cache_checks() {
+    let gpu = gpu().await;
+    let mut alibi = module(&gpu, AlibiConfig::new(4).total_heads(8)).await;
+    let bias = alibi.forward_to_host(3, 5).await.expect("forward_to_host");
+    let distance = [
+        [-2.0f32, -1.0, 0.0, -1.0, -2.0],
+        [-3.0, -2.0, -1.0, 0.0, -1.0],
+        [-4.0, -3.0, -2.0, -1.0, 0.0],
+    ];
+    for (h, slope) in [0.25f32, 0.0625, 0.015625, 0.00390625, 0.0, 0.0, 0.0, 0.0]
+        .into_iter()
+        .enumerate()
+    {
+        for (r, row) in distance.iter().enumerate() {
+            let expected: Vec<f32> = row.iter().map(|d| d * slope).collect();
+            assert_eq!(bias.row(h, r), &expected[..], "head {h}, row {r}");
+        }
+    }
+    // SPEC's two checks that tell the bottom-right slice from the wrong one.
+    let mut distance = module(&gpu, AlibiConfig::new(1).custom_slopes(vec![1.0])).await;
+    distance.forward(4, 4).expect("forward");
+    assert_eq!(
+        distance
+            .forward_to_host(1, 3)
+            .await
+            .expect("hit")
+            .as_slice(),
+        &[-2.0, -1.0, 0.0]
+    );
+    let mut distance = module(&gpu, AlibiConfig::new(1).custom_slopes(vec![1.0])).await;
+    distance.forward(3, 5).expect("forward");
+    let hit = distance.forward_to_host(2, 3).await.expect("hit");
+    assert_eq!(hit.as_slice(), &[-1.0, 0.0, -1.0, -2.0, -1.0, 0.0]);
+    assert_eq!(distance.cache_stats().hits, 2);
+    let matrix = read(&alibi, &alibi.get_bias(3, 5).expect("get_bias")).await;
+    assert_same(
+        &matrix,
+        &reference::get_bias(3, 5).unwrap(),
+        "get_bias(3, 5)",
+    );
+    assert!(alibi.forward(0, 5).expect("empty").is_empty());
+}
+
+#[wasm_bindgen_test]
+async fn slopes_of_1_to_64_heads() {
+    let gpu = gpu().await;
+    for heads in 1..=64 {
+        let mut alibi = module(&gpu, AlibiConfig::new(heads)).await;
+        assert_eq!(
+            alibi.slopes(),
+            &alibi_slopes(heads).unwrap()[..],
+            "heads = {heads}"
+        );
+        check_forward(&mut alibi, 2, 3, &format!("heads = {heads}")).await;
+    }
+}
+
+#[wasm_bindgen_test]
+async fn random_shapes_and_call_sequences_through_the_cache() {
+    let gpu = gpu().await;
+    let mut rng = Rng(0x0DDB_1A5E_5BAD_5EED);
+    let mut alibi = module(
+        &gpu,
+        AlibiConfig::new(5)
+            .total_heads(7)
+            .cache_budget_bytes(1 << 20),
+    )
+    .await;
+    for call in 0..300 {
+        let (i, j) = (rng.below(40), rng.below(300));
+        check_forward(&mut alibi, i, j, &format!("call {call}")).await;
+        if rng.below(10) == 0 {
+            alibi.clear_cache();
+        }
+    }
+    let stats = alibi.cache_stats();
+    assert!(stats.hits > 10 && stats.misses > 10, "{stats:?}");
+}
+
+#[wasm_bindgen_test]
+async fn decode_steps_are_served_from_the_cache() {
+    let gpu = gpu().await;
+    let mut alibi = module(&gpu, AlibiConfig::new(12).total_heads(16)).await;
+    check_forward(&mut alibi, 64, 64, "prefill").await;
+    let misses = alibi.cache_stats().misses;
+    for t in 65..=300 {
+        check_forward(&mut alibi, 1, t, "decode").await;
+    }
+    // 64 keys grow to 128, 256, 512: three generations for 236 steps.
+    assert_eq!(alibi.cache_stats().misses - misses, 3);
+}
+
+#[wasm_bindgen_test]
+async fn several_binding_windows_and_dispatch_rows() {
+    let gpu = gpu().await;
+    // 4 KiB windows: each head of [3, 40, 100] is cut into several windows.
+    let mut windowed = module(
+        &gpu,
+        AlibiConfig::new(2)
+            .total_heads(3)
+            .max_binding_window_bytes(4096),
+    )
+    .await;
+    check_forward(&mut windowed, 40, 100, "4 KiB windows").await;
+    check_forward(&mut windowed, 7, 900, "rows of 3.6 KiB").await;
+    // More rows than one dispatch may have on an axis (65535).
+    let max_rows = gpu.device.limits().max_compute_workgroups_per_dimension as usize;
+    let mut tall = module(&gpu, AlibiConfig::new(1).total_heads(2)).await;
+    check_forward(&mut tall, max_rows + 100, 4, "rows past the dispatch limit").await;
+}
+
+#[wasm_bindgen_test]
+async fn refusals_leave_the_module_usable() {
+    let gpu = gpu().await;
+    assert!(AlibiPositionalBias::on_device(&gpu, AlibiConfig::new(0)).is_err());
+    let mut alibi = module(&gpu, AlibiConfig::new(2)).await;
+    assert!(alibi.forward(1 << 25, 1).is_err());
+    assert!(alibi.forward(1 << 24, 1 << 24).is_err());
+    check_forward(&mut alibi, 3, 5, "after refusals").await;
+}

@@ -1,0 +1,161 @@
+// The page-level test: serves target/web on loopback, opens it in headless Chromium on
+// WebGPU, and drives it through the JavaScript API (values against reference.js, a cache
+// hit, rejected bad calls, the GPU view) and through the demo's own form. Prints one line
+// per test and "N passed, M failed"; exits non-zero on any failure, and when there is no
+// WebGPU adapter. Usage: node web/page-test.mjs <dir of the built page> [screenshot.png]
+import { createServer } from "node:http";
+import { readFile } from "node:fs/promises";
+import { extname, join, normalize } from "node:path";
+import { chromium } from "playwright-core";
+
+const [root, screenshot] = process.argv.slice(2);
+const types = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm" };
+const server = createServer(async (request, response) => {
+  const path = normalize(decodeURIComponent(new URL(request.url, "http://x").pathname));
+  try {
+    const body = await readFile(join(root, path === "/" ? "index.html" : path));
+    response.writeHead(200, { "content-type": types[extname(path)] ?? "application/octet-stream" });
+    response.end(body);
+  } catch {
+    response.writeHead(404).end();
+  }
+});
+await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+const url = `http://127.0.0.1:${server.address().port}/`;
+
+const flags = (process.env.ALIBI_CHROMIUM_FLAGS ?? "").split(" ").filter(Boolean);
+const browser = await chromium.launch({ executablePath: process.env.CHROME_BIN, args: flags });
+const page = await browser.newPage();
+page.on("console", (message) => {
+  if (message.type() === "error") console.error(`  page console: ${message.text()}`);
+});
+
+let passed = 0;
+let failed = 0;
+async function test(name, body) {
+  try {
+    await body();
+    passed++;
+    console.log(`test ${name} ... ok`);
+  } catch (error) {
+    failed++;
+    console.log(`test ${name} ... FAILED\n  ${error.stack ?? error}`);
+  }
+}
+function assert(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+await page.goto(url);
+await page.waitForFunction(() => document.body.dataset.done === "true", null, { timeout: 120_000 });
+
+await test("webgpu_adapter_is_there", async () => {
+  const adapter = await page.evaluate(async () => Boolean(await navigator.gpu?.requestAdapter()));
+  assert(adapter, "navigator.gpu.requestAdapter() gave no adapter: is WebGPU enabled?");
+});
+
+await test("forward_to_host_equals_the_javascript_reference", async () => {
+  const result = await page.evaluate(async () => {
+    const { AlibiPositionalBias } = await import("./pkg/alibi_wgpu.js");
+    const { forward, firstMismatch } = await import("./reference.js");
+    const mismatches = [];
+    for (const [heads, total, i, j] of [[4, 8, 3, 5], [8, 8, 16, 16], [12, 16, 7, 33], [5, 5, 40, 3], [1, 3, 1, 300]]) {
+      const alibi = await AlibiPositionalBias.create(heads, total);
+      const values = await alibi.forwardToHost(i, j);
+      const mismatch = firstMismatch(values, forward(heads, total, i, j), [total, i, j]);
+      if (mismatch) mismatches.push(`[${heads}, ${total}, ${i}, ${j}]: ${mismatch}`);
+    }
+    const alibi = await AlibiPositionalBias.create(4, 8);
+    const spec = Array.from((await alibi.forwardToHost(3, 5)).subarray(0, 5));
+    return { mismatches, spec };
+  });
+  assert(result.mismatches.length === 0, result.mismatches.join("; "));
+  assert(JSON.stringify(result.spec) === JSON.stringify([-0.5, -0.25, 0, -0.25, -0.5]), `SPEC row: ${result.spec}`);
+});
+
+await test("a_later_request_inside_a_cached_tensor_is_a_hit", async () => {
+  const result = await page.evaluate(async () => {
+    const { AlibiPositionalBias } = await import("./pkg/alibi_wgpu.js");
+    const { forward } = await import("./reference.js");
+    const alibi = await AlibiPositionalBias.create(4);
+    await alibi.forwardToHost(3, 5);
+    const before = alibi.cacheStats();
+    const step = await alibi.forwardToHost(1, 5); // the last query row of (3, 5)
+    const after = alibi.cacheStats();
+    const expected = forward(4, 4, 1, 5);
+    return { before, after, equal: step.every((v, n) => Object.is(v, expected[n])) };
+  });
+  assert(result.after.hits === result.before.hits + 1, `hits ${JSON.stringify(result)}`);
+  assert(result.after.misses === result.before.misses, `misses ${JSON.stringify(result)}`);
+  assert(result.equal, "the decode step differs from the reference");
+});
+
+await test("bad_calls_reject_with_the_error_and_the_module_stays_usable", async () => {
+  const result = await page.evaluate(async () => {
+    const { AlibiPositionalBias } = await import("./pkg/alibi_wgpu.js");
+    const messages = [];
+    await AlibiPositionalBias.create(0).catch((error) => messages.push(error.message));
+    await AlibiPositionalBias.create(4, 2).catch((error) => messages.push(error.message));
+    const alibi = await AlibiPositionalBias.create(2);
+    await alibi.forwardToHost(1 << 25, 1).catch((error) => messages.push(error.message));
+    try {
+      alibi.forward(1 << 24, 1 << 24);
+    } catch (error) {
+      messages.push(error.message);
+    }
+    const after = Array.from(await alibi.forwardToHost(1, 2));
+    return { messages, after };
+  });
+  const [zero, below, tooLong, tooLarge] = result.messages;
+  assert(result.messages.length === 4, `rejections: ${JSON.stringify(result.messages)}`);
+  assert(zero.includes("heads must be at least 1"), zero);
+  assert(below.includes("total_heads (2) must be at least heads (4)"), below);
+  assert(tooLong.includes("exceeds 16777216"), tooLong);
+  assert(tooLarge.includes("bytes"), tooLarge);
+  assert(JSON.stringify(result.after) === JSON.stringify([-0.0625, 0, -0.00390625, 0]), `after: ${result.after}`);
+});
+
+await test("forward_gives_a_gpu_view_an_engine_can_bind", async () => {
+  const view = await page.evaluate(async () => {
+    const { AlibiPositionalBias } = await import("./pkg/alibi_wgpu.js");
+    const alibi = await AlibiPositionalBias.create(4, 8);
+    alibi.forward(16, 16);
+    const view = alibi.forward(3, 5); // the bottom-right slice of the cached (16, 16)
+    return {
+      isBuffer: view.buffer instanceof GPUBuffer,
+      isDevice: alibi.device instanceof GPUDevice,
+      storage: (view.buffer.usage & GPUBufferUsage.STORAGE) !== 0,
+      shape: view.shape,
+      offset: view.offset,
+      headStride: view.headStride,
+      rowStride: view.rowStride,
+      info: alibi.adapterInfo(),
+    };
+  });
+  assert(view.isBuffer && view.isDevice, JSON.stringify(view));
+  assert(view.storage, "the view's buffer cannot be bound as storage");
+  assert(JSON.stringify(view.shape) === "[8,3,5]", `shape ${view.shape}`);
+  assert(view.rowStride === 16 && view.headStride === 256, JSON.stringify(view));
+  assert(view.offset === 13 * 16 + 11, `offset ${view.offset}`);
+  assert(view.info.backend === "BrowserWebGpu", JSON.stringify(view.info));
+});
+
+await test("the_demo_page_computes_8_x_1024_x_1024_exactly", async () => {
+  for (const [id, value] of [["heads", 8], ["total", 8], ["i", 1024], ["j", 1024], ["head", 0]]) {
+    await page.fill(`#${id}`, String(value));
+  }
+  await page.click("#run");
+  await page.waitForFunction(() => document.body.dataset.done === "true", null, { timeout: 300_000 });
+  const status = await page.textContent("#status");
+  const forwardMs = await page.textContent("#forward-ms");
+  const toHostMs = await page.textContent("#to-host-ms");
+  const adapter = await page.textContent("#adapter");
+  console.log(`  demo [8, 1024, 1024] on ${adapter}: forward ${forwardMs}, forwardToHost ${toHostMs}; ${status}`);
+  if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
+  assert(status.startsWith("exact"), status);
+});
+
+await browser.close();
+server.close();
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed === 0 ? 0 : 1);
