@@ -26,6 +26,11 @@
 //! # Ok(()) }
 //! ```
 
+// On the web wgpu's objects are neither `Send` nor `Sync` (there is one thread): the
+// crate's `Arc`s, which share buffers, errors and the GPU context between threads on native
+// targets, hold them there all the same.
+#![cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
+
 /// The README's Rust examples, compiled as doctests so they stay true.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
@@ -45,6 +50,8 @@ mod pool;
 pub mod reference;
 mod slopes;
 mod validation;
+#[cfg(all(target_arch = "wasm32", feature = "web"))]
+pub mod web;
 
 pub use bias::{AlibiBias, BiasBinding, BiasLayout};
 pub use cache::{CacheStats, DEFAULT_CACHE_BUDGET_BYTES};

@@ -10,10 +10,9 @@ use crate::error::Result;
 use crate::generation::GenerationPath;
 use crate::gpu::context::GpuContext;
 use crate::gpu::health::{DeviceLossReporter, LossPoll};
-use crate::gpu::host_write::Tee;
 use crate::gpu::readback::Readback;
 use crate::gpu::windows::{check_fits, GenerateShape};
-use crate::gpu::writer::{BiasWriter, SlopeUniform};
+use crate::gpu::writer::{BiasWriter, SlopeUniform, Tee};
 use crate::host::sized_host;
 use crate::pool::BufferPool;
 use crate::validation::{check_sequence, MAX_SEQUENCE};
@@ -94,7 +93,8 @@ mod uncached;
 /// device, forward your device-lost callback to
 /// [`device_loss_reporter`](Self::device_loss_reporter).
 pub struct AlibiPositionalBias {
-    gpu: GpuContext,
+    /// Shared with the readbacks in flight (see `Reader`).
+    gpu: Arc<GpuContext>,
     writer: BiasWriter,
     slopes: SlopeUniform,
     /// A single slope of 1.0: `get_bias` is the generator with this slope.
@@ -105,7 +105,7 @@ pub struct AlibiPositionalBias {
     cache: BiasCache<Arc<wgpu::Buffer>>,
     /// Evicted buffers kept for reuse.
     pool: BufferPool<wgpu::Buffer>,
-    readback: Readback,
+    readback: Arc<Readback>,
     loss_poll: LossPoll,
     /// The most bytes of cached and pooled buffers held at the end of any call.
     peak_bytes: u64,

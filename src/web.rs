@@ -45,7 +45,10 @@ pub struct BiasView {
 impl WebAlibi {
     /// A module for `heads` heads padded to `totalHeads` (default: `heads`) on the
     /// browser's default WebGPU adapter.
-    pub async fn create(heads: usize, total_heads: Option<usize>) -> Result<WebAlibi, JsError> {
+    pub async fn create(
+        heads: usize,
+        #[wasm_bindgen(js_name = totalHeads)] total_heads: Option<usize>,
+    ) -> Result<WebAlibi, JsError> {
         let gpu = open_device(None).await.map_err(js_error)?;
         let config = AlibiConfig::padded(heads, total_heads);
         let module = AlibiPositionalBias::on_device(&gpu, config).map_err(js_error)?;

@@ -1,5 +1,7 @@
 //! The cache (SPEC "The cache"), the call styles that bypass it, caller-owned devices, and
 //! the storage binding a view hands out, checked against the CPU reference.
+// Native only: the browser has its own suite, tests/web.rs.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

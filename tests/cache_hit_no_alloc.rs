@@ -1,5 +1,7 @@
 //! A cache hit allocates nothing and generates nothing (no miss is counted): checked with a
 //! counting global allocator, which is why this test has a binary of its own.
+// Native only: the browser has its own suite, tests/web.rs.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

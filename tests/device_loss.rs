@@ -4,6 +4,8 @@
 //! callback; and a new module on a new device works.
 //!
 //! Each test opens devices of its own: the shared test device must survive.
+// Native only: the browser has its own suite, tests/web.rs.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

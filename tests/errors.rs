@@ -1,5 +1,7 @@
 //! Every refusal is a typed `AlibiError` naming the offending value and the limit, returned
 //! before any GPU work, never a panic; and the limits themselves are accepted.
+// Native only: the browser has its own suite, tests/web.rs.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

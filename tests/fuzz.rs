@@ -9,6 +9,8 @@
 //!
 //! Valid modules are kept across cases (a few dozen at a time), so call sequences also run
 //! through caches that earlier cases filled.
+// Native only: the browser has its own suite, tests/web.rs.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

@@ -2,6 +2,8 @@
 //! where it cannot run, and that both write the same bytes, padding columns included.
 //! (`gpu_vs_reference` runs its properties on every path the device offers; CI also runs
 //! the whole suite once per path.)
+// Native only: the browser has its own suite, tests/web.rs.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

@@ -6,6 +6,8 @@
 //! One device serves the whole binary and modules are reused across cases (building
 //! pipelines per case would dominate the run time); a reused module also serves many cases
 //! from its cache, which is part of what is tested. `PROPTEST_CASES` overrides the counts.
+// Native only: the browser has its own suite, tests/web.rs.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

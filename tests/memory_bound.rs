@@ -2,6 +2,8 @@
 //! holding more than B bytes of cached and recycled buffers (and at most B of readback
 //! staging), and `cache_stats()` reports that peak. Views the caller keeps are read back
 //! again much later: a buffer the caller holds is never recycled under it.
+// Native only: the browser has its own suite, tests/web.rs.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

@@ -1,6 +1,8 @@
 //! SPEC.md's worked examples and known values, computed on the GPU and compared bit for bit
 //! (`to_bits`, so that `+0.0` on the diagonal and in padding heads, as PyTorch gives, is
 //! checked too).
+// Native only: the browser has its own suite, tests/web.rs.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

@@ -3,6 +3,8 @@
 //! `get_bias` the read lock, so readbacks run concurrently with each other; between a
 //! thread's calls the others' misses evict and recycle buffers, and the views a thread holds
 //! across calls must survive that.
+// Native only: the browser has its own suite, tests/web.rs.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

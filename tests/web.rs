@@ -110,7 +110,7 @@ async fn spec_worked_example_and_cache_checks() {
     distance.forward(3, 5).expect("forward");
     let hit = distance.forward_to_host(2, 3).await.expect("hit");
     assert_eq!(hit.as_slice(), &[-1.0, 0.0, -1.0, -2.0, -1.0, 0.0]);
-    assert_eq!(distance.cache_stats().hits, 2);
+    assert_eq!(distance.cache_stats().hits, 1, "(2, 3) inside (3, 5)");
     let matrix = read(&alibi, &alibi.get_bias(3, 5).expect("get_bias")).await;
     assert_same(
         &matrix,

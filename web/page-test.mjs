@@ -11,10 +11,11 @@ import { chromium } from "playwright-core";
 const [root, screenshot] = process.argv.slice(2);
 const types = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm" };
 const server = createServer(async (request, response) => {
-  const path = normalize(decodeURIComponent(new URL(request.url, "http://x").pathname));
+  const requested = normalize(decodeURIComponent(new URL(request.url, "http://x").pathname));
+  const file = join(root, requested === "/" ? "index.html" : requested);
   try {
-    const body = await readFile(join(root, path === "/" ? "index.html" : path));
-    response.writeHead(200, { "content-type": types[extname(path)] ?? "application/octet-stream" });
+    const body = await readFile(file);
+    response.writeHead(200, { "content-type": types[extname(file)] ?? "application/octet-stream" });
     response.end(body);
   } catch {
     response.writeHead(404).end();

@@ -19,8 +19,9 @@ export function forward(heads, totalHeads, i, j) {
       const query = j - i + r;
       const row = (h * i + r) * j;
       for (let k = 0; k < j; k++) {
-        // (-distance) * slope: +0 on the diagonal, as PyTorch gives.
-        out[row + k] = Math.fround(-Math.abs(k - query) * m);
+        // (0 - distance) * slope: the negated integer distance, +0 on the diagonal as in
+        // PyTorch; `-Math.abs(0)` would be -0 here, a different f32.
+        out[row + k] = Math.fround((0 - Math.abs(k - query)) * m);
       }
     }
   }

@@ -14,113 +14,148 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{AlibiError, Result};
-
-/// What went wrong with a device, recorded once and then reported by every call.
-#[derive(Debug)]
-enum Problem {
-    Lost {
-        reason: wgpu::DeviceLostReason,
-        message: String,
-    },
-    /// A GPU error outside any of this crate's error scopes (the caller's own work on a
-    /// device this crate opened), which would otherwise reach wgpu's panicking handler.
-    Uncaptured(Arc<wgpu::Error>),
-}
+use crate::gpu::scope::Work;
 
 /// The health of one device, shared by every module on it.
+///
+/// The loss and the error that escaped every scope live apart: wgpu requires the device-lost
+/// callback to be `Send` on every target, and a `wgpu::Error` is not on the web.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct DeviceHealth {
-    shared: Arc<Shared>,
+    loss: Arc<Loss>,
+    uncaptured: Arc<Uncaptured>,
 }
 
+/// The loss, once reported: it stays.
 #[derive(Debug, Default)]
-struct Shared {
-    /// Set once a problem is recorded: checking a healthy device is one atomic load, which
+struct Loss {
+    /// Set once the loss is recorded: checking a healthy device is two atomic loads, which
     /// keeps a cache hit at tens of nanoseconds.
-    troubled: AtomicBool,
-    problem: Mutex<Option<Problem>>,
+    reported: AtomicBool,
+    reason_and_message: Mutex<Option<(wgpu::DeviceLostReason, String)>>,
 }
+
+/// A GPU error outside any of this crate's error scopes (the caller's own work on a device
+/// this crate opened), which would otherwise reach wgpu's panicking handler; reported once.
+/// Kept as its kind and description: the handler must be `Send + Sync` on every target,
+/// and the error itself is not on the web. The description spells out wgpu's whole chain.
+#[derive(Debug, Default)]
+struct Uncaptured {
+    pending: AtomicBool,
+    error: Mutex<Option<(ErrorKind, String)>>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum ErrorKind {
+    OutOfMemory,
+    Validation,
+    Internal,
+}
+
+/// The description of an uncaptured error, as the source of the error rebuilt from it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Described(String);
 
 impl DeviceHealth {
     /// Installs the device-lost callback and the uncaptured-error handler on a device this
     /// crate opened (replacing wgpu's default handler, which panics).
     pub fn watch(device: &wgpu::Device) -> Self {
         let health = Self::default();
-        let lost = health.clone();
-        device.set_device_lost_callback(move |reason, message| lost.report_lost(reason, message));
-        let uncaptured = health.clone();
-        device.on_uncaptured_error(Arc::new(move |error| {
-            uncaptured.record(Problem::Uncaptured(Arc::new(error)));
-        }));
+        let loss = health.loss.clone();
+        device.set_device_lost_callback(move |reason, message| loss.report(reason, message));
+        let uncaptured = health.uncaptured.clone();
+        device.on_uncaptured_error(Arc::new(move |error| uncaptured.record(error)));
         health
-    }
-
-    fn report_lost(&self, reason: wgpu::DeviceLostReason, message: String) {
-        // A loss outranks an earlier uncaptured error: from now on, nothing works.
-        let mut problem = self.lock();
-        if !matches!(*problem, Some(Problem::Lost { .. })) {
-            *problem = Some(Problem::Lost { reason, message });
-        }
-        self.shared.troubled.store(true, Ordering::Release);
-    }
-
-    fn record(&self, new: Problem) {
-        self.lock().get_or_insert(new);
-        self.shared.troubled.store(true, Ordering::Release);
     }
 
     /// `Err` once the device is lost, the same error for every later call; on a device this
     /// crate opened, also an error that escaped every scope, reported once, by the next call.
     pub fn check(&self) -> Result<()> {
-        if !self.shared.troubled.load(Ordering::Acquire) {
-            return Ok(());
+        if let Some(lost) = self.loss.error() {
+            return Err(lost);
         }
-        let mut problem = self.lock();
-        match problem.take() {
+        match self.uncaptured.take() {
+            Some(error) => Err(Work::named("work outside this crate's error scopes").error(error)),
             None => Ok(()),
-            Some(Problem::Lost { reason, message }) => {
-                let lost = AlibiError::DeviceLost {
-                    reason,
-                    message: message.clone(),
-                };
-                *problem = Some(Problem::Lost { reason, message });
-                Err(lost)
-            }
-            Some(Problem::Uncaptured(error)) => {
-                // Cleared under the lock, so an error recorded meanwhile sets it again.
-                self.shared.troubled.store(false, Ordering::Release);
-                Err(AlibiError::Gpu {
-                    operation: "work outside this crate's error scopes on its device",
-                    source: error,
-                })
-            }
         }
     }
 
     /// `error`, unless the device was lost meanwhile: then the loss, which is what the
     /// failure really was (wgpu's errors after a loss name invalid objects, not the loss).
     pub fn explain(&self, error: AlibiError) -> AlibiError {
-        match &*self.lock() {
-            Some(Problem::Lost { reason, message }) => AlibiError::DeviceLost {
-                reason: *reason,
-                message: message.clone(),
-            },
-            _ => error,
-        }
+        self.loss.error().unwrap_or(error)
     }
 
     pub fn reporter(&self) -> DeviceLossReporter {
         DeviceLossReporter {
-            health: self.clone(),
+            loss: self.loss.clone(),
         }
     }
+}
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Problem>> {
-        self.shared
-            .problem
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+impl Loss {
+    fn report(&self, reason: wgpu::DeviceLostReason, message: String) {
+        let mut recorded = lock(&self.reason_and_message);
+        // The first report stands: a later callback cannot change what calls already said.
+        if recorded.is_none() {
+            *recorded = Some((reason, message));
+        }
+        self.reported.store(true, Ordering::Release);
     }
+
+    fn error(&self) -> Option<AlibiError> {
+        if !self.reported.load(Ordering::Acquire) {
+            return None;
+        }
+        lock(&self.reason_and_message)
+            .as_ref()
+            .map(|(reason, message)| AlibiError::DeviceLost {
+                reason: *reason,
+                message: message.clone(),
+            })
+    }
+}
+
+impl Uncaptured {
+    fn record(&self, error: wgpu::Error) {
+        let kind = match error {
+            wgpu::Error::OutOfMemory { .. } => ErrorKind::OutOfMemory,
+            wgpu::Error::Validation { .. } => ErrorKind::Validation,
+            wgpu::Error::Internal { .. } => ErrorKind::Internal,
+        };
+        lock(&self.error).get_or_insert((kind, error.to_string()));
+        self.pending.store(true, Ordering::Release);
+    }
+
+    /// The error recorded, rebuilt, if any: it is then forgotten.
+    fn take(&self) -> Option<wgpu::Error> {
+        if !self.pending.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut error = lock(&self.error);
+        // Cleared under the lock: an error recorded after this sets it again.
+        self.pending.store(false, Ordering::Release);
+        let (kind, description) = error.take()?;
+        let source = Box::new(Described(description.clone()));
+        Some(match kind {
+            ErrorKind::OutOfMemory => wgpu::Error::OutOfMemory { source },
+            ErrorKind::Validation => wgpu::Error::Validation {
+                source,
+                description,
+            },
+            ErrorKind::Internal => wgpu::Error::Internal {
+                source,
+                description,
+            },
+        })
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Tells modules that their device was lost, for engines that own the device and its
@@ -139,13 +174,13 @@ impl DeviceHealth {
 /// ```
 #[derive(Clone, Debug)]
 pub struct DeviceLossReporter {
-    health: DeviceHealth,
+    loss: Arc<Loss>,
 }
 
 impl DeviceLossReporter {
     /// Records the loss, as wgpu's device-lost callback gives it.
     pub fn report(&self, reason: wgpu::DeviceLostReason, message: &str) {
-        self.health.report_lost(reason, message.to_owned());
+        self.loss.report(reason, message.to_owned());
     }
 }
 
@@ -163,6 +198,7 @@ pub(crate) struct LossPoll {
 impl LossPoll {
     /// The interval between polls before cache hits; with the clock's resolution, the
     /// longest a hit can go on succeeding after its device was lost is a few milliseconds.
+    #[cfg(not(target_arch = "wasm32"))]
     pub const INTERVAL: std::time::Duration = std::time::Duration::from_millis(1);
 
     pub fn new() -> Self {
@@ -248,24 +284,39 @@ mod tests {
     }
 
     #[test]
-    fn a_loss_outranks_an_uncaptured_error() {
-        let health = DeviceHealth::default();
-        health.record(Problem::Uncaptured(Arc::new(wgpu::Error::Internal {
+    fn an_uncaptured_error_is_reported_once_and_a_loss_outranks_it() {
+        let internal = || wgpu::Error::Internal {
             source: Box::new(std::fmt::Error),
             description: "internal".into(),
-        })));
+        };
+        let health = DeviceHealth::default();
+        health.uncaptured.record(internal());
         assert!(matches!(health.check(), Err(AlibiError::Gpu { .. })));
         assert!(health.check().is_ok(), "reported once, by the next call");
-        health.record(Problem::Uncaptured(Arc::new(wgpu::Error::Internal {
-            source: Box::new(std::fmt::Error),
-            description: "internal".into(),
-        })));
-        health.report_lost(wgpu::DeviceLostReason::Unknown, String::new());
-        match health.check() {
-            Err(error @ AlibiError::DeviceLost { .. }) => {
-                assert_eq!(error.to_string(), "the GPU device was lost (Unknown)");
+        health.uncaptured.record(internal());
+        health
+            .loss
+            .report(wgpu::DeviceLostReason::Unknown, String::new());
+        for _ in 0..2 {
+            match health.check() {
+                Err(error @ AlibiError::DeviceLost { .. }) => {
+                    assert_eq!(error.to_string(), "the GPU device was lost (Unknown)");
+                }
+                other => panic!("{other:?}"),
             }
-            other => panic!("{other:?}"),
         }
+        health
+            .reporter()
+            .report(wgpu::DeviceLostReason::Destroyed, "later");
+        assert!(
+            matches!(
+                health.check(),
+                Err(AlibiError::DeviceLost {
+                    reason: wgpu::DeviceLostReason::Unknown,
+                    ..
+                })
+            ),
+            "the first report stands"
+        );
     }
 }

@@ -9,13 +9,13 @@
 //! Rust compiler and run on rayon's pool, writes the same bytes (the tests compare both with
 //! the oracle, bit for bit) at about the speed of a copy. Not on the web, where mappings
 //! cannot be waited for and no adapter offers mappable storage buffers.
-#![cfg_attr(target_arch = "wasm32", allow(dead_code))]
 
 use std::ops::Range;
 
 use crate::cpu::fill_elements;
 use crate::error::{AlibiError, MapError, Result};
 use crate::gpu::windows::GenerateShape;
+use crate::gpu::writer::Tee;
 use crate::parallel::{run, split_at_ends, split_ranges};
 
 /// Values computed into a small host block before each copy into the mapping: the block
@@ -24,15 +24,6 @@ const BLOCK_VALUES: usize = 16 << 10;
 /// Each thread maps its own part of the buffer; mapped ranges start at a multiple of
 /// `wgpu::MAP_ALIGNMENT` (8 bytes), so the parts are whole multiples of this many values.
 const PART_GRAIN_VALUES: usize = 1024;
-
-/// A host copy of the bottom-right `j` columns of every row, made while writing:
-/// `forward_to_host` on a miss gets its host tensor without reading the buffer back.
-pub(crate) struct Tee<'a> {
-    /// `[total_heads, rows, j]`, row-major.
-    pub out: &'a mut [f32],
-    /// Columns of the view, at most the generated `cols`.
-    pub j: usize,
-}
 
 /// Writes `shape` for `slopes` (heads past them are +0.0) at the start of `buffer`, which
 /// is mapped for writing over `0..shape.bytes()`, then unmaps it; with a `tee`, the view's

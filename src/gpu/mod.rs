@@ -4,12 +4,13 @@ pub(crate) mod context;
 pub(crate) mod device;
 pub(crate) mod generator;
 pub(crate) mod health;
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) mod host_write;
 pub(crate) mod kernel;
 pub(crate) mod map;
 pub(crate) mod readback;
 pub(crate) mod scope;
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod shader_interface;
 pub(crate) mod windows;
 pub(crate) mod writer;

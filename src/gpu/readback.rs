@@ -139,6 +139,7 @@ impl Readback {
 fn gather(staging: &[u8], bias: &AlibiBias, single_span: bool, out: &mut [f32]) {
     let [_, i, j] = bias.shape();
     let layout = bias.layout();
+    let contiguous = bias.is_contiguous();
     let head_span = (i - 1) * layout.row_stride as usize + j;
     // Staging element where row `global_row` (= h * i + r) of the view starts.
     let row_start = |global_row: usize| {
@@ -151,7 +152,7 @@ fn gather(staging: &[u8], bias: &AlibiBias, single_span: bool, out: &mut [f32]) 
         head_start + r * layout.row_stride as usize
     };
     for_each_row_chunk(out, j, |chunk, first_row| {
-        if bias.is_contiguous() {
+        if contiguous {
             let start = first_row * j * 4;
             copy_from_bytes(chunk, &staging[start..start + chunk.len() * 4]);
             return;

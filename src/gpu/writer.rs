@@ -9,11 +9,21 @@ use crate::gpu::context::GpuContext;
 use crate::gpu::generator::Generator;
 #[cfg(not(target_arch = "wasm32"))]
 use crate::gpu::host_write::write_mapped;
-use crate::gpu::host_write::Tee;
 #[cfg(not(target_arch = "wasm32"))]
 use crate::gpu::map::map_buffer;
 use crate::gpu::scope::Work;
 use crate::gpu::windows::{plan_windows, GenerateShape, Window};
+
+/// A host copy of the bottom-right `j` columns of every row, made while writing:
+/// `forward_to_host` on a miss gets its host tensor without reading the buffer back.
+// Only the host-mapped writer reads it, and the web has no such path.
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+pub(crate) struct Tee<'a> {
+    /// `[total_heads, rows, j]`, row-major.
+    pub out: &'a mut [f32],
+    /// Columns of the view, at most the generated `cols`.
+    pub j: usize,
+}
 
 /// A set of slopes: the values (for the host path) and the uniform holding them (for the
 /// kernel).

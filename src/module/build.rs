@@ -1,6 +1,8 @@
 //! Building a module: on a device the caller owns, on one this crate opened, or on the
 //! default adapter. Pipelines, layouts and the slope uniforms are made here, once.
 
+use std::sync::Arc;
+
 use super::AlibiPositionalBias;
 use crate::cache::BiasCache;
 use crate::config::AlibiConfig;
@@ -83,7 +85,7 @@ impl AlibiPositionalBias {
         let slopes = writer.slopes(&gpu, slopes)?;
         let unit_slope = writer.slopes(&gpu, vec![1.0])?;
         Ok(Self {
-            gpu,
+            gpu: Arc::new(gpu),
             writer,
             slopes,
             unit_slope,
@@ -92,7 +94,7 @@ impl AlibiPositionalBias {
             adapter_info,
             cache: BiasCache::new(config.cache_budget_bytes),
             pool: BufferPool::new(KEPT_BUFFERS, 0),
-            readback: Readback::default(),
+            readback: Arc::new(Readback::default()),
             loss_poll: LossPoll::new(),
             peak_bytes: 0,
         })

@@ -1,10 +1,31 @@
 //! The module's calls that end in host memory: readback of a view, `forward` followed by
 //! readback, and their blocking forms for native code.
 
+use std::sync::Arc;
+
 use super::AlibiPositionalBias;
 use crate::bias::AlibiBias;
 use crate::error::Result;
+use crate::gpu::context::GpuContext;
+use crate::gpu::readback::Readback;
 use crate::host::HostBias;
+
+/// A module's readback, held apart from the module.
+pub(crate) struct Reader {
+    gpu: Arc<GpuContext>,
+    readback: Arc<Readback>,
+    /// The module's budget when the reader was made: it bounds the staging kept.
+    budget: u64,
+}
+
+impl Reader {
+    /// Reads `bias` back into `out` (resized, then overwritten row-major).
+    pub async fn read_into(&self, bias: &AlibiBias, out: &mut Vec<f32>) -> Result<()> {
+        self.readback
+            .read_into(&self.gpu, bias, self.budget, out)
+            .await
+    }
+}
 
 impl AlibiPositionalBias {
     /// Reads a view back into a caller-owned host tensor.
@@ -17,8 +38,17 @@ impl AlibiPositionalBias {
     /// Reads a view back into `out` (resized, then overwritten row-major `[heads, i, j]`),
     /// reusing its capacity: a loop that reads into one vector pays for its pages once.
     pub async fn read_into(&self, bias: &AlibiBias, out: &mut Vec<f32>) -> Result<()> {
-        let budget = self.cache.stats().budget_bytes;
-        self.readback.read_into(&self.gpu, bias, budget, out).await
+        self.reader().read_into(bias, out).await
+    }
+
+    /// What a readback needs, apart from the module, so that the module can be called
+    /// while readbacks are in flight (JavaScript does that: `crate::web`).
+    pub(crate) fn reader(&self) -> Reader {
+        Reader {
+            gpu: self.gpu.clone(),
+            readback: self.readback.clone(),
+            budget: self.cache.stats().budget_bytes,
+        }
     }
 
     /// [`forward`](Self::forward) then [`read`](Self::read) (see
