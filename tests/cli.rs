@@ -136,6 +136,28 @@ fn chain(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// `alibi bias` on the CPU with `shapes`, the last of which cannot be allocated, writing to
+/// `out`: it fails in one line, and `kept/call-0-3x5.npy` of `tmp` still holds `old`.
+fn assert_failed_run_keeps_the_old_file(tmp: &TempDir, shapes: &[&str], out: &str) {
+    let mut args = vec![
+        "bias",
+        "--backend",
+        "cpu",
+        "--heads",
+        "4",
+        "--total-heads",
+        "256",
+    ];
+    args.extend_from_slice(shapes);
+    args.extend(["--out", out]);
+    assert_one_line_failure(&args, &alibi(&args));
+    assert_eq!(tmp.contents(), ["kept", "kept/call-0-3x5.npy"]);
+    assert_eq!(
+        std::fs::read(tmp.join("kept/call-0-3x5.npy")).unwrap(),
+        b"old"
+    );
+}
+
 /// A fresh directory under the system's temporary directory, removed when dropped.
 struct TempDir(PathBuf);
 
@@ -687,47 +709,11 @@ fn a_failing_run_leaves_no_file_behind() {
     // An existing directory keeps what it held; an existing file is not touched.
     std::fs::create_dir(tmp.join("kept")).unwrap();
     std::fs::write(tmp.join("kept/call-0-3x5.npy"), b"old").unwrap();
-    let kept = tmp.dir_arg("kept");
-    let args = [
-        "bias",
-        "--backend",
-        "cpu",
-        "--heads",
-        "4",
-        "--total-heads",
-        "256",
-        "3x5",
-        UNALLOCATABLE,
-        "--out",
-        &kept,
-    ];
-    assert_one_line_failure(&args, &alibi(&args));
-    assert_eq!(tmp.contents(), ["kept", "kept/call-0-3x5.npy"]);
-    assert_eq!(
-        std::fs::read(tmp.join("kept/call-0-3x5.npy")).unwrap(),
-        b"old"
-    );
+    assert_failed_run_keeps_the_old_file(&tmp, &["3x5", UNALLOCATABLE], &tmp.dir_arg("kept"));
 
     // `--out FILE`: an existing file is left as it was.
     let file = tmp.arg("kept/call-0-3x5.npy");
-    let args = [
-        "bias",
-        "--backend",
-        "cpu",
-        "--heads",
-        "4",
-        "--total-heads",
-        "256",
-        UNALLOCATABLE,
-        "--out",
-        &file,
-    ];
-    assert_one_line_failure(&args, &alibi(&args));
-    assert_eq!(tmp.contents(), ["kept", "kept/call-0-3x5.npy"]);
-    assert_eq!(
-        std::fs::read(tmp.join("kept/call-0-3x5.npy")).unwrap(),
-        b"old"
-    );
+    assert_failed_run_keeps_the_old_file(&tmp, &[UNALLOCATABLE], &file);
 
     // A successful run replaces it, and leaves no temporary file.
     succeed(&[
