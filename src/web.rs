@@ -14,9 +14,6 @@
 //! several promises in flight. Every refusal rejects the promise (or throws) with the
 //! error's message; nothing panics, and the module stays usable.
 
-use std::cell::RefCell;
-use std::rc::Rc;
-
 use js_sys::{Array, Float32Array, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 
@@ -25,17 +22,22 @@ use crate::config::AlibiConfig;
 use crate::error::AlibiError;
 use crate::gpu::device::{open_device, GpuDevice};
 use crate::module::AlibiPositionalBias;
+use crate::validation::check_heads;
 
-/// `AlibiPositionalBias` in JavaScript: the module on a device of its own.
+/// `AlibiPositionalBias` in JavaScript: the module on a device of its own. Call `free()`
+/// when done with it (or let JavaScript's garbage collector): its GPU buffers and device go
+/// with it.
 #[wasm_bindgen(js_name = AlibiPositionalBias)]
 pub struct WebAlibi {
-    /// Shared with the readbacks in flight; borrowed only between awaits.
-    module: Rc<RefCell<AlibiPositionalBias>>,
+    /// Readbacks in flight hold a `Reader`, not the module, so calls need no lock here:
+    /// wasm-bindgen's own borrow flag refuses a call made while another runs.
+    module: AlibiPositionalBias,
     gpu: GpuDevice,
 }
 
 /// A bias on the GPU, as `forward` returns it: element `(h, r, k)` is f32 element
-/// `offset + h * headStride + r * rowStride + k` of `buffer`.
+/// `offset + h * headStride + r * rowStride + k` of `buffer`. It keeps its buffer from
+/// being reused by the module until it is freed (`free()`, or garbage collection).
 #[wasm_bindgen]
 pub struct BiasView {
     view: AlibiBias,
@@ -46,27 +48,36 @@ impl WebAlibi {
     /// A module for `heads` heads padded to `totalHeads` (default: `heads`) on the
     /// browser's default WebGPU adapter.
     pub async fn create(
-        heads: usize,
-        #[wasm_bindgen(js_name = totalHeads)] total_heads: Option<usize>,
+        heads: f64,
+        #[wasm_bindgen(js_name = totalHeads)] total_heads: Option<f64>,
     ) -> Result<WebAlibi, JsError> {
+        let heads = count("heads", heads)?;
+        let total_heads = total_heads.map(|n| count("totalHeads", n)).transpose()?;
+        // Refused before a device is opened for nothing.
+        check_heads(heads, total_heads.unwrap_or(heads)).map_err(js_error)?;
+        let has_webgpu = Reflect::get(&js_sys::global(), &"navigator".into())
+            .and_then(|navigator| Reflect::get(&navigator, &"gpu".into()))
+            .is_ok_and(|gpu| !gpu.is_undefined());
+        if !has_webgpu {
+            return Err(JsError::new(
+                "no WebGPU here (navigator.gpu is missing): use a browser with WebGPU enabled",
+            ));
+        }
         let gpu = open_device(None).await.map_err(js_error)?;
         let config = AlibiConfig::padded(heads, total_heads);
         let module = AlibiPositionalBias::on_device(&gpu, config).map_err(js_error)?;
-        Ok(Self {
-            module: Rc::new(RefCell::new(module)),
-            gpu,
-        })
+        Ok(Self { module, gpu })
     }
 
     /// The bias `[totalHeads, i, j]` read back, row-major.
     #[wasm_bindgen(js_name = forwardToHost, unchecked_return_type = "Promise<Float32Array>")]
-    pub fn forward_to_host(&self, i: usize, j: usize) -> Promise {
+    pub fn forward_to_host(&mut self, i: f64, j: f64) -> Promise {
         // The cache sees this call now, in call order; only the readback waits.
-        let view = match self.with_module(|module| module.forward(i, j)) {
+        let view = match self.forward_view(i, j) {
             Ok(view) => view,
             Err(error) => return Promise::reject(&error.into()),
         };
-        let reader = self.module.borrow().reader();
+        let reader = self.module.reader();
         wasm_bindgen_futures::future_to_promise(async move {
             let mut values = Vec::new();
             reader
@@ -78,9 +89,10 @@ impl WebAlibi {
     }
 
     /// The bias `[totalHeads, i, j]` on the GPU, from the cache when it can be.
-    pub fn forward(&self, i: usize, j: usize) -> Result<BiasView, JsError> {
-        let view = self.with_module(|module| module.forward(i, j))?;
-        Ok(BiasView { view })
+    pub fn forward(&mut self, i: f64, j: f64) -> Result<BiasView, JsError> {
+        Ok(BiasView {
+            view: self.forward_view(i, j)?,
+        })
     }
 
     /// The `GPUDevice` the module works on, to hand to an engine that binds its views.
@@ -98,7 +110,7 @@ impl WebAlibi {
         unchecked_return_type = "{ hits: number, misses: number, evictions: number, entries: number, bytes: number }"
     )]
     pub fn cache_stats(&self) -> Object {
-        let stats = self.module.borrow().cache_stats();
+        let stats = self.module.cache_stats();
         object(&[
             ("hits", (stats.hits as f64).into()),
             ("misses", (stats.misses as f64).into()),
@@ -123,17 +135,9 @@ impl WebAlibi {
         ])
     }
 
-    /// Runs `call` on the module; a call made while another holds it (which JavaScript's
-    /// single thread makes impossible between awaits) is refused rather than a panic.
-    fn with_module<T>(
-        &self,
-        call: impl FnOnce(&mut AlibiPositionalBias) -> Result<T, AlibiError>,
-    ) -> Result<T, JsError> {
-        let mut module = self
-            .module
-            .try_borrow_mut()
-            .map_err(|_| JsError::new("alibi-wgpu: the module is busy with another call"))?;
-        call(&mut module).map_err(js_error)
+    fn forward_view(&mut self, i: f64, j: f64) -> Result<AlibiBias, JsError> {
+        let (i, j) = (count("i", i)?, count("j", j)?);
+        self.module.forward(i, j).map_err(js_error)
     }
 }
 
@@ -174,6 +178,20 @@ impl BiasView {
             .iter()
             .map(|&n| JsValue::from(n as f64))
             .collect()
+    }
+}
+
+/// A JavaScript number as a count: a whole number from 0 to 2^32 - 1. Anything else (NaN,
+/// infinities, fractions, negatives) is refused rather than wrapped or truncated into
+/// another size; the module checks the counts it gets against its own limits.
+fn count(name: &str, value: f64) -> Result<usize, JsError> {
+    if value.is_finite() && value >= 0.0 && value.fract() == 0.0 && value <= f64::from(u32::MAX) {
+        Ok(value as usize)
+    } else {
+        Err(JsError::new(&format!(
+            "{name} must be a whole number from 0 to {}, got {value}",
+            u32::MAX
+        )))
     }
 }
 

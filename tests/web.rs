@@ -21,7 +21,7 @@ async fn gpu() -> GpuDevice {
     }
 }
 
-async fn module(gpu: &GpuDevice, config: AlibiConfig) -> AlibiPositionalBias {
+fn module(gpu: &GpuDevice, config: AlibiConfig) -> AlibiPositionalBias {
     let module = AlibiPositionalBias::on_device(gpu, config).expect("a module");
     assert_eq!(
         module.generation_path(),
@@ -79,7 +79,7 @@ impl Rng {
 #[wasm_bindgen_test]
 async fn spec_worked_example_and_cache_checks() {
     let gpu = gpu().await;
-    let mut alibi = module(&gpu, AlibiConfig::new(4).total_heads(8)).await;
+    let mut alibi = module(&gpu, AlibiConfig::new(4).total_heads(8));
     let bias = alibi.forward_to_host(3, 5).await.expect("forward_to_host");
     let distance = [
         [-2.0f32, -1.0, 0.0, -1.0, -2.0],
@@ -96,7 +96,7 @@ async fn spec_worked_example_and_cache_checks() {
         }
     }
     // SPEC's two checks that tell the bottom-right slice from the wrong one.
-    let mut distance = module(&gpu, AlibiConfig::new(1).custom_slopes(vec![1.0])).await;
+    let mut distance = module(&gpu, AlibiConfig::new(1).custom_slopes(vec![1.0]));
     distance.forward(4, 4).expect("forward");
     assert_eq!(
         distance
@@ -106,7 +106,7 @@ async fn spec_worked_example_and_cache_checks() {
             .as_slice(),
         &[-2.0, -1.0, 0.0]
     );
-    let mut distance = module(&gpu, AlibiConfig::new(1).custom_slopes(vec![1.0])).await;
+    let mut distance = module(&gpu, AlibiConfig::new(1).custom_slopes(vec![1.0]));
     distance.forward(3, 5).expect("forward");
     let hit = distance.forward_to_host(2, 3).await.expect("hit");
     assert_eq!(hit.as_slice(), &[-1.0, 0.0, -1.0, -2.0, -1.0, 0.0]);
@@ -120,11 +120,33 @@ async fn spec_worked_example_and_cache_checks() {
     assert!(alibi.forward(0, 5).expect("empty").is_empty());
 }
 
+/// SPEC's closed form, `2^(-8 (h+1) / c)` then `2^(-4 (2 (h-c) + 1) / c)`, in f64 rounded
+/// once: another formula than the crate's (the paper's geometric sequence), computed by
+/// the wasm build's own `powf`.
+fn closed_form_slopes(heads: usize) -> Vec<f32> {
+    let c = 1usize << heads.ilog2();
+    (0..heads)
+        .map(|h| {
+            let exponent = if h < c {
+                -8.0 * (h + 1) as f64 / c as f64
+            } else {
+                -4.0 * (2 * (h - c) + 1) as f64 / c as f64
+            };
+            2f64.powf(exponent) as f32
+        })
+        .collect()
+}
+
 #[wasm_bindgen_test]
 async fn slopes_of_1_to_64_heads() {
     let gpu = gpu().await;
     for heads in 1..=64 {
-        let mut alibi = module(&gpu, AlibiConfig::new(heads)).await;
+        let mut alibi = module(&gpu, AlibiConfig::new(heads));
+        assert_eq!(
+            alibi.slopes(),
+            &closed_form_slopes(heads)[..],
+            "heads = {heads}"
+        );
         assert_eq!(
             alibi.slopes(),
             &alibi_slopes(heads).unwrap()[..],
@@ -143,8 +165,7 @@ async fn random_shapes_and_call_sequences_through_the_cache() {
         AlibiConfig::new(5)
             .total_heads(7)
             .cache_budget_bytes(1 << 20),
-    )
-    .await;
+    );
     for call in 0..300 {
         let (i, j) = (rng.below(40), rng.below(300));
         check_forward(&mut alibi, i, j, &format!("call {call}")).await;
@@ -159,7 +180,7 @@ async fn random_shapes_and_call_sequences_through_the_cache() {
 #[wasm_bindgen_test]
 async fn decode_steps_are_served_from_the_cache() {
     let gpu = gpu().await;
-    let mut alibi = module(&gpu, AlibiConfig::new(12).total_heads(16)).await;
+    let mut alibi = module(&gpu, AlibiConfig::new(12).total_heads(16));
     check_forward(&mut alibi, 64, 64, "prefill").await;
     let misses = alibi.cache_stats().misses;
     for t in 65..=300 {
@@ -178,13 +199,12 @@ async fn several_binding_windows_and_dispatch_rows() {
         AlibiConfig::new(2)
             .total_heads(3)
             .max_binding_window_bytes(4096),
-    )
-    .await;
+    );
     check_forward(&mut windowed, 40, 100, "4 KiB windows").await;
     check_forward(&mut windowed, 7, 900, "rows of 3.6 KiB").await;
     // More rows than one dispatch may have on an axis (65535).
     let max_rows = gpu.device.limits().max_compute_workgroups_per_dimension as usize;
-    let mut tall = module(&gpu, AlibiConfig::new(1).total_heads(2)).await;
+    let mut tall = module(&gpu, AlibiConfig::new(1).total_heads(2));
     check_forward(&mut tall, max_rows + 100, 4, "rows past the dispatch limit").await;
 }
 
@@ -192,7 +212,7 @@ async fn several_binding_windows_and_dispatch_rows() {
 async fn refusals_leave_the_module_usable() {
     let gpu = gpu().await;
     assert!(AlibiPositionalBias::on_device(&gpu, AlibiConfig::new(0)).is_err());
-    let mut alibi = module(&gpu, AlibiConfig::new(2)).await;
+    let mut alibi = module(&gpu, AlibiConfig::new(2));
     assert!(alibi.forward(1 << 25, 1).is_err());
     assert!(alibi.forward(1 << 24, 1 << 24).is_err());
     check_forward(&mut alibi, 3, 5, "after refusals").await;

@@ -34,21 +34,31 @@ function drawHeatmap(values, [, i, j], head) {
 async function run(event) {
   event?.preventDefault();
   document.body.dataset.done = "false";
-  const [heads, total, i, j, head] = ["heads", "total", "i", "j", "head"].map((id) => Number($(id).value));
+  // An empty box is a missing number: `totalHeads` then defaults to `heads`.
+  const [heads, total, i, j, head] = ["heads", "total", "i", "j", "head"].map((id) =>
+    $(id).value === "" ? undefined : Number($(id).value),
+  );
   const status = $("status");
   status.className = "";
   status.textContent = "running…";
+  $("run").disabled = true;
+  const canvas = $("heatmap");
+  canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
+  let alibi;
   try {
-    const alibi = await AlibiPositionalBias.create(heads, total);
+    alibi = await AlibiPositionalBias.create(heads, total);
+    const totalHeads = total ?? heads;
     const info = alibi.adapterInfo();
     $("adapter").textContent = [info.name || "(no name)", info.backend, info.deviceType, info.driver]
       .filter(Boolean)
       .join(" · ");
-    // A warm-up on another shape, so the timed call does not pay for first-use costs.
-    alibi.forward(1, 1);
+    // A warm-up on another shape, so the timed call does not pay for first-use costs (the
+    // timed call is then a new tensor, unless it fits in 1 x 1). Views are freed at once:
+    // a view keeps its buffer from being reused.
+    alibi.forward(1, 1).free();
     await alibi.device.queue.onSubmittedWorkDone();
     let start = performance.now();
-    alibi.forward(i, j);
+    alibi.forward(i, j).free();
     await alibi.device.queue.onSubmittedWorkDone();
     $("forward-ms").textContent = `${(performance.now() - start).toFixed(2)} ms`;
     start = performance.now();
@@ -56,14 +66,17 @@ async function run(event) {
     $("to-host-ms").textContent = `${(performance.now() - start).toFixed(2)} ms`;
     const stats = alibi.cacheStats();
     $("cache").textContent = `${stats.hits} hits, ${stats.misses} misses, ${stats.entries} entries, ${stats.bytes} bytes`;
-    const mismatch = firstMismatch(values, reference(heads, total, i, j), [total, i, j]);
+    const mismatch = firstMismatch(values, reference(heads, totalHeads, i, j), [totalHeads, i, j]);
     status.className = mismatch ? "mismatch" : "exact";
     status.textContent = mismatch ? `first mismatch: ${mismatch}` : `exact: ${values.length} values equal, bit for bit`;
-    if (head >= 0 && head < total && i > 0 && j > 0) drawHeatmap(values, [total, i, j], head);
+    if (head >= 0 && head < totalHeads && i > 0 && j > 0) drawHeatmap(values, [totalHeads, i, j], head);
   } catch (error) {
     status.className = "error";
     status.textContent = `error: ${error.message ?? error}`;
   }
+  // The module's GPU buffers and device go now, not when the garbage collector gets to them.
+  alibi?.free();
+  $("run").disabled = false;
   document.body.dataset.done = "true";
 }
 
