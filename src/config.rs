@@ -57,9 +57,15 @@ impl AlibiConfig {
         self
     }
 
-    /// ggml's slopes with this `max_bias` (8 gives the paper's).
+    /// ggml's slopes with this `max_bias`, computed exactly (8 gives the paper's):
+    /// [`SlopeSource::MaxBias`].
     pub fn max_bias(self, max_bias: f64) -> Self {
         self.slopes(SlopeSource::MaxBias(max_bias))
+    }
+
+    /// llama.cpp's f32 slopes with this `max_bias`, bit for bit: [`SlopeSource::GgmlF32`].
+    pub fn ggml_max_bias(self, max_bias: f32) -> Self {
+        self.slopes(SlopeSource::GgmlF32(max_bias))
     }
 
     /// One slope per head, as given.

@@ -9,9 +9,20 @@ pub enum SlopeSource {
     /// The paper's geometric sequence (x-transformers' `_get_slopes`), with the
     /// "every other slope of 2c" rule for head counts that are not a power of two.
     Paper,
-    /// ggml / llama.cpp's form: `m0 = 2^(-max_bias / c)`, `m1 = 2^(-max_bias / 2c)`;
-    /// `max_bias = 8` gives exactly [`SlopeSource::Paper`].
+    /// ggml / llama.cpp's form, `m0 = 2^(-max_bias / c)`, `m1 = 2^(-max_bias / 2c)`,
+    /// computed exactly (f64, rounded once): the slopes the formula means. `max_bias = 8`
+    /// gives exactly [`SlopeSource::Paper`]. Pick it to match a model trained with these
+    /// slopes in PyTorch.
     MaxBias(f64),
+    /// The f32 sequence of llama.cpp's CPU backend (ggml's `soft_max` with `max_bias`),
+    /// operation for operation: `m0 = powf(2, -max_bias / c)`, `m1 = powf(2, -(max_bias /
+    /// 2) / c)`, then `powf(m0, h + 1)` or `powf(m1, 2 (h - c) + 1)`, each rounded to f32.
+    /// It differs from [`SlopeSource::MaxBias`] by an ulp or a few in most slopes (4,861 of
+    /// the 6,240 slopes of 1..64 heads at `max_bias` 4, 8 and 16). Pick it to reproduce a
+    /// llama.cpp run bit for bit: the values equal its CPU backend's where both use the same
+    /// `powf` (glibc's, on Linux; the tests compile llama.cpp's lines with the system C
+    /// compiler and compare).
+    GgmlF32(f32),
     /// One slope per head, given by the caller (x-transformers' `slopes=`).
     Custom(Vec<f32>),
 }
@@ -23,6 +34,7 @@ impl SlopeSource {
         let slopes = match self {
             SlopeSource::Paper => alibi_slopes_f64(heads),
             SlopeSource::MaxBias(max_bias) => max_bias_slopes_f64(heads, *max_bias)?,
+            SlopeSource::GgmlF32(max_bias) => ggml_f32_slopes(heads, *max_bias)?,
             SlopeSource::Custom(given) => {
                 if given.len() != heads {
                     return Err(AlibiError::SlopeCount {
@@ -84,6 +96,37 @@ fn max_bias_slopes_f64(heads: usize, max_bias: f64) -> Result<Vec<f64>> {
             }
         })
         .collect())
+}
+
+/// llama.cpp's slopes (`ggml_compute_forward_soft_max_f32`), in f32 as it computes them;
+/// returned in f64, exactly, for the shared checks.
+fn ggml_f32_slopes(heads: usize, max_bias: f32) -> Result<Vec<f64>> {
+    check_max_bias(f64::from(max_bias))?;
+    // `n_head_log2` is a u32 that C converts to float in each division: exact, as heads is
+    // at most MAX_HEADS.
+    let n_head_log2 = largest_power_of_two_at_most(heads);
+    let c = n_head_log2 as f32;
+    let m0 = 2f32.powf(-max_bias / c);
+    let m1 = 2f32.powf(-(max_bias / 2.0) / c);
+    (0..heads)
+        .map(|h| {
+            let slope = if h < n_head_log2 {
+                m0.powf((h + 1) as f32)
+            } else {
+                m1.powf((2 * (h - n_head_log2) + 1) as f32)
+            };
+            // A positive max_bias means positive slopes: a zero here is an f32 underflow,
+            // refused like any slope too small for a normal f32.
+            if slope == 0.0 {
+                return Err(AlibiError::InvalidSlope {
+                    head: h,
+                    value: 0.0,
+                    reason: "too small for a normal f32",
+                });
+            }
+            Ok(f64::from(slope))
+        })
+        .collect()
 }
 
 fn largest_power_of_two_at_most(n: usize) -> usize {
@@ -201,5 +244,49 @@ mod tests {
             max_bias_slopes(1, 1000.0),
             Err(AlibiError::InvalidSlope { head: 0, .. })
         ));
+    }
+
+    #[test]
+    fn ggml_f32_slopes_differ_from_the_exact_form_where_llama_cpp_does() {
+        // The count: llama.cpp's f32 slopes differ from the exact ones in 4,861 of
+        // the 6,240 slopes of 1..64 heads at max_bias 4, 8 and 16.
+        let mut differing = 0;
+        let mut total = 0;
+        for max_bias in [4.0f32, 8.0, 16.0] {
+            for heads in 1..=64 {
+                let ggml = SlopeSource::GgmlF32(max_bias).resolve(heads).unwrap();
+                let exact = max_bias_slopes(heads, f64::from(max_bias)).unwrap();
+                total += heads;
+                differing += ggml.iter().zip(&exact).filter(|(g, e)| g != e).count();
+                // A few ulps at most: the f32 errors of m0 and m1 compound through the
+                // powers (9 ulps at worst here, just below 2^-15 where the ulp halves).
+                for (g, e) in ggml.iter().zip(&exact) {
+                    let ulps = (g.to_bits() as i64 - e.to_bits() as i64).abs();
+                    assert!(ulps <= 16, "heads {heads}, max_bias {max_bias}: {g} vs {e}");
+                }
+            }
+        }
+        assert_eq!((differing, total), (4_861, 6_240));
+    }
+
+    #[test]
+    fn ggml_f32_slopes_are_checked_like_the_others() {
+        assert!(matches!(
+            SlopeSource::GgmlF32(0.0).resolve(4),
+            Err(AlibiError::InvalidMaxBias(_))
+        ));
+        assert!(matches!(
+            SlopeSource::GgmlF32(f32::NAN).resolve(4),
+            Err(AlibiError::InvalidMaxBias(_))
+        ));
+        assert!(matches!(
+            SlopeSource::GgmlF32(1000.0).resolve(1),
+            Err(AlibiError::InvalidSlope { head: 0, .. })
+        ));
+        // Powers of two stay exact in f32 too.
+        assert_eq!(
+            SlopeSource::GgmlF32(8.0).resolve(4).unwrap(),
+            alibi_slopes(4).unwrap()
+        );
     }
 }

@@ -824,3 +824,27 @@ fn bench_json_reports_the_cpu_path() {
         assert_eq!(report["exact"], true, "{line}");
     }
 }
+
+#[test]
+fn ggml_max_bias_writes_llama_cpps_f32_slopes() {
+    let tmp = TempDir::new("ggml");
+    let out = tmp.arg("ggml.npy");
+    succeed(&[
+        "bias",
+        "--backend",
+        "cpu",
+        "--heads",
+        "12",
+        "--ggml-max-bias",
+        "4",
+        "2x3",
+        "--out",
+        &out,
+    ]);
+    let ggml = alibi_wgpu::SlopeSource::GgmlF32(4.0).resolve(12).unwrap();
+    let expected = reference::forward(&ggml, 12, 2, 3).unwrap();
+    assert_npy_equals(&tmp.join("ggml.npy"), &expected);
+    // Not the exact form's values: those differ by an ulp or a few.
+    let exact = alibi_wgpu::max_bias_slopes(12, 4.0).unwrap();
+    assert_ne!(ggml, exact);
+}

@@ -33,10 +33,15 @@ pub struct BiasArgs {
     #[arg(long, value_name = "T")]
     pub total_heads: Option<usize>,
 
-    /// Use ggml / llama.cpp's slopes with this max_bias instead of the paper's (8 gives
-    /// the paper's).
-    #[arg(long, value_name = "F")]
+    /// Use ggml / llama.cpp's slopes with this max_bias, computed exactly, instead of the
+    /// paper's (8 gives the paper's).
+    #[arg(long, value_name = "F", conflicts_with = "ggml_max_bias")]
     pub max_bias: Option<f64>,
+
+    /// Use llama.cpp's f32 slopes with this max_bias, bit for bit what its CPU backend
+    /// computes (they differ from --max-bias's by an ulp or a few).
+    #[arg(long, value_name = "F")]
+    pub ggml_max_bias: Option<f32>,
 
     /// Shapes IxJ (I queries by J keys, e.g. 10x10 or 1x4096; 0x5 is empty), computed in
     /// order on one module.
@@ -67,9 +72,10 @@ pub struct BiasArgs {
 /// counters.
 pub fn run(args: &BiasArgs) -> Result<(), CliError> {
     let total_heads = args.total_heads.unwrap_or(args.heads);
-    let slope_source = match args.max_bias {
-        Some(max_bias) => SlopeSource::MaxBias(max_bias),
-        None => SlopeSource::Paper,
+    let slope_source = match (args.max_bias, args.ggml_max_bias) {
+        (Some(max_bias), _) => SlopeSource::MaxBias(max_bias),
+        (None, Some(max_bias)) => SlopeSource::GgmlF32(max_bias),
+        (None, None) => SlopeSource::Paper,
     };
     let slopes = slope_source.resolve(args.heads)?;
     check_shapes(&slopes, total_heads, &args.shapes)?;
