@@ -5,6 +5,7 @@ use crate::validation::{check_head_count, check_max_bias, check_slope};
 
 /// Where the slopes of a module come from.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum SlopeSource {
     /// The paper's geometric sequence (x-transformers' `_get_slopes`), with the
     /// "every other slope of 2c" rule for head counts that are not a power of two.

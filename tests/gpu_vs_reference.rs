@@ -307,6 +307,7 @@ fn slope_source(heads: usize) -> impl Strategy<Value = SlopeSource> {
     prop_oneof![
         Just(SlopeSource::Paper),
         (0.5f64..16.0).prop_map(SlopeSource::MaxBias),
+        (0.5f32..16.0).prop_map(SlopeSource::GgmlF32),
         custom.prop_map(SlopeSource::Custom),
     ]
 }
@@ -328,7 +329,10 @@ fn random_slope_sources_equal_the_reference() {
         let expected_slopes = match &source {
             SlopeSource::Paper => alibi_slopes(heads).unwrap(),
             SlopeSource::MaxBias(max_bias) => max_bias_slopes(heads, *max_bias).unwrap(),
+            // Checked against llama.cpp's own lines in tests/ggml_slopes.rs.
+            ggml @ SlopeSource::GgmlF32(_) => ggml.resolve(heads).unwrap(),
             SlopeSource::Custom(slopes) => slopes.clone(),
+            other => panic!("a slope source this test does not know: {other:?}"),
         };
         let mut module = common::module(
             gpu,
