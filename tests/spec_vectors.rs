@@ -4,9 +4,11 @@
 // Native only: the browser has its own suite, tests/web.rs.
 #![cfg(not(target_arch = "wasm32"))]
 
+mod closed_form;
 mod common;
 
 use alibi_wgpu::{reference, AlibiConfig, AlibiPositionalBias, GpuDevice, SlopeSource};
+use closed_form::closed_form_slopes;
 
 /// `-|k - (j - i + r)|`: the distance part of SPEC "forward", as f32.
 fn distance(i: usize, j: usize, r: usize, k: usize) -> f32 {
@@ -38,21 +40,6 @@ fn assert_bits(actual: &[f32], expected: &[f32], context: &str) {
         bits(expected),
         "{context}:\n  got      {actual:?}\n  expected {expected:?}"
     );
-}
-
-/// SPEC "Slopes" closed form, in f64, rounded once.
-fn closed_form_slopes(heads: usize) -> Vec<f32> {
-    let c = 1usize << heads.ilog2();
-    (0..heads)
-        .map(|h| {
-            let exponent = if h < c {
-                -8.0 * (h + 1) as f64 / c as f64
-            } else {
-                -4.0 * (2 * (h - c) + 1) as f64 / c as f64
-            };
-            2f64.powf(exponent) as f32
-        })
-        .collect()
 }
 
 fn powers_of_two(exponents: &[f64]) -> Vec<f32> {

@@ -5,10 +5,13 @@
 //! several binding windows and several dispatch rows.
 #![cfg(target_arch = "wasm32")]
 
+mod closed_form;
+
 use alibi_wgpu::{
     alibi_slopes, open_device, reference, AlibiBias, AlibiConfig, AlibiPositionalBias,
     GenerationPath, GpuDevice, HostBias,
 };
+use closed_form::closed_form_slopes;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -118,23 +121,6 @@ async fn spec_worked_example_and_cache_checks() {
         "get_bias(3, 5)",
     );
     assert!(alibi.forward(0, 5).expect("empty").is_empty());
-}
-
-/// SPEC's closed form, `2^(-8 (h+1) / c)` then `2^(-4 (2 (h-c) + 1) / c)`, in f64 rounded
-/// once: another formula than the crate's (the paper's geometric sequence), computed by
-/// the wasm build's own `powf`.
-fn closed_form_slopes(heads: usize) -> Vec<f32> {
-    let c = 1usize << heads.ilog2();
-    (0..heads)
-        .map(|h| {
-            let exponent = if h < c {
-                -8.0 * (h + 1) as f64 / c as f64
-            } else {
-                -4.0 * (2 * (h - c) + 1) as f64 / c as f64
-            };
-            2f64.powf(exponent) as f32
-        })
-        .collect()
 }
 
 #[wasm_bindgen_test]
