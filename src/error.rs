@@ -266,6 +266,42 @@ impl AlibiError {
     }
 }
 
+/// The message of `error`, then the message of each of its sources, joined with ": ", each
+/// folded onto one line: an error as one line for a log, a terminal or JavaScript.
+///
+/// A source whose text the line already contains is left out: wgpu's error descriptions
+/// repeat their own sources' text, and a message may quote its cause. What remains says
+/// each thing once, outermost first, as in "cannot write out/call-0-3x5.npy: No space left
+/// on device (os error 28)".
+///
+/// ```
+/// let error = alibi_wgpu::validate(0, 1, 1, 1).unwrap_err();
+/// assert_eq!(alibi_wgpu::error_chain(&error), "heads must be at least 1, got 0");
+/// ```
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut line = fold(&error.to_string());
+    let mut next = error.source();
+    while let Some(source) = next {
+        let text = fold(&source.to_string());
+        if !text.is_empty() && !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        next = source.source();
+    }
+    line
+}
+
+/// `text` on one line: each line trimmed, blank ones dropped, the rest joined by spaces.
+fn fold(text: &str) -> String {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect();
+    lines.join(" ")
+}
+
 /// Result alias of the crate.
 pub type Result<T, E = AlibiError> = std::result::Result<T, E>;
 
@@ -274,3 +310,47 @@ const _: () = {
     const fn shareable<T: Send + Sync + 'static>() {}
     shareable::<AlibiError>();
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error with an optional source, for building chains.
+    #[derive(Debug)]
+    struct Link(&'static str, Option<Box<Link>>);
+
+    impl std::fmt::Display for Link {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Link {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|link| link as _)
+        }
+    }
+
+    fn link(text: &'static str, source: Option<Link>) -> Link {
+        Link(text, source.map(Box::new))
+    }
+
+    #[test]
+    fn chains_join_sources_once_each() {
+        let root = link("Out of memory", None);
+        // wgpu's style: a description that spells out its source on indented lines.
+        let described = link(
+            "Validation Error\n\nCaused by:\n  In a buffer\n    Out of memory\n",
+            Some(root),
+        );
+        let top = link("the GPU rejected a buffer", Some(described));
+        assert_eq!(
+            error_chain(&top),
+            "the GPU rejected a buffer: Validation Error Caused by: In a buffer Out of memory"
+        );
+        let plain = link("cannot write x.npy", Some(link("disk full", None)));
+        assert_eq!(error_chain(&plain), "cannot write x.npy: disk full");
+        let empty = link("device lost", Some(link(" \n", None)));
+        assert_eq!(error_chain(&empty), "device lost");
+    }
+}

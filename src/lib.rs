@@ -56,7 +56,7 @@ pub mod web;
 pub use bias::{AlibiBias, BiasBinding, BiasLayout};
 pub use cache::{CacheStats, DEFAULT_CACHE_BUDGET_BYTES};
 pub use config::AlibiConfig;
-pub use error::{AlibiError, MapError, Memory, Result};
+pub use error::{error_chain, AlibiError, MapError, Memory, Result};
 pub use generation::GenerationPath;
 #[cfg(not(target_arch = "wasm32"))]
 pub use gpu::device::open_device_blocking;

@@ -19,7 +19,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::bias::AlibiBias;
 use crate::config::AlibiConfig;
-use crate::error::AlibiError;
+use crate::error::{error_chain, AlibiError};
 use crate::gpu::device::{open_device, GpuDevice};
 use crate::module::AlibiPositionalBias;
 use crate::validation::check_heads;
@@ -195,18 +195,9 @@ fn count(name: &str, value: f64) -> Result<usize, JsError> {
     }
 }
 
-/// The error as JavaScript sees it: the message, then its causes.
+/// The error as JavaScript sees it: the message, then its causes, on one line.
 fn js_error(error: AlibiError) -> JsError {
-    let mut message = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !message.contains(&text) {
-            message = format!("{message}: {text}");
-        }
-        source = cause.source();
-    }
-    JsError::new(&message)
+    JsError::new(&error_chain(&error))
 }
 
 /// A plain JS object with these properties.

@@ -104,7 +104,7 @@ fn gpu_available(backends: Option<wgpu::Backends>) -> bool {
         .entry(backends)
         .or_insert_with(|| match alibi_wgpu::open_device_blocking(backends) {
             Ok(_) => Ok(()),
-            Err(error @ AlibiError::NoAdapter { .. }) => Err(chain(&error)),
+            Err(error @ AlibiError::NoAdapter { .. }) => Err(alibi_wgpu::error_chain(&error)),
             Err(other) => panic!("an adapter of {backends:?} exists but does not work: {other}"),
         });
     match probe {
@@ -123,17 +123,6 @@ fn gpu_available(backends: Option<wgpu::Backends>) -> bool {
              llvmpipe will do); set {ALLOW_NO_GPU}=1 to skip them instead"
         ),
     }
-}
-
-/// `error`'s message and its sources', joined by ": ".
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut next = error.source();
-    while let Some(source) = next {
-        text = format!("{text}: {source}");
-        next = source.source();
-    }
-    text
 }
 
 /// `alibi bias` on the CPU with `shapes`, the last of which cannot be allocated, writing to

@@ -40,7 +40,7 @@ impl BackendChoice {
                 // never silent.
                 crate::error::note(&format!(
                     "no GPU adapter for backends {backends:?} ({}); using the CPU path",
-                    crate::error::chain(&source)
+                    alibi_wgpu::error_chain(&source)
                 ));
                 Ok(Compute::Cpu)
             }

@@ -4,7 +4,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use alibi_wgpu::AlibiError;
+use alibi_wgpu::{error_chain, AlibiError};
 
 /// Everything a subcommand can fail with.
 ///
@@ -51,30 +51,10 @@ pub enum CliError {
     Usage(String),
 }
 
-/// Prints `alibi: <error>: <its sources>` as one line on stderr (see [`chain`]).
+/// Prints `alibi: <error>: <its sources>` as one line on stderr (see
+/// [`alibi_wgpu::error_chain`]).
 pub fn report(error: &CliError) {
-    note(&chain(error));
-}
-
-/// The message of `error`, then the message of each of its sources, joined with ": ", each
-/// folded onto one line.
-///
-/// A source whose text the line already contains is left out: wgpu's error descriptions
-/// repeat their own sources' text, and a message may quote its cause. What remains says
-/// each thing once, outermost first, as in "cannot write out/call-0-3x5.npy: No space left
-/// on device (os error 28)".
-pub fn chain(error: &dyn std::error::Error) -> String {
-    let mut line = fold(&error.to_string());
-    let mut next = error.source();
-    while let Some(source) = next {
-        let text = fold(&source.to_string());
-        if !text.is_empty() && !line.contains(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-        next = source.source();
-    }
-    line
+    note(&error_chain(error));
 }
 
 /// Handles a failed argument parse: `--help` and `--version` print as clap intends and
@@ -100,66 +80,17 @@ pub fn report_clap(error: &clap::Error) -> ExitCode {
     ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(2))
 }
 
-/// Writes `alibi: <message>` on stderr, with any line breaks folded into spaces, so that
-/// every failure (and the one warning, the CPU fallback) is exactly one line whatever
-/// produced the message.
+/// Writes `alibi: <message>` on stderr. Every message comes on one line (errors through
+/// `error_chain`, clap's joined above), so every failure, and the one warning (the CPU
+/// fallback), is exactly one line.
 pub fn note(message: &str) {
     // Nothing useful can be done if stderr itself is closed.
-    let _ = writeln!(std::io::stderr(), "alibi: {}", fold(message));
-}
-
-/// `text` on one line: each line trimmed, blank ones dropped, the rest joined by spaces.
-fn fold(text: &str) -> String {
-    let lines: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty())
-        .collect();
-    lines.join(" ")
+    let _ = writeln!(std::io::stderr(), "alibi: {message}");
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// An error with an optional source, for building chains.
-    #[derive(Debug)]
-    struct Link(&'static str, Option<Box<Link>>);
-
-    impl std::fmt::Display for Link {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str(self.0)
-        }
-    }
-
-    impl std::error::Error for Link {
-        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-            self.1.as_deref().map(|link| link as _)
-        }
-    }
-
-    fn link(text: &'static str, source: Option<Link>) -> Link {
-        Link(text, source.map(Box::new))
-    }
-
-    #[test]
-    fn chain_joins_sources_once_each() {
-        let root = link("Out of memory", None);
-        // wgpu's style: a description that spells out its source on indented lines.
-        let described = link(
-            "Validation Error\n\nCaused by:\n  In a buffer\n    Out of memory\n",
-            Some(root),
-        );
-        let top = link("the GPU rejected a buffer", Some(described));
-        assert_eq!(
-            chain(&top),
-            "the GPU rejected a buffer: Validation Error Caused by: In a buffer Out of memory"
-        );
-        let plain = link("cannot write x.npy", Some(link("disk full", None)));
-        assert_eq!(chain(&plain), "cannot write x.npy: disk full");
-        let empty = link("device lost", Some(link(" \n", None)));
-        assert_eq!(chain(&empty), "device lost");
-    }
 
     #[test]
     fn io_errors_print_their_cause_after_the_path() {
@@ -168,8 +99,8 @@ mod tests {
             path: PathBuf::from("out/a.npy"),
             source: std::io::Error::other("no space"),
         };
-        assert_eq!(chain(&error), "cannot write out/a.npy: no space");
+        assert_eq!(error_chain(&error), "cannot write out/a.npy: no space");
         let error = CliError::Alibi(AlibiError::ZeroHeads);
-        assert_eq!(chain(&error), "heads must be at least 1, got 0");
+        assert_eq!(error_chain(&error), "heads must be at least 1, got 0");
     }
 }
