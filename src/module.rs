@@ -218,7 +218,8 @@ impl AlibiPositionalBias {
         host: Option<&mut Vec<f32>>,
     ) -> Result<(AlibiBias, bool)> {
         self.gpu.health.check()?;
-        if self.loss_poll.due() {
+        let polled = self.loss_poll.due();
+        if polled {
             self.gpu.ensure_alive()?;
         }
         check_sequence(i, j)?;
@@ -231,8 +232,11 @@ impl AlibiPositionalBias {
             let view = slice_view(hit.payload.clone(), hit.rows, hit.cols, shape, alignment);
             return Ok((view, false));
         }
-        self.gpu.ensure_alive()?;
-        self.loss_poll.polled();
+        // A miss polls before GPU work, unless the loss poll above just did.
+        if !polled {
+            self.gpu.ensure_alive()?;
+            self.loss_poll.polled();
+        }
         let generated = self.shape_to_generate(i, j);
         // The view is whole rows of the generated tensor (only the keys ever grow), which
         // is what the tee assumes.
