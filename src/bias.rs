@@ -2,11 +2,13 @@
 
 use std::sync::Arc;
 
-/// A `[heads, i, j]` f32 bias on the GPU: a strided, read-only view into a buffer.
+use crate::dtype::BiasDtype;
+
+/// A `[heads, i, j]` bias on the GPU: a strided, read-only view into a buffer.
 ///
 /// Element `(h, r, k)` is at element index
-/// `offset + h * head_stride + r * row_stride + k` of [`AlibiBias::buffer`] (f32 units;
-/// the column stride is 1). A view served from the cache is usually not contiguous: it is
+/// `offset + h * head_stride + r * row_stride + k` of [`AlibiBias::buffer`], in elements
+/// of [`AlibiBias::dtype`] (f32 unless the module makes f16; the column stride is 1). A view served from the cache is usually not contiguous: it is
 /// the bottom-right `[.., I-i.., J-j..]` block of a larger generated tensor `[.., I, J]`.
 ///
 /// The buffer may be shared with the module's cache. The module creates it with
@@ -21,10 +23,12 @@ pub struct AlibiBias {
     pub(crate) buffer: Option<Arc<wgpu::Buffer>>,
     pub(crate) shape: [usize; 3],
     pub(crate) layout: BiasLayout,
+    pub(crate) dtype: BiasDtype,
     pub(crate) binding_alignment: u64,
 }
 
-/// Where a view's elements lie in its buffer, in f32 elements.
+/// Where a view's elements lie in its buffer, in elements (of the view's
+/// [`BiasDtype`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct BiasLayout {
     /// Index of element `(0, 0, 0)`.
@@ -38,7 +42,8 @@ pub struct BiasLayout {
 /// A storage binding that covers a view, with the view's layout relative to the binding.
 #[derive(Clone, Debug)]
 pub struct BiasBinding<'a> {
-    /// Bind this as `var<storage, read> bias: array<f32>` (or `array<vec4<f32>>`).
+    /// Bind this as `var<storage, read> bias: array<f32>` (or `array<vec4<f32>>`; `f16`
+    /// for an f16 view).
     pub binding: wgpu::BufferBinding<'a>,
     /// The layout, with `offset` counted from the start of `binding`.
     pub layout: BiasLayout,
@@ -58,6 +63,11 @@ impl AlibiBias {
     /// The buffer holding the view, `None` when empty.
     pub fn buffer(&self) -> Option<&wgpu::Buffer> {
         self.buffer.as_deref()
+    }
+
+    /// The element type: f32, or f16 from a module configured for it.
+    pub fn dtype(&self) -> BiasDtype {
+        self.dtype
     }
 
     /// Offset and strides of the view in [`AlibiBias::buffer`].
@@ -90,8 +100,9 @@ impl AlibiBias {
     /// windows of [`AlibiBias::buffer`] yourself.
     pub fn binding(&self) -> Option<BiasBinding<'_>> {
         let buffer = self.buffer.as_deref()?;
-        let start = self.layout.offset * 4 / self.binding_alignment * self.binding_alignment;
-        let end = self.end_element() * 4;
+        let size = self.element_bytes();
+        let start = self.layout.offset * size / self.binding_alignment * self.binding_alignment;
+        let end = self.end_element() * size;
         Some(BiasBinding {
             binding: wgpu::BufferBinding {
                 buffer,
@@ -99,7 +110,7 @@ impl AlibiBias {
                 size: wgpu::BufferSize::new(end - start),
             },
             layout: BiasLayout {
-                offset: self.layout.offset - start / 4,
+                offset: self.layout.offset - start / size,
                 ..self.layout
             },
         })
@@ -110,12 +121,17 @@ impl AlibiBias {
     pub(crate) fn spans(&self) -> Vec<(u64, u64)> {
         let [heads, i, j] = self.shape;
         let l = self.layout;
+        let size = self.element_bytes();
         let head_span = (i as u64 - 1) * l.row_stride + j as u64;
         if l.head_stride == i as u64 * l.row_stride {
-            return vec![(l.offset * 4, (self.end_element() - l.offset) * 4)];
+            return vec![(l.offset * size, (self.end_element() - l.offset) * size)];
         }
         (0..heads as u64)
-            .map(|h| ((l.offset + h * l.head_stride) * 4, head_span * 4))
+            .map(|h| ((l.offset + h * l.head_stride) * size, head_span * size))
             .collect()
+    }
+
+    fn element_bytes(&self) -> u64 {
+        self.dtype.size() as u64
     }
 }

@@ -2,6 +2,7 @@
 //! from. Nothing here is checked until a module is built from it.
 
 use crate::cache::DEFAULT_CACHE_BUDGET_BYTES;
+use crate::dtype::BiasDtype;
 use crate::generation::GenerationPath;
 use crate::slopes::SlopeSource;
 
@@ -21,6 +22,8 @@ pub struct AlibiConfig {
     pub(crate) cache_budget_bytes: u64,
     pub(crate) max_binding_window_bytes: Option<u64>,
     pub(crate) generation_path: GenerationPath,
+    pub(crate) causal: bool,
+    pub(crate) dtype: BiasDtype,
 }
 
 impl AlibiConfig {
@@ -33,6 +36,8 @@ impl AlibiConfig {
             cache_budget_bytes: DEFAULT_CACHE_BUDGET_BYTES,
             max_binding_window_bytes: None,
             generation_path: GenerationPath::Auto,
+            causal: false,
+            dtype: BiasDtype::F32,
         }
     }
 
@@ -90,6 +95,22 @@ impl AlibiConfig {
     /// Where generations are computed (default [`GenerationPath::Auto`]).
     pub fn generation_path(mut self, path: GenerationPath) -> Self {
         self.generation_path = path;
+        self
+    }
+
+    /// Causal biases (default off): every future key (`k > j - i + r`) of every head is
+    /// `-inf`, fused into the same generation and cached like the plain bias, so a decode
+    /// step needs no separate mask.
+    pub fn causal(mut self, causal: bool) -> Self {
+        self.causal = causal;
+        self
+    }
+
+    /// The element type of the biases (default [`BiasDtype::F32`]); f16 needs a device
+    /// with `wgpu::Features::SHADER_F16` (building the module says
+    /// [`AlibiError::Unsupported`](crate::AlibiError::Unsupported) otherwise).
+    pub fn dtype(mut self, dtype: BiasDtype) -> Self {
+        self.dtype = dtype;
         self
     }
 

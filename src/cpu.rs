@@ -43,21 +43,23 @@ pub fn forward_into(
     sized_host(out, total_heads, i, j)?;
     if i > 0 && j > 0 {
         for_each_row_chunk(out, j, |chunk, first_row| {
-            fill_elements(chunk, first_row * j, i, j, slopes);
+            fill_elements(chunk, first_row * j, i, j, slopes, false);
         });
     }
     Ok(())
 }
 
 /// Fills `out` with elements `start..` of a `[heads, rows, cols]` tensor (row-major) whose
-/// first `slopes.len()` heads have these slopes and whose other heads are +0.0 padding.
-/// `start` need not be a row start, so the host-mapped writer can cut the tensor anywhere.
+/// first `slopes.len()` heads have these slopes and whose other heads are +0.0 padding;
+/// when `causal`, every head's future keys are `-inf`. `start` need not be a row start, so
+/// the host-mapped writer can cut the tensor anywhere.
 pub(crate) fn fill_elements(
     out: &mut [f32],
     start: usize,
     rows: usize,
     cols: usize,
     slopes: &[f32],
+    causal: bool,
 ) {
     let mut done = 0;
     while done < out.len() {
@@ -69,7 +71,11 @@ pub(crate) fn fill_elements(
         // are at most 2^24), which lets the loop below vectorise (i32 -> f32 is one
         // instruction).
         let query = cols as i32 - rows as i32 + (global_row % rows) as i32;
-        fill_row_segment(&mut out[done..done + len], slope, query, first_key);
+        let segment = &mut out[done..done + len];
+        fill_row_segment(segment, slope, query, first_key);
+        if causal {
+            mask_future(segment, query, first_key);
+        }
         done += len;
     }
 }
@@ -88,6 +94,13 @@ fn fill_row_segment(out: &mut [f32], slope: Option<f32>, query: i32, first_key: 
     for (k, value) in out.iter_mut().enumerate() {
         *value = (-(k as i32 + offset).abs()) as f32 * slope;
     }
+}
+
+/// Sets the future keys (`k > query`) among keys `first_key..` of one row to `-inf`: they
+/// are the segment's tail.
+fn mask_future(out: &mut [f32], query: i32, first_key: usize) {
+    let first_future = (i64::from(query) + 1 - first_key as i64).clamp(0, out.len() as i64);
+    out[first_future as usize..].fill(f32::NEG_INFINITY);
 }
 
 #[cfg(test)]
@@ -123,13 +136,21 @@ mod tests {
         let slopes = crate::alibi_slopes(3).unwrap();
         let (i, j) = (5, 7);
         let whole = reference::forward(&slopes, 4, i, j).unwrap();
+        let causal = reference::forward_causal(&slopes, 4, i, j).unwrap();
         for (start, len) in [(0, 140), (3, 1), (6, 9), (33, 70), (104, 36), (139, 1)] {
             let mut part = vec![f32::NAN; len];
-            fill_elements(&mut part, start, i, j, &slopes);
+            fill_elements(&mut part, start, i, j, &slopes, false);
             let expected = &whole.as_slice()[start..start + len];
             assert!(
                 same_bits(&part, expected),
                 "elements {start}..{}",
+                start + len
+            );
+            fill_elements(&mut part, start, i, j, &slopes, true);
+            let expected = &causal.as_slice()[start..start + len];
+            assert!(
+                same_bits(&part, expected),
+                "causal {start}..{}",
                 start + len
             );
         }

@@ -136,6 +136,16 @@ pub enum AlibiError {
         reason: &'static str,
     },
 
+    /// A variant this device cannot compute, such as f16 biases without
+    /// `wgpu::Features::SHADER_F16`: refused rather than silently given in another form.
+    #[error("{what} are unsupported here: {reason}")]
+    Unsupported {
+        /// What was asked for.
+        what: &'static str,
+        /// Why this device cannot give it.
+        reason: &'static str,
+    },
+
     /// Memory ran out: the device could not create a buffer, or the host could not
     /// allocate a vector. An engine can lower the cache budget
     /// ([`set_cache_budget`](crate::AlibiPositionalBias::set_cache_budget)) and retry.
@@ -257,10 +267,15 @@ impl AlibiError {
     /// The error for a host vector of `values` f32 values (the product overflowing `usize`
     /// included) that could not be allocated.
     pub(crate) fn host_out_of_memory(values: u128, what: &'static str) -> Self {
+        Self::host_out_of_memory_bytes(values.saturating_mul(4), what)
+    }
+
+    /// [`AlibiError::OutOfMemory`] of the host, for `bytes`.
+    pub(crate) fn host_out_of_memory_bytes(bytes: u128, what: &'static str) -> Self {
         AlibiError::OutOfMemory {
             memory: Memory::Host,
             what,
-            bytes: Some(values.saturating_mul(4)),
+            bytes: Some(bytes),
             source: None,
         }
     }

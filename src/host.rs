@@ -3,18 +3,19 @@
 
 use crate::error::{AlibiError, Result};
 
-/// A row-major `[heads, rows, cols]` f32 tensor owned by the caller.
+/// A row-major `[heads, rows, cols]` tensor owned by the caller: f32 values, or
+/// `half::f16` ones from [`read_f16`](crate::AlibiPositionalBias::read_f16).
 ///
 /// It is a copy: changing it never changes what a module returns later.
 #[derive(Clone, Debug, PartialEq)]
-pub struct HostBias {
+pub struct HostBias<T = f32> {
     shape: [usize; 3],
-    data: Vec<f32>,
+    data: Vec<T>,
 }
 
-impl HostBias {
+impl<T: Copy> HostBias<T> {
     /// Wraps `data`, which must hold `shape[0] * shape[1] * shape[2]` values.
-    pub(crate) fn new(shape: [usize; 3], data: Vec<f32>) -> Self {
+    pub(crate) fn new(shape: [usize; 3], data: Vec<T>) -> Self {
         debug_assert_eq!(data.len(), element_count(shape));
         Self { shape, data }
     }
@@ -25,7 +26,7 @@ impl HostBias {
     }
 
     /// The value at head `h`, query row `r`, key column `k`, or `None` outside the shape.
-    pub fn get(&self, h: usize, r: usize, k: usize) -> Option<f32> {
+    pub fn get(&self, h: usize, r: usize, k: usize) -> Option<T> {
         let [heads, rows, cols] = self.shape;
         (h < heads && r < rows && k < cols).then(|| self.data[(h * rows + r) * cols + k])
     }
@@ -35,19 +36,19 @@ impl HostBias {
     /// # Panics
     /// When `h` or `r` is outside the shape, as slice indexing does; [`HostBias::get`] is the
     /// checked access.
-    pub fn row(&self, h: usize, r: usize) -> &[f32] {
+    pub fn row(&self, h: usize, r: usize) -> &[T] {
         let [_, rows, cols] = self.shape;
         let start = (h * rows + r) * cols;
         &self.data[start..start + cols]
     }
 
     /// All values, row-major.
-    pub fn as_slice(&self) -> &[f32] {
+    pub fn as_slice(&self) -> &[T] {
         &self.data
     }
 
     /// The values, row-major, as an owned vector.
-    pub fn into_vec(self) -> Vec<f32> {
+    pub fn into_vec(self) -> Vec<T> {
         self.data
     }
 
@@ -81,16 +82,26 @@ pub(crate) fn element_count(shape: [usize; 3]) -> usize {
 ///
 /// # Errors
 /// [`AlibiError::OutOfMemory`] when the element count overflows or the allocation fails.
-pub(crate) fn sized_host(out: &mut Vec<f32>, heads: usize, i: usize, j: usize) -> Result<()> {
-    let out_of_memory =
-        || AlibiError::host_out_of_memory(heads as u128 * i as u128 * j as u128, "a host bias");
+pub(crate) fn sized_host<T: bytemuck::Zeroable + Clone>(
+    out: &mut Vec<T>,
+    heads: usize,
+    i: usize,
+    j: usize,
+) -> Result<()> {
+    let elements = heads as u128 * i as u128 * j as u128;
+    let out_of_memory = || {
+        AlibiError::host_out_of_memory_bytes(
+            elements.saturating_mul(std::mem::size_of::<T>() as u128),
+            "a host bias",
+        )
+    };
     let len = heads
         .checked_mul(i)
         .and_then(|n| n.checked_mul(j))
         .ok_or_else(out_of_memory)?;
     if out.capacity() >= len {
         out.truncate(len);
-        out.resize(len, 0.0);
+        out.resize(len, T::zeroed());
     } else {
         *out = Vec::new();
         *out = bytemuck::try_zeroed_vec(len).map_err(|()| out_of_memory())?;
@@ -141,7 +152,7 @@ mod tests {
         assert_eq!((bias.len(), bias.is_empty()), (12, false));
         assert_eq!(bias.as_slice()[5], 5.0);
         assert_eq!(bias.clone().into_vec(), bias.as_slice());
-        let empty = HostBias::new([3, 0, 4], Vec::new());
+        let empty = HostBias::<f32>::new([3, 0, 4], Vec::new());
         assert_eq!((empty.len(), empty.is_empty()), (0, true));
         assert_eq!(empty.get(0, 0, 0), None);
     }
@@ -157,7 +168,7 @@ mod tests {
 
     #[test]
     fn impossible_sizes_are_out_of_memory() {
-        let mut out = Vec::new();
+        let mut out: Vec<f32> = Vec::new();
         for (heads, i, j) in [(usize::MAX, 2, 1), (usize::MAX / 2, 1 << 20, 1 << 20)] {
             match sized_host(&mut out, heads, i, j) {
                 Err(AlibiError::OutOfMemory {

@@ -40,6 +40,7 @@ mod bias;
 mod cache;
 mod config;
 pub mod cpu;
+mod dtype;
 mod error;
 mod generation;
 mod gpu;
@@ -56,6 +57,7 @@ pub mod web;
 pub use bias::{AlibiBias, BiasBinding, BiasLayout};
 pub use cache::{CacheStats, DEFAULT_CACHE_BUDGET_BYTES};
 pub use config::AlibiConfig;
+pub use dtype::BiasDtype;
 pub use error::{error_chain, AlibiError, MapError, Memory, Result};
 pub use generation::GenerationPath;
 #[cfg(not(target_arch = "wasm32"))]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::bias::{AlibiBias, BiasLayout};
 use crate::cache::{BiasCache, CacheStats};
+use crate::dtype::BiasDtype;
 use crate::error::Result;
 use crate::generation::GenerationPath;
 use crate::gpu::context::GpuContext;
@@ -101,6 +102,8 @@ pub struct AlibiPositionalBias {
     unit_slope: SlopeUniform,
     heads: usize,
     total_heads: usize,
+    causal: bool,
+    dtype: BiasDtype,
     adapter_info: Option<wgpu::AdapterInfo>,
     cache: BiasCache<Arc<wgpu::Buffer>>,
     /// Evicted buffers kept for reuse.
@@ -131,6 +134,16 @@ impl AlibiPositionalBias {
     /// Output heads (`heads` plus zero padding heads).
     pub fn total_heads(&self) -> usize {
         self.total_heads
+    }
+
+    /// Whether future keys are masked with `-inf` ([`AlibiConfig::causal`](crate::AlibiConfig::causal)).
+    pub fn is_causal(&self) -> bool {
+        self.causal
+    }
+
+    /// The element type of its biases ([`AlibiConfig::dtype`](crate::AlibiConfig::dtype)).
+    pub fn dtype(&self) -> BiasDtype {
+        self.dtype
     }
 
     /// The f32 slopes uploaded to the GPU, one per head.
@@ -227,9 +240,9 @@ impl AlibiPositionalBias {
         if i == 0 || j == 0 {
             return Ok((self.empty_view(shape), false));
         }
-        let alignment = self.gpu.limits.binding_alignment;
         if let Some(hit) = self.cache.lookup(i, j) {
-            let view = slice_view(hit.payload.clone(), hit.rows, hit.cols, shape, alignment);
+            let (buffer, rows, cols) = (hit.payload.clone(), hit.rows, hit.cols);
+            let view = self.slice_view(buffer, rows, cols, shape);
             return Ok((view, false));
         }
         // A miss polls before GPU work, unless the loss poll above just did.
@@ -260,7 +273,7 @@ impl AlibiPositionalBias {
         let buffer = Arc::new(buffer);
         let evicted = self.cache.insert(i, generated.cols, held, buffer.clone());
         self.keep_evicted(evicted);
-        let view = slice_view(buffer, i, generated.cols, shape, alignment);
+        let view = self.slice_view(buffer, i, generated.cols, shape);
         Ok((view, teed))
     }
 
@@ -269,13 +282,7 @@ impl AlibiPositionalBias {
     pub fn cached_bias(&self) -> Option<AlibiBias> {
         let hit = self.cache.most_recent()?;
         let shape = [self.total_heads, hit.rows, hit.cols];
-        Some(slice_view(
-            hit.payload.clone(),
-            hit.rows,
-            hit.cols,
-            shape,
-            self.gpu.limits.binding_alignment,
-        ))
+        Some(self.slice_view(hit.payload.clone(), hit.rows, hit.cols, shape))
     }
 
     /// The module's tensor for `(i, j)`, rows padded to a multiple of 4 columns so every
@@ -287,6 +294,8 @@ impl AlibiPositionalBias {
             rows: i,
             cols: j.next_multiple_of(4),
             requested_cols: j,
+            causal: self.causal,
+            dtype: self.dtype,
         }
     }
 
@@ -325,6 +334,7 @@ impl AlibiPositionalBias {
             buffer: None,
             shape,
             layout: BiasLayout::default(),
+            dtype: self.dtype,
             binding_alignment: self.gpu.limits.binding_alignment,
         }
     }
@@ -336,28 +346,32 @@ impl AlibiPositionalBias {
         generated: GenerateShape,
         shape: [usize; 3],
     ) -> AlibiBias {
-        let alignment = self.gpu.limits.binding_alignment;
-        slice_view(buffer, generated.rows, generated.cols, shape, alignment)
+        AlibiBias {
+            dtype: generated.dtype,
+            ..self.slice_view(buffer, generated.rows, generated.cols, shape)
+        }
     }
-}
 
-/// The bottom-right `[.., rows-i.., cols-j..]` view of a generated `[.., rows, cols]` tensor.
-fn slice_view(
-    buffer: Arc<wgpu::Buffer>,
-    rows: usize,
-    cols: usize,
-    shape: [usize; 3],
-    alignment: u64,
-) -> AlibiBias {
-    let [_, i, j] = shape;
-    AlibiBias {
-        buffer: Some(buffer),
-        shape,
-        layout: BiasLayout {
-            offset: ((rows - i) * cols + (cols - j)) as u64,
-            head_stride: (rows * cols) as u64,
-            row_stride: cols as u64,
-        },
-        binding_alignment: alignment,
+    /// The bottom-right `[.., rows-i.., cols-j..]` view of a generated `[.., rows, cols]`
+    /// tensor of the module's element type.
+    fn slice_view(
+        &self,
+        buffer: Arc<wgpu::Buffer>,
+        rows: usize,
+        cols: usize,
+        shape: [usize; 3],
+    ) -> AlibiBias {
+        let [_, i, j] = shape;
+        AlibiBias {
+            buffer: Some(buffer),
+            shape,
+            layout: BiasLayout {
+                offset: ((rows - i) * cols + (cols - j)) as u64,
+                head_stride: (rows * cols) as u64,
+                row_stride: cols as u64,
+            },
+            dtype: self.dtype,
+            binding_alignment: self.gpu.limits.binding_alignment,
+        }
     }
 }

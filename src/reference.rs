@@ -16,6 +16,17 @@ pub fn bias_value(slope: f32, query_position: i64, key_position: i64) -> f32 {
     (-(key_position - query_position).abs()) as f32 * slope
 }
 
+/// One causal bias value: [`bias_value`], or `-inf` for a future key
+/// (`key_position > query_position`) (SPEC "Variants").
+#[inline]
+pub fn causal_bias_value(slope: f32, query_position: i64, key_position: i64) -> f32 {
+    if key_position > query_position {
+        f32::NEG_INFINITY
+    } else {
+        bias_value(slope, query_position, key_position)
+    }
+}
+
 /// The bias `[total_heads, i, j]` of a fresh module with these slopes (SPEC "forward"):
 /// query row `r` sits at position `j - i + r`, key column `k` at `k`, heads past
 /// `slopes.len()` are +0.0.
@@ -31,6 +42,31 @@ pub fn bias_value(slope: f32, query_position: i64, key_position: i64) -> f32 {
 /// The module's request errors, and [`AlibiError::OutOfMemory`] for a tensor the host
 /// cannot hold.
 pub fn forward(slopes: &[f32], total_heads: usize, i: usize, j: usize) -> Result<HostBias> {
+    build(slopes, total_heads, i, j, |slope, query, key| {
+        slope.map_or(0.0, |slope| bias_value(slope, query, key))
+    })
+}
+
+/// [`forward`] of a causal module: every future key (`k > j - i + r`) of every head,
+/// padding heads included, is `-inf`.
+pub fn forward_causal(slopes: &[f32], total_heads: usize, i: usize, j: usize) -> Result<HostBias> {
+    build(slopes, total_heads, i, j, |slope, query, key| match slope {
+        Some(slope) => causal_bias_value(slope, query, key),
+        // +0.0 where a padding head is not masked.
+        None if key > query => f32::NEG_INFINITY,
+        None => 0.0,
+    })
+}
+
+/// `[total_heads, i, j]` of `value(slope, query position, key position)`, the slope `None`
+/// for padding heads, query row `r` at position `j - i + r`.
+fn build(
+    slopes: &[f32],
+    total_heads: usize,
+    i: usize,
+    j: usize,
+    value: impl Fn(Option<f32>, i64, i64) -> f32,
+) -> Result<HostBias> {
     check_heads(slopes.len(), total_heads)?;
     check_sequence(i, j)?;
     let len = total_heads as u128 * i as u128 * j as u128;
@@ -39,11 +75,11 @@ pub fn forward(slopes: &[f32], total_heads: usize, i: usize, j: usize) -> Result
     data.try_reserve_exact(usize::try_from(len).map_err(|_| out_of_memory())?)
         .map_err(|_| out_of_memory())?;
     for h in 0..total_heads {
-        let slope = slopes.get(h);
+        let slope = slopes.get(h).copied();
         for r in 0..i {
             let query = j as i64 - i as i64 + r as i64;
             for k in 0..j {
-                data.push(slope.map_or(0.0, |&slope| bias_value(slope, query, k as i64)));
+                data.push(value(slope, query, k as i64));
             }
         }
     }
@@ -104,6 +140,21 @@ mod tests {
         assert_eq!(bias_value(1.0, 0, far), -(far as f32));
         assert_eq!(bias_value(0.5, far, 1), -((far - 1) as f32) * 0.5);
         assert_eq!(bias_value(2.0, 5, 2), -6.0);
+    }
+
+    #[test]
+    fn causal_masks_future_keys_of_every_head() {
+        // i = 2, j = 3: query rows at positions 1 and 2.
+        let bias = forward_causal(&[0.5], 2, 2, 3).unwrap();
+        let inf = f32::NEG_INFINITY;
+        assert_eq!(
+            bias.as_slice(),
+            &[-0.5, 0.0, inf, -1.0, -0.5, 0.0, 0.0, 0.0, inf, 0.0, 0.0, 0.0]
+        );
+        assert!(bias.as_slice()[6..]
+            .iter()
+            .all(|v| *v == inf || v.to_bits() == 0));
+        assert_eq!(causal_bias_value(0.25, 3, 3).to_bits(), 0);
     }
 
     #[test]

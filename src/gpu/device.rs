@@ -20,8 +20,10 @@ pub struct GpuDevice {
 }
 
 /// Opens the default adapter of `backends` (or of the `WGPU_BACKEND` environment variable
-/// when `None`; only those backends are initialised), with the adapter's own limits, so that large biases can use the largest
-/// buffers it allows, and, on a CPU adapter, `MAPPABLE_PRIMARY_BUFFERS` for
+/// when `None`; only those backends are initialised), with the adapter's own limits, so
+/// that large biases can use the largest buffers it allows, `SHADER_F16` where the adapter
+/// has it (for [`BiasDtype::F16`](crate::BiasDtype::F16)), and, on a CPU adapter,
+/// `MAPPABLE_PRIMARY_BUFFERS` for
 /// [`GenerationPath::HostMapped`](crate::GenerationPath::HostMapped).
 ///
 /// The device is watched: once it is lost, every module on it returns
@@ -48,11 +50,13 @@ pub async fn open_device(backends: Option<wgpu::Backends>) -> Result<GpuDevice> 
     // `GenerationPath::Auto` write biases from the host (see `GenerationPath::HostMapped`).
     // Elsewhere the feature is left off; on a discrete GPU it can slow storage buffers down.
     let host_mappable = wgpu::Features::MAPPABLE_PRIMARY_BUFFERS;
-    let required_features = if info.device_type == wgpu::DeviceType::Cpu {
+    let mut required_features = if info.device_type == wgpu::DeviceType::Cpu {
         adapter.features() & host_mappable
     } else {
         wgpu::Features::empty()
     };
+    // f16 biases (`BiasDtype::F16`) where the adapter can store them.
+    required_features |= adapter.features() & wgpu::Features::SHADER_F16;
     let (device, queue) = adapter
         .request_device(&wgpu::DeviceDescriptor {
             label: Some("alibi-wgpu"),

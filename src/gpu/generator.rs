@@ -1,13 +1,14 @@
 //! The compute pipeline that writes a bias tensor, built once per module, and the
 //! recording of its dispatches.
 
+use crate::dtype::BiasDtype;
 use crate::gpu::kernel::{
-    GenerateParams, BINDING_BIAS, BINDING_PARAMS, BINDING_SLOPES, GENERATOR_ENTRY_POINT,
-    GENERATOR_WGSL, SLOPE_VEC4S,
+    generator_source, GenerateParams, BINDING_BIAS, BINDING_PARAMS, BINDING_SLOPES,
+    GENERATOR_ENTRY_POINT, SLOPE_VEC4S,
 };
 use crate::gpu::windows::Window;
 
-/// The pipeline and layout, built once per module.
+/// The pipeline and layout for one element type, built once per module.
 pub(crate) struct Generator {
     pipeline: wgpu::ComputePipeline,
     layout: wgpu::BindGroupLayout,
@@ -15,10 +16,11 @@ pub(crate) struct Generator {
 }
 
 impl Generator {
-    pub fn new(device: &wgpu::Device) -> Self {
+    /// The generator storing `dtype` (f16 needs the device's `SHADER_F16`).
+    pub fn new(device: &wgpu::Device, dtype: BiasDtype) -> Self {
         let descriptor = wgpu::ShaderModuleDescriptor {
             label: Some("alibi_bias.wgsl"),
-            source: wgpu::ShaderSource::Wgsl(GENERATOR_WGSL.into()),
+            source: wgpu::ShaderSource::Wgsl(generator_source(dtype).into()),
         };
         // SAFETY: the shader's only dynamic index is its store `bias[row_start + col4]`, and
         // `plan_windows` places every such index of every window inside that window's
@@ -48,7 +50,8 @@ impl Generator {
                     ty: wgpu::BindingType::Buffer {
                         ty: wgpu::BufferBindingType::Storage { read_only: false },
                         has_dynamic_offset: false,
-                        min_binding_size: wgpu::BufferSize::new(16),
+                        // One stored vec4.
+                        min_binding_size: wgpu::BufferSize::new(4 * dtype.size() as u64),
                     },
                     count: None,
                 },

@@ -13,6 +13,7 @@
 use std::ops::Range;
 
 use crate::cpu::fill_elements;
+use crate::dtype::{to_f16, BiasDtype};
 use crate::error::{AlibiError, MapError, Result};
 use crate::gpu::windows::GenerateShape;
 use crate::gpu::writer::Tee;
@@ -85,7 +86,8 @@ fn write_part(
         return Ok(());
     }
     let cols = shape.cols;
-    let bytes = part.start as u64 * 4..part.end as u64 * 4;
+    let size = shape.dtype.size();
+    let bytes = (part.start * size) as u64..(part.end * size) as u64;
     let mut view = buffer
         .slice(bytes)
         .get_mapped_range_mut()
@@ -98,14 +100,32 @@ fn write_part(
         .as_ref()
         .map_or(0, |&(_, j)| tee_index(part.start, cols, j));
     let mut block = vec![0.0f32; BLOCK_VALUES.min(part.len())];
+    let mut narrow = match shape.dtype {
+        BiasDtype::F16 => vec![half::f16::ZERO; block.len()],
+        _ => Vec::new(),
+    };
     let mut start = part.start;
     while start < part.end {
         let values = &mut block[..BLOCK_VALUES.min(part.end - start)];
-        fill_elements(values, start, shape.rows, cols, slopes);
-        let offset = (start - part.start) * 4;
-        mapped
-            .slice(offset..offset + values.len() * 4)
-            .copy_from_slice(bytemuck::cast_slice(values));
+        fill_elements(values, start, shape.rows, cols, slopes, shape.causal);
+        let offset = (start - part.start) * size;
+        let mut target = mapped.slice(offset..offset + values.len() * size);
+        match shape.dtype {
+            BiasDtype::F16 => {
+                let narrow = &mut narrow[..values.len()];
+                for (stored, &value) in narrow.iter_mut().zip(values.iter()) {
+                    *stored = to_f16(value);
+                }
+                target.copy_from_slice(bytemuck::cast_slice(narrow));
+                if tee.is_some() {
+                    // The tee holds what was stored, widened back (exactly) to f32.
+                    for (value, stored) in values.iter_mut().zip(narrow.iter()) {
+                        *value = stored.to_f32();
+                    }
+                }
+            }
+            _ => target.copy_from_slice(bytemuck::cast_slice(values)),
+        }
         if let Some((out, j)) = tee.as_mut() {
             copy_kept_columns(values, start, cols, *j, out, tee_base);
         }

@@ -1,9 +1,29 @@
 //! The Rust mirror of the generator's WGSL interface (`shaders/alibi_bias.wgsl`): its
-//! entry point, workgroup size, bindings and uniform layout. `shader_interface`'s tests
-//! hold these against the shader, parsed by naga.
+//! source for each element type, entry point, workgroup size, bindings and uniform
+//! layout. `shader_interface`'s tests hold these against the shader, parsed by naga.
 
-/// The WGSL source of the generator, `shaders/alibi_bias.wgsl`.
+use crate::dtype::BiasDtype;
+
+/// The WGSL body of the generator, `shaders/alibi_bias.wgsl`: it stores through
+/// `BiasVec` and `to_stored`, which one of the `shaders/store/` files defines.
 pub(crate) const GENERATOR_WGSL: &str = include_str!("../../shaders/alibi_bias.wgsl");
+/// `shaders/store/f32.wgsl`: the generator stores f32.
+pub(crate) const STORE_F32_WGSL: &str = include_str!("../../shaders/store/f32.wgsl");
+/// `shaders/store/f16.wgsl`: the generator stores f16 (needs `SHADER_F16`).
+pub(crate) const STORE_F16_WGSL: &str = include_str!("../../shaders/store/f16.wgsl");
+
+/// The generator's whole source for `dtype`: its store file, then the body.
+pub(crate) fn generator_source(dtype: BiasDtype) -> String {
+    let store = match dtype {
+        BiasDtype::F32 => STORE_F32_WGSL,
+        BiasDtype::F16 => STORE_F16_WGSL,
+    };
+    format!("{store}\n{GENERATOR_WGSL}")
+}
+
+/// What a causal generation stores for future keys, as the uniform's `future_bits`.
+pub(crate) const FUTURE_BITS: u32 = 0xff80_0000;
+const _: () = assert!(f32::NEG_INFINITY.to_bits() == FUTURE_BITS);
 /// Entry point of [`GENERATOR_WGSL`].
 pub(crate) const GENERATOR_ENTRY_POINT: &str = "generate";
 /// `@workgroup_size` of the entry point (keep in sync with the WGSL).
@@ -37,8 +57,8 @@ pub(crate) struct GenerateParams {
     pub window_vec4: u32,
     /// Heads with a slope; the heads after them are zero padding.
     pub slope_heads: u32,
-    /// Padding to 32 bytes.
-    pub _pad: u32,
+    /// Causal: [`FUTURE_BITS`], the bits of `-inf`, stored for future keys; 0 when not.
+    pub future_bits: u32,
 }
 
 const _: () = assert!(std::mem::size_of::<GenerateParams>() == 32);

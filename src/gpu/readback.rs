@@ -37,15 +37,17 @@ impl Default for Readback {
 }
 
 impl Readback {
-    /// Copies `bias` into `out` (resized, then overwritten row-major `[heads, i, j]`).
-    /// `budget` bounds the staging bytes kept afterwards.
-    pub async fn read_into(
+    /// Copies `bias` into `out` (resized, then overwritten row-major `[heads, i, j]`), as
+    /// stored: `T` is the view's element type. `budget` bounds the staging bytes kept
+    /// afterwards.
+    pub async fn read_into<T: bytemuck::Pod + Send>(
         &self,
         gpu: &GpuContext,
         bias: &AlibiBias,
         budget: u64,
-        out: &mut Vec<f32>,
+        out: &mut Vec<T>,
     ) -> Result<()> {
+        debug_assert_eq!(std::mem::size_of::<T>(), bias.dtype().size());
         gpu.ensure_alive()?;
         gpu.errors.settle().await?;
         let Some(buffer) = bias.buffer() else {
@@ -53,14 +55,24 @@ impl Readback {
             return Ok(());
         };
         let spans = bias.spans();
-        let total: u64 = spans.iter().map(|&(_, len)| len).sum();
+        // Copies start and end on multiples of 4 bytes (wgpu's COPY_BUFFER_ALIGNMENT): an
+        // f16 span may start or end mid-word, so its word is copied whole, and `bases`
+        // records where each span's first element lands in the staging buffer.
+        let mut copies = Vec::with_capacity(spans.len());
+        let mut bases = Vec::with_capacity(spans.len());
+        let mut total = 0;
+        for &(start, len) in &spans {
+            let aligned = start & !(wgpu::COPY_BUFFER_ALIGNMENT - 1);
+            let end = (start + len).next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT);
+            copies.push((aligned, total, end - aligned));
+            bases.push((total + start - aligned) as usize);
+            total += end - aligned;
+        }
         let staging = self.take(gpu, total)?;
         gpu.run(Work::named("the readback copy"), || {
             let mut encoder = gpu.device.create_command_encoder(&Default::default());
-            let mut destination = 0;
-            for &(source, len) in &spans {
+            for &(source, destination, len) in &copies {
                 encoder.copy_buffer_to_buffer(buffer, source, &staging, destination, len);
-                destination += len;
             }
             gpu.queue.submit([encoder.finish()]);
         })?;
@@ -84,7 +96,7 @@ impl Readback {
                 let [heads, i, j] = bias.shape();
                 // The gather writes every element: a reused vector needs no zeroing first.
                 sized_host(out, heads, i, j)?;
-                gather(&mapped, bias, spans.len() == 1, out);
+                gather(&mapped, bias, &bases, out);
                 Ok(())
             });
         staging.unmap();
@@ -133,45 +145,52 @@ impl Readback {
     }
 }
 
-/// Copies the view's rows, row-major, from the staging bytes (its spans, back to back: one
-/// for all heads when `single_span`, else one per head) into `out`, which has exactly the
-/// view's length; rows are split across cores.
-fn gather(staging: &[u8], bias: &AlibiBias, single_span: bool, out: &mut [f32]) {
+/// Copies the view's rows, row-major, from the staging bytes into `out`, which has exactly
+/// the view's length; `bases` are the staging byte offsets of the first element of each span
+/// (one for all heads, or one per head). Rows are split across cores.
+fn gather<T: bytemuck::Pod + Send>(
+    staging: &[u8],
+    bias: &AlibiBias,
+    bases: &[usize],
+    out: &mut [T],
+) {
     let [_, i, j] = bias.shape();
     let layout = bias.layout();
+    let size = std::mem::size_of::<T>();
+    let single_span = bases.len() == 1;
     let contiguous = bias.is_contiguous();
-    let head_span = (i - 1) * layout.row_stride as usize + j;
-    // Staging element where row `global_row` (= h * i + r) of the view starts.
+    // Staging byte where row `global_row` (= h * i + r) of the view starts.
     let row_start = |global_row: usize| {
         let (h, r) = (global_row / i, global_row % i);
-        let head_start = if single_span {
-            h * layout.head_stride as usize
+        let within = if single_span {
+            bases[0] + h * layout.head_stride as usize * size
         } else {
-            h * head_span
+            bases[h]
         };
-        head_start + r * layout.row_stride as usize
+        within + r * layout.row_stride as usize * size
     };
     for_each_row_chunk(out, j, |chunk, first_row| {
         if contiguous {
-            let start = first_row * j * 4;
-            copy_from_bytes(chunk, &staging[start..start + chunk.len() * 4]);
+            let start = bases[0] + first_row * j * size;
+            copy_from_bytes(chunk, &staging[start..start + std::mem::size_of_val(chunk)]);
             return;
         }
         for (n, row) in chunk.chunks_exact_mut(j).enumerate() {
-            let start = row_start(first_row + n) * 4;
-            copy_from_bytes(row, &staging[start..start + j * 4]);
+            let start = row_start(first_row + n);
+            copy_from_bytes(row, &staging[start..start + j * size]);
         }
     });
 }
 
-/// Copies little-endian f32 bytes. Mapped memory is aligned in practice, so this is one
-/// memcpy; an unaligned mapping takes the value-by-value path instead of failing.
-fn copy_from_bytes(out: &mut [f32], bytes: &[u8]) {
-    match bytemuck::try_cast_slice::<u8, f32>(bytes) {
+/// Copies little-endian element bytes. Mapped memory is aligned in practice, so this is
+/// one memcpy; an unaligned start (an f16 span's, or a mapping's) takes the unaligned read.
+fn copy_from_bytes<T: bytemuck::Pod>(out: &mut [T], bytes: &[u8]) {
+    match bytemuck::try_cast_slice::<u8, T>(bytes) {
         Ok(values) => out.copy_from_slice(values),
         Err(_) => {
-            for (value, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
-                *value = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            let size = std::mem::size_of::<T>();
+            for (value, b) in out.iter_mut().zip(bytes.chunks_exact(size)) {
+                *value = bytemuck::pod_read_unaligned(b);
             }
         }
     }

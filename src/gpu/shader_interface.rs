@@ -5,9 +5,11 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::dtype::BiasDtype;
 use crate::gpu::kernel::{
-    GenerateParams, BINDING_BIAS, BINDING_PARAMS, BINDING_SLOPES, COLUMNS_PER_WORKGROUP,
-    GENERATOR_ENTRY_POINT, GENERATOR_WGSL, SLOPE_VEC4S, WORKGROUP_SIZE,
+    generator_source, GenerateParams, BINDING_BIAS, BINDING_PARAMS, BINDING_SLOPES,
+    COLUMNS_PER_WORKGROUP, GENERATOR_ENTRY_POINT, GENERATOR_WGSL, SLOPE_VEC4S, STORE_F16_WGSL,
+    STORE_F32_WGSL, WORKGROUP_SIZE,
 };
 use naga::back::{glsl, hlsl, msl, spv};
 use naga::valid::{Capabilities, ModuleInfo, ValidationFlags, Validator};
@@ -113,6 +115,11 @@ fn translate_to_every_backend(path: &Path, source: &str) {
     }
 }
 
+/// Whether `path` is a part of the generator, compiled only with the others.
+fn is_generator_part(path: &Path) -> bool {
+    path.ends_with("alibi_bias.wgsl") || path.parent() == Some(&shader_dir().join("store"))
+}
+
 #[test]
 fn every_shader_translates_to_every_backend() {
     let files = wgsl_files(&shader_dir());
@@ -120,22 +127,51 @@ fn every_shader_translates_to_every_backend() {
         files.iter().any(|f| f.ends_with("alibi_bias.wgsl")),
         "no alibi_bias.wgsl among {files:?}"
     );
-    for path in &files {
+    for path in files.iter().filter(|path| !is_generator_part(path)) {
         let source = std::fs::read_to_string(path)
             .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
         translate_to_every_backend(path, &source);
     }
+    let path = shader_dir().join("alibi_bias.wgsl");
+    translate_to_every_backend(&path, &generator_source(BiasDtype::F32));
 }
 
 #[test]
-fn the_generator_source_is_the_shader_file() {
-    let path = shader_dir().join("alibi_bias.wgsl");
-    assert_eq!(std::fs::read_to_string(path).unwrap(), GENERATOR_WGSL);
+fn the_f16_generator_translates_where_f16_exists() {
+    let path = shader_dir().join("store/f16.wgsl");
+    let source = generator_source(BiasDtype::F16);
+    let module = parse(&path, &source);
+    let f16 = Capabilities::SHADER_FLOAT16 | Capabilities::SHADER_FLOAT16_IN_FLOAT32;
+    assert!(
+        Validator::new(ValidationFlags::all(), Capabilities::default())
+            .validate(&module)
+            .is_err(),
+        "f16 needs the capability"
+    );
+    let info = validate(&path, &source, &module, spv::supported_capabilities() | f16);
+    spv::write_vec(&module, &info, &spv::Options::default(), None).expect("f16 to SPIR-V");
+    let info = validate(&path, &source, &module, msl::supported_capabilities() | f16);
+    let options = msl::Options {
+        lang_version: (2, 1),
+        ..msl::Options::default()
+    };
+    msl::write_string(&module, &info, &options, &msl::PipelineOptions::default())
+        .expect("f16 to MSL");
+}
+
+#[test]
+fn the_generator_sources_are_the_shader_files() {
+    let read = |name: &str| std::fs::read_to_string(shader_dir().join(name)).unwrap();
+    assert_eq!(read("alibi_bias.wgsl"), GENERATOR_WGSL);
+    assert_eq!(read("store/f32.wgsl"), STORE_F32_WGSL);
+    assert_eq!(read("store/f16.wgsl"), STORE_F16_WGSL);
+    assert!(generator_source(BiasDtype::F16).starts_with(STORE_F16_WGSL));
+    assert!(generator_source(BiasDtype::F32).ends_with(GENERATOR_WGSL));
 }
 
 fn generator() -> Module {
     let path = shader_dir().join("alibi_bias.wgsl");
-    parse(&path, GENERATOR_WGSL)
+    parse(&path, &generator_source(BiasDtype::F32))
 }
 
 #[test]
@@ -304,7 +340,11 @@ fn generate_params_layout_matches_the_rust_struct() {
             offset_of!(GenerateParams, slope_heads),
             Scalar::U32,
         ),
-        ("_pad", offset_of!(GenerateParams, _pad), Scalar::U32),
+        (
+            "future_bits",
+            offset_of!(GenerateParams, future_bits),
+            Scalar::U32,
+        ),
     ]
     .into_iter()
     .map(|(name, offset, scalar)| (name, offset as u32, scalar))

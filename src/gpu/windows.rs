@@ -2,11 +2,12 @@
 //! window of whole rows fits one storage binding (bound at an aligned offset) and one
 //! dispatch (workgroups per dimension).
 
+use crate::dtype::BiasDtype;
 use crate::error::{AlibiError, Result};
-use crate::gpu::kernel::{GenerateParams, COLUMNS_PER_WORKGROUP};
+use crate::gpu::kernel::{GenerateParams, COLUMNS_PER_WORKGROUP, FUTURE_BITS};
 
-/// The kernel indexes vec4s with u32: 2^32 vec4s of 16 bytes, 64 GiB, is the most it writes.
-const MAX_INDEXABLE_BYTES: u64 = (1 << 32) * 16;
+/// The kernel indexes vec4s with u32: 2^32 vec4s is the most it writes (64 GiB of f32).
+const MAX_INDEXABLE_VEC4S: u64 = 1 << 32;
 
 /// The limits a plan must respect, read from the device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,8 +40,9 @@ pub(crate) struct Window {
     pub groups: [u32; 3],
 }
 
-/// The tensor shape a generation writes: `heads` heads with slopes, then zero padding heads
-/// up to `total_heads`, each `rows` x `cols`, `cols` a multiple of 4.
+/// The tensor a generation writes: `heads` heads with slopes, then zero padding heads up
+/// to `total_heads`, each `rows` x `cols`, `cols` a multiple of 4; future keys masked when
+/// `causal`; elements of `dtype`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct GenerateShape {
     pub heads: usize,
@@ -49,6 +51,8 @@ pub(crate) struct GenerateShape {
     pub cols: usize,
     /// The `j` the caller asked for (`cols` is it padded, or grown): errors name it.
     pub requested_cols: usize,
+    pub causal: bool,
+    pub dtype: BiasDtype,
 }
 
 impl GenerateShape {
@@ -56,7 +60,12 @@ impl GenerateShape {
         (self.total_heads as u64)
             .checked_mul(self.rows as u64)?
             .checked_mul(self.cols as u64)?
-            .checked_mul(4)
+            .checked_mul(self.dtype.size() as u64)
+    }
+
+    /// Bytes of one vec4 the kernel stores.
+    fn vec4_bytes(&self) -> u64 {
+        4 * self.dtype.size() as u64
     }
 }
 
@@ -76,20 +85,22 @@ pub(crate) fn check_fits(shape: GenerateShape, limits: PlanLimits) -> Result<(u6
     if bytes > limits.max_buffer_bytes {
         return Err(too_large(bytes, limits.max_buffer_bytes, "max_buffer_size"));
     }
-    if bytes > MAX_INDEXABLE_BYTES {
+    let vec4_bytes = shape.vec4_bytes();
+    let max_indexable = MAX_INDEXABLE_VEC4S * vec4_bytes;
+    if bytes > max_indexable {
         return Err(too_large(
             bytes,
-            MAX_INDEXABLE_BYTES,
+            max_indexable,
             "the kernel's u32 vec4 index",
         ));
     }
-    let row_bytes = shape.cols as u64 * 4;
-    // A window starts on a row, 16-byte aligned; its binding starts at the aligned offset
-    // below, so up to `alignment - 16` bytes of slack come before it.
+    let row_bytes = shape.cols as u64 * shape.dtype.size() as u64;
+    // A window starts on a row, aligned to a vec4; its binding starts at the aligned
+    // offset below, so up to `alignment - vec4_bytes` bytes of slack come before it.
     let usable = limits
         .max_binding_bytes
-        .saturating_sub(limits.binding_alignment.saturating_sub(16))
-        & !15;
+        .saturating_sub(limits.binding_alignment.saturating_sub(vec4_bytes))
+        & !(vec4_bytes - 1);
     if row_bytes > usable {
         return Err(AlibiError::RowTooLarge {
             j: shape.requested_cols,
@@ -111,7 +122,8 @@ pub(crate) fn plan_windows(shape: GenerateShape, limits: PlanLimits) -> Result<V
     } = shape;
     debug_assert!(cols % 4 == 0 && cols > 0 && rows > 0);
     let (_, usable) = check_fits(shape, limits)?;
-    let row_bytes = cols as u64 * 4;
+    let vec4_bytes = shape.vec4_bytes();
+    let row_bytes = cols as u64 * shape.dtype.size() as u64;
     let max_groups = limits.max_workgroups_per_dimension as usize;
     let col_groups = cols.div_ceil(COLUMNS_PER_WORKGROUP);
     debug_assert!(
@@ -124,7 +136,7 @@ pub(crate) fn plan_windows(shape: GenerateShape, limits: PlanLimits) -> Result<V
     let mut windows = Vec::new();
     let mut push = |head0: usize, head_count: usize, row0: usize, row_count: usize| {
         let first_vec4 = ((head0 * rows + row0) * cols / 4) as u64;
-        let start = first_vec4 * 16;
+        let start = first_vec4 * vec4_bytes;
         let bind_offset = start / limits.binding_alignment * limits.binding_alignment;
         let end = start + ((head_count - 1) * rows + row_count) as u64 * row_bytes;
         windows.push(Window {
@@ -134,9 +146,9 @@ pub(crate) fn plan_windows(shape: GenerateShape, limits: PlanLimits) -> Result<V
                 head0: head0 as u32,
                 row0: row0 as u32,
                 query_offset: cols as i32 - rows as i32,
-                window_vec4: (bind_offset / 16) as u32,
+                window_vec4: (bind_offset / vec4_bytes) as u32,
                 slope_heads: heads as u32,
-                _pad: 0,
+                future_bits: if shape.causal { FUTURE_BITS } else { 0 },
             },
             bind_offset,
             bind_size: end - bind_offset,

@@ -3,7 +3,8 @@
 //! mapping. Both write every element of the shape, padding heads included, so a reused
 //! buffer needs no clearing.
 
-use crate::error::Result;
+use crate::dtype::BiasDtype;
+use crate::error::{AlibiError, Result};
 use crate::generation::GenerationPath;
 use crate::gpu::context::GpuContext;
 use crate::gpu::generator::Generator;
@@ -35,17 +36,50 @@ pub(crate) struct SlopeUniform {
 /// The generation machinery of one module, built once.
 pub(crate) struct BiasWriter {
     path: GenerationPath,
+    /// The f32 kernel: every module has it (`get_bias` is f32 whatever the module's type).
     generator: Generator,
+    /// The f16 kernel, for a module of f16 biases.
+    generator_f16: Option<Generator>,
 }
 
 impl BiasWriter {
-    /// Builds the kernel's pipeline (every path keeps it: `encode_forward` and
-    /// `encode_into` always record the kernel). `path` is already resolved.
-    pub fn new(gpu: &GpuContext, path: GenerationPath) -> Result<Self> {
-        let generator = gpu.run(Work::named("building the generator pipeline"), || {
-            Generator::new(&gpu.device)
-        })?;
-        Ok(Self { path, generator })
+    /// Builds the kernel's pipelines for f32 and for `dtype` (every path keeps them:
+    /// `encode_forward` and `encode_into` always record the kernel). `path` is already
+    /// resolved.
+    ///
+    /// # Errors
+    /// [`AlibiError::Unsupported`] for f16 on a device without `SHADER_F16`.
+    pub fn new(gpu: &GpuContext, path: GenerationPath, dtype: BiasDtype) -> Result<Self> {
+        let build = |dtype| {
+            gpu.run(Work::named("building the generator pipeline"), || {
+                Generator::new(&gpu.device, dtype)
+            })
+        };
+        let generator_f16 = match dtype {
+            BiasDtype::F32 => None,
+            BiasDtype::F16 if gpu.device.features().contains(wgpu::Features::SHADER_F16) => {
+                Some(build(BiasDtype::F16)?)
+            }
+            BiasDtype::F16 => {
+                return Err(AlibiError::Unsupported {
+                    what: "f16 biases",
+                    reason: "the device was created without wgpu::Features::SHADER_F16",
+                })
+            }
+        };
+        Ok(Self {
+            path,
+            generator: build(BiasDtype::F32)?,
+            generator_f16,
+        })
+    }
+
+    fn generator(&self, dtype: BiasDtype) -> &Generator {
+        match (dtype, &self.generator_f16) {
+            (BiasDtype::F16, Some(f16)) => f16,
+            (BiasDtype::F16, None) => unreachable!("f16 shapes come from f16 modules only"),
+            _ => &self.generator,
+        }
     }
 
     /// Uploads `values` as a slope uniform.
@@ -87,7 +121,7 @@ impl BiasWriter {
             None => self.new_buffer(gpu, bytes, false)?,
         };
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        self.record(gpu, &mut encoder, slopes, &windows, &buffer)?;
+        self.record(gpu, &mut encoder, slopes, shape.dtype, &windows, &buffer)?;
         gpu.run(Work::named("submitting the bias generation"), || {
             gpu.queue.submit([encoder.finish()]);
         })?;
@@ -105,7 +139,7 @@ impl BiasWriter {
         target: &wgpu::Buffer,
     ) -> Result<()> {
         let (windows, _) = plan(gpu, shape)?;
-        self.record(gpu, encoder, slopes, &windows, target)
+        self.record(gpu, encoder, slopes, shape.dtype, &windows, target)
     }
 
     /// [`encode`](Self::encode) into a new buffer, which it returns.
@@ -118,7 +152,7 @@ impl BiasWriter {
     ) -> Result<wgpu::Buffer> {
         let (windows, bytes) = plan(gpu, shape)?;
         let buffer = self.new_buffer(gpu, bytes, false)?;
-        self.record(gpu, encoder, slopes, &windows, &buffer)?;
+        self.record(gpu, encoder, slopes, shape.dtype, &windows, &buffer)?;
         Ok(buffer)
     }
 
@@ -127,11 +161,12 @@ impl BiasWriter {
         gpu: &GpuContext,
         encoder: &mut wgpu::CommandEncoder,
         slopes: &SlopeUniform,
+        dtype: BiasDtype,
         windows: &[Window],
         output: &wgpu::Buffer,
     ) -> Result<()> {
         gpu.run(Work::named("recording the bias generation"), || {
-            self.generator.encode(
+            self.generator(dtype).encode(
                 &gpu.device,
                 &gpu.queue,
                 encoder,

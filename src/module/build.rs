@@ -81,7 +81,7 @@ impl AlibiPositionalBias {
         check_heads(config.heads, total_heads)?;
         let slopes = config.slopes.resolve(config.heads)?;
         let path = config.generation_path.resolve(device)?;
-        let writer = BiasWriter::new(&gpu, path)?;
+        let writer = BiasWriter::new(&gpu, path, config.dtype)?;
         let slopes = writer.slopes(&gpu, slopes)?;
         let unit_slope = writer.slopes(&gpu, vec![1.0])?;
         Ok(Self {
@@ -91,6 +91,8 @@ impl AlibiPositionalBias {
             unit_slope,
             heads: config.heads,
             total_heads,
+            causal: config.causal,
+            dtype: config.dtype,
             adapter_info,
             cache: BiasCache::new(config.cache_budget_bytes),
             pool: BufferPool::new(KEPT_BUFFERS, 0),

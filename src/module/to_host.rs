@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use super::AlibiPositionalBias;
 use crate::bias::AlibiBias;
-use crate::error::Result;
+use crate::dtype::BiasDtype;
+use crate::error::{AlibiError, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::readback::Readback;
-use crate::host::HostBias;
+use crate::host::{sized_host, HostBias};
 
 /// A module's readback, held apart from the module.
 pub(crate) struct Reader {
@@ -19,8 +20,30 @@ pub(crate) struct Reader {
 }
 
 impl Reader {
-    /// Reads `bias` back into `out` (resized, then overwritten row-major).
+    /// Reads `bias` back into `out` (resized, then overwritten row-major): f16 values
+    /// widened to f32, which is exact.
     pub async fn read_into(&self, bias: &AlibiBias, out: &mut Vec<f32>) -> Result<()> {
+        match bias.dtype() {
+            BiasDtype::F16 => {
+                let mut stored: Vec<half::f16> = Vec::new();
+                self.read_stored(bias, &mut stored).await?;
+                let [heads, i, j] = bias.shape();
+                sized_host(out, heads, i, j)?;
+                for (value, half) in out.iter_mut().zip(&stored) {
+                    *value = half.to_f32();
+                }
+                Ok(())
+            }
+            _ => self.read_stored(bias, out).await,
+        }
+    }
+
+    /// Reads `bias` back as stored: `T` is its element type.
+    async fn read_stored<T: bytemuck::Pod + Send>(
+        &self,
+        bias: &AlibiBias,
+        out: &mut Vec<T>,
+    ) -> Result<()> {
         self.readback
             .read_into(&self.gpu, bias, self.budget, out)
             .await
@@ -35,8 +58,26 @@ impl AlibiPositionalBias {
         Ok(HostBias::new(bias.shape(), data))
     }
 
+    /// Reads an f16 view (from a module of [`BiasDtype::F16`]) back as it is stored.
+    ///
+    /// # Errors
+    /// [`AlibiError::Unsupported`](crate::AlibiError::Unsupported) for an f32 view, which
+    /// would have to be rounded: read it with [`read`](Self::read).
+    pub async fn read_f16(&self, bias: &AlibiBias) -> Result<HostBias<half::f16>> {
+        if bias.dtype() != BiasDtype::F16 {
+            return Err(AlibiError::Unsupported {
+                what: "f16 readbacks of f32 biases",
+                reason: "the values would be rounded; read them as f32",
+            });
+        }
+        let mut data = Vec::new();
+        self.reader().read_stored(bias, &mut data).await?;
+        Ok(HostBias::new(bias.shape(), data))
+    }
+
     /// Reads a view back into `out` (resized, then overwritten row-major `[heads, i, j]`),
     /// reusing its capacity: a loop that reads into one vector pays for its pages once.
+    /// An f16 view's values are widened to f32, exactly.
     pub async fn read_into(&self, bias: &AlibiBias, out: &mut Vec<f32>) -> Result<()> {
         self.reader().read_into(bias, out).await
     }
@@ -84,6 +125,11 @@ impl AlibiPositionalBias {
     /// Blocking [`AlibiPositionalBias::read`].
     pub fn read_blocking(&self, bias: &AlibiBias) -> Result<HostBias> {
         pollster::block_on(self.read(bias))
+    }
+
+    /// Blocking [`AlibiPositionalBias::read_f16`].
+    pub fn read_f16_blocking(&self, bias: &AlibiBias) -> Result<HostBias<half::f16>> {
+        pollster::block_on(self.read_f16(bias))
     }
 
     /// Blocking [`AlibiPositionalBias::read_into`].

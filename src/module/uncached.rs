@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::AlibiPositionalBias;
 use crate::bias::AlibiBias;
+use crate::dtype::BiasDtype;
 use crate::error::Result;
 use crate::gpu::windows::{check_fits, GenerateShape};
 use crate::validation::{check_sequence, check_target};
@@ -71,9 +72,12 @@ impl AlibiPositionalBias {
         let Some(exact) = self.uncached_request(i, j)? else {
             return Ok(self.empty_view(shape));
         };
+        // The distances are f32 and unmasked, whatever the module's biases are.
         let generated = GenerateShape {
             heads: 1,
             total_heads: 1,
+            causal: false,
+            dtype: BiasDtype::F32,
             ..exact
         };
         let buffer = self

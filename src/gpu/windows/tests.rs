@@ -17,6 +17,15 @@ fn shape(heads: usize, rows: usize, cols: usize) -> GenerateShape {
         rows,
         cols,
         requested_cols: cols,
+        causal: false,
+        dtype: BiasDtype::F32,
+    }
+}
+
+fn f16_shape(heads: usize, rows: usize, cols: usize) -> GenerateShape {
+    GenerateShape {
+        dtype: BiasDtype::F16,
+        ..shape(heads, rows, cols)
     }
 }
 
@@ -38,7 +47,7 @@ fn assert_covers_exactly(shape: GenerateShape, limits: PlanLimits, windows: &[Wi
                 for c4 in 0..p.cols4 {
                     let index = (row_start + c4) as usize;
                     let local = (index - p.window_vec4 as usize) as u64;
-                    assert!((local + 1) * 16 <= w.bind_size, "{w:?}");
+                    assert!((local + 1) * shape.vec4_bytes() <= w.bind_size, "{w:?}");
                     written[index] += 1;
                 }
             }
@@ -108,6 +117,10 @@ fn large_tensors_are_split_into_bindable_windows() {
         shape(5, 7, 100),
         shape(2, 30, 512),
         shape(4, 1, 900),
+        f16_shape(3, 10, 80),
+        f16_shape(5, 7, 196),
+        f16_shape(2, 30, 1024),
+        f16_shape(4, 1, 1800),
     ] {
         let windows = plan_windows(s, tight).unwrap();
         assert!(windows.len() > 1, "{s:?}");
@@ -269,4 +282,35 @@ fn dispatch_rows_stop_at_the_workgroup_limit() {
         [5, 2]
     );
     assert_covers_exactly(many_heads, limited, &windows);
+}
+
+#[test]
+fn f16_windows_hold_twice_the_columns_and_causal_plans_carry_the_mask() {
+    let narrow = PlanLimits {
+        max_binding_bytes: 4096,
+        ..LAVAPIPE
+    };
+    // 1,024 f32 columns do not fit a 3,856-byte window; 1,024 f16 columns (2 KiB) do.
+    assert!(plan_windows(shape(1, 1, 1024), narrow).is_err());
+    let windows = plan_windows(f16_shape(1, 1, 1024), narrow).unwrap();
+    assert_eq!(windows.len(), 1);
+    assert_eq!(f16_shape(2, 3, 8).bytes(), Some(96));
+    let causal = GenerateShape {
+        causal: true,
+        ..shape(2, 3, 8)
+    };
+    let plans = [
+        plan_windows(causal, LAVAPIPE),
+        plan_windows(shape(2, 3, 8), LAVAPIPE),
+    ];
+    assert!(plans[0]
+        .as_ref()
+        .unwrap()
+        .iter()
+        .all(|w| w.params.future_bits == FUTURE_BITS));
+    assert!(plans[1]
+        .as_ref()
+        .unwrap()
+        .iter()
+        .all(|w| w.params.future_bits == 0));
 }

@@ -1,0 +1,84 @@
+//! [`BiasDtype`]: the element type of the biases a module generates.
+
+/// The element type of a module's biases.
+///
+/// ```
+/// use alibi_wgpu::{AlibiConfig, BiasDtype};
+/// let config = AlibiConfig::new(8).dtype(BiasDtype::F16);
+/// assert_eq!(BiasDtype::F16.size(), 2);
+/// # let _ = config;
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BiasDtype {
+    /// f32, the SPEC's values exactly.
+    #[default]
+    F32,
+    /// f16, where the device has `wgpu::Features::SHADER_F16`: each f32 value rounded to
+    /// nearest even, saturating at ±65504 (the largest finite f16) so that a long distance
+    /// never becomes an infinity; a causal mask's `-inf` stays `-inf`.
+    F16,
+}
+
+impl BiasDtype {
+    /// Bytes per element.
+    pub const fn size(self) -> usize {
+        match self {
+            Self::F32 => 4,
+            Self::F16 => 2,
+        }
+    }
+
+    /// The name NumPy and the CLI use: `f32` or `f16`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::F16 => "f16",
+        }
+    }
+}
+
+impl std::fmt::Display for BiasDtype {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The f16 a bias value is stored as: `value` rounded to nearest even, finite values
+/// saturated at ±65504 first (rounding alone would take anything from 65520 up to an
+/// infinity), infinities kept.
+pub(crate) fn to_f16(value: f32) -> half::f16 {
+    const MAX: f32 = 65504.0;
+    if value.is_finite() {
+        half::f16::from_f32(value.clamp(-MAX, MAX))
+    } else {
+        half::f16::from_f32(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn f16_rounds_to_nearest_even_and_saturates() {
+        // 2049 lies halfway between 2048 and 2050: even mantissa, 2048.
+        assert_eq!(to_f16(-2049.0).to_f32(), -2048.0);
+        assert_eq!(to_f16(-2051.0).to_f32(), -2052.0);
+        assert_eq!(to_f16(-65519.0).to_f32(), -65504.0);
+        assert_eq!(to_f16(-65520.0).to_f32(), -65504.0);
+        assert_eq!(to_f16(-1.0e9).to_f32(), -65504.0);
+        assert_eq!(to_f16(1.0e9).to_f32(), 65504.0);
+        assert_eq!(to_f16(f32::NEG_INFINITY), half::f16::NEG_INFINITY);
+        assert_eq!(to_f16(0.0).to_bits(), 0);
+        assert_eq!(to_f16(-0.0).to_bits(), 0x8000);
+        assert_eq!(to_f16(1.0e-8).to_bits(), 0, "below the smallest subnormal");
+    }
+
+    #[test]
+    fn sizes_and_names() {
+        assert_eq!((BiasDtype::F32.size(), BiasDtype::F32.name()), (4, "f32"));
+        assert_eq!(BiasDtype::default(), BiasDtype::F32);
+        assert_eq!(BiasDtype::F16.to_string(), "f16");
+    }
+}
