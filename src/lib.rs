@@ -53,6 +53,7 @@ mod slopes;
 mod validation;
 #[cfg(all(target_arch = "wasm32", feature = "web"))]
 pub mod web;
+mod wgsl;
 
 pub use bias::{AlibiBias, BiasBinding, BiasLayout};
 pub use cache::{CacheStats, DEFAULT_CACHE_BUDGET_BYTES};
@@ -68,3 +69,4 @@ pub use host::HostBias;
 pub use module::AlibiPositionalBias;
 pub use slopes::{alibi_slopes, max_bias_slopes, SlopeSource};
 pub use validation::{validate, MAX_HEADS, MAX_SEQUENCE};
+pub use wgsl::ALIBI_WGSL;
