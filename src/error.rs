@@ -136,6 +136,27 @@ pub enum AlibiError {
         reason: &'static str,
     },
 
+    /// Custom positions whose lengths do not fit together: a batched side whose length is
+    /// not a multiple of its batch, or two batched sides of different batches.
+    #[error("{what}")]
+    PositionsMismatch {
+        /// What does not fit, with the lengths and batches.
+        what: String,
+    },
+
+    /// A custom position too far from zero for its distances to be exact f32 values.
+    #[error("{side} position {index} is {value}, outside -{limit}..={limit} (distances up to 2^24 are exact in f32)")]
+    PositionOutOfRange {
+        /// `query` or `key`.
+        side: &'static str,
+        /// Its index among the values given.
+        index: usize,
+        /// The value.
+        value: i32,
+        /// The largest magnitude allowed, 2^23.
+        limit: i32,
+    },
+
     /// A variant this device cannot compute, such as f16 biases without
     /// `wgpu::Features::SHADER_F16`: refused rather than silently given in another form.
     #[error("{what} are unsupported here: {reason}")]

@@ -66,7 +66,7 @@ pub use gpu::device::open_device_blocking;
 pub use gpu::device::{open_device, GpuDevice};
 pub use gpu::health::DeviceLossReporter;
 pub use host::HostBias;
-pub use module::AlibiPositionalBias;
+pub use module::{AlibiPositionalBias, Positions, MAX_POSITION};
 pub use slopes::{alibi_slopes, max_bias_slopes, SlopeSource};
 pub use validation::{validate, MAX_HEADS, MAX_SEQUENCE};
 pub use wgsl::ALIBI_WGSL;

@@ -18,7 +18,10 @@ use crate::host::sized_host;
 use crate::pool::BufferPool;
 use crate::validation::{check_sequence, MAX_SEQUENCE};
 
+pub use positions::{Positions, MAX_POSITION};
+
 mod build;
+mod positions;
 mod to_host;
 mod uncached;
 

@@ -58,6 +58,36 @@ pub fn forward_causal(slopes: &[f32], total_heads: usize, i: usize, j: usize) ->
     })
 }
 
+/// The bias `[total_heads, i, j]` at custom positions (x-transformers'
+/// `forward_custom_pos`, SPEC "Variants"): query row `r` at `queries[r]`, key column `k` at
+/// `keys[k]`; padding heads +0.0; when `causal`, `-inf` wherever `keys[k] > queries[r]`.
+/// One batch item: call it once per item for a batch.
+pub fn forward_positions(
+    slopes: &[f32],
+    total_heads: usize,
+    queries: &[i32],
+    keys: &[i32],
+    causal: bool,
+) -> Result<HostBias> {
+    check_heads(slopes.len(), total_heads)?;
+    let (i, j) = (queries.len(), keys.len());
+    let mut data = Vec::with_capacity(total_heads * i * j);
+    for h in 0..total_heads {
+        let slope = slopes.get(h).copied();
+        for &query in queries {
+            for &key in keys {
+                let (query, key) = (i64::from(query), i64::from(key));
+                data.push(if causal && key > query {
+                    f32::NEG_INFINITY
+                } else {
+                    slope.map_or(0.0, |slope| bias_value(slope, query, key))
+                });
+            }
+        }
+    }
+    Ok(HostBias::new([total_heads, i, j], data))
+}
+
 /// `[total_heads, i, j]` of `value(slope, query position, key position)`, the slope `None`
 /// for padding heads, query row `r` at position `j - i + r`.
 fn build(

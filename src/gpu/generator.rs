@@ -1,14 +1,14 @@
-//! The compute pipeline that writes a bias tensor, built once per module, and the
-//! recording of its dispatches.
+//! The compute pipelines that write a bias tensor (the generator, and the generator at
+//! custom positions), built once per module, and the recording of their dispatches.
 
 use crate::dtype::BiasDtype;
 use crate::gpu::kernel::{
-    generator_source, GenerateParams, BINDING_BIAS, BINDING_PARAMS, BINDING_SLOPES,
-    GENERATOR_ENTRY_POINT, SLOPE_VEC4S,
+    GenerateParams, Kernel, PositionLayout, BINDING_BIAS, BINDING_KEY_POSITIONS, BINDING_PARAMS,
+    BINDING_POSITION_LAYOUT, BINDING_QUERY_POSITIONS, BINDING_SLOPES, SLOPE_VEC4S,
 };
 use crate::gpu::windows::Window;
 
-/// The pipeline and layout for one element type, built once per module.
+/// The pipeline and layout of one kernel for one element type, built once per module.
 pub(crate) struct Generator {
     pipeline: wgpu::ComputePipeline,
     layout: wgpu::BindGroupLayout,
@@ -16,46 +16,63 @@ pub(crate) struct Generator {
 }
 
 impl Generator {
-    /// The generator storing `dtype` (f16 needs the device's `SHADER_F16`).
-    pub fn new(device: &wgpu::Device, dtype: BiasDtype) -> Self {
+    /// The `kernel` storing `dtype` (f16 needs the device's `SHADER_F16`).
+    pub fn new(device: &wgpu::Device, kernel: Kernel, dtype: BiasDtype) -> Self {
         let descriptor = wgpu::ShaderModuleDescriptor {
-            label: Some("alibi_bias.wgsl"),
-            source: wgpu::ShaderSource::Wgsl(generator_source(dtype).into()),
+            label: Some(kernel.entry_point()),
+            source: wgpu::ShaderSource::Wgsl(kernel.source(dtype).into()),
         };
-        // SAFETY: the shader's only dynamic index is its store `bias[row_start + col4]`, and
-        // `plan_windows` places every such index of every window inside that window's
-        // binding (its tests check each index of many plans). Without wgpu's runtime
-        // bounds checks the store is a quarter faster on lavapipe, where stores dominate.
-        let module = unsafe {
-            device.create_shader_module_trusted(descriptor, wgpu::ShaderRuntimeChecks::unchecked())
+        let module = match kernel {
+            // SAFETY: the generator's only dynamic index is its store
+            // `bias[row_start + col4]`, and `plan_windows` places every such index of every
+            // window inside that window's binding (its tests check each index of many
+            // plans). Without wgpu's runtime bounds checks the store is a quarter faster on
+            // lavapipe, where stores dominate.
+            Kernel::Bias => unsafe {
+                device.create_shader_module_trusted(
+                    descriptor,
+                    wgpu::ShaderRuntimeChecks::unchecked(),
+                )
+            },
+            // It also reads the caller's positions: wgpu keeps its bounds checks.
+            Kernel::Positions => device.create_shader_module(descriptor),
         };
-        let uniform = |binding, size: usize| wgpu::BindGroupLayoutEntry {
+        let buffer = |binding, ty, size: u64| wgpu::BindGroupLayoutEntry {
             binding,
             visibility: wgpu::ShaderStages::COMPUTE,
             ty: wgpu::BindingType::Buffer {
-                ty: wgpu::BufferBindingType::Uniform,
+                ty,
                 has_dynamic_offset: false,
-                min_binding_size: wgpu::BufferSize::new(size as u64),
+                min_binding_size: wgpu::BufferSize::new(size),
             },
             count: None,
         };
+        let uniform = wgpu::BufferBindingType::Uniform;
+        let storage = |read_only| wgpu::BufferBindingType::Storage { read_only };
+        let mut entries = vec![
+            buffer(
+                BINDING_PARAMS,
+                uniform,
+                std::mem::size_of::<GenerateParams>() as u64,
+            ),
+            buffer(BINDING_SLOPES, uniform, SLOPE_VEC4S as u64 * 16),
+            // At least one stored vec4.
+            buffer(BINDING_BIAS, storage(false), 4 * dtype.size() as u64),
+        ];
+        if kernel == Kernel::Positions {
+            entries.extend([
+                buffer(
+                    BINDING_POSITION_LAYOUT,
+                    uniform,
+                    std::mem::size_of::<PositionLayout>() as u64,
+                ),
+                buffer(BINDING_QUERY_POSITIONS, storage(true), 4),
+                buffer(BINDING_KEY_POSITIONS, storage(true), 4),
+            ]);
+        }
         let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("alibi generator"),
-            entries: &[
-                uniform(BINDING_PARAMS, std::mem::size_of::<GenerateParams>()),
-                uniform(BINDING_SLOPES, SLOPE_VEC4S * 16),
-                wgpu::BindGroupLayoutEntry {
-                    binding: BINDING_BIAS,
-                    visibility: wgpu::ShaderStages::COMPUTE,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Storage { read_only: false },
-                        has_dynamic_offset: false,
-                        // One stored vec4.
-                        min_binding_size: wgpu::BufferSize::new(4 * dtype.size() as u64),
-                    },
-                    count: None,
-                },
-            ],
+            entries: &entries,
         });
         let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some("alibi generator"),
@@ -66,7 +83,7 @@ impl Generator {
             label: Some("alibi generator"),
             layout: Some(&pipeline_layout),
             module: &module,
-            entry_point: Some(GENERATOR_ENTRY_POINT),
+            entry_point: Some(kernel.entry_point()),
             compilation_options: Default::default(),
             cache: None,
         });
@@ -98,7 +115,9 @@ impl Generator {
     }
 
     /// Records the generation of `windows` into `output`, a buffer of at least the bytes of
-    /// the shape they were planned for; every element of that shape is written.
+    /// the shape they were planned for; every element of that shape is written. `extra`
+    /// are the kernel's own bindings (the positions kernel's), the same for every window.
+    #[allow(clippy::too_many_arguments)]
     pub fn encode(
         &self,
         device: &wgpu::Device,
@@ -107,6 +126,7 @@ impl Generator {
         slopes: &wgpu::Buffer,
         windows: &[Window],
         output: &wgpu::Buffer,
+        extra: &[wgpu::BindGroupEntry<'_>],
     ) {
         let stride = self.params_stride as usize;
         let mut params = vec![0u8; stride * windows.len()];
@@ -129,33 +149,33 @@ impl Generator {
         });
         pass.set_pipeline(&self.pipeline);
         for (index, window) in windows.iter().enumerate() {
+            let mut entries = vec![
+                wgpu::BindGroupEntry {
+                    binding: BINDING_PARAMS,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &params_buffer,
+                        offset: index as u64 * self.params_stride,
+                        size: wgpu::BufferSize::new(std::mem::size_of::<GenerateParams>() as u64),
+                    }),
+                },
+                wgpu::BindGroupEntry {
+                    binding: BINDING_SLOPES,
+                    resource: slopes.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: BINDING_BIAS,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: output,
+                        offset: window.bind_offset,
+                        size: wgpu::BufferSize::new(window.bind_size),
+                    }),
+                },
+            ];
+            entries.extend(extra.iter().cloned());
             let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some("alibi generate window"),
                 layout: &self.layout,
-                entries: &[
-                    wgpu::BindGroupEntry {
-                        binding: BINDING_PARAMS,
-                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                            buffer: &params_buffer,
-                            offset: index as u64 * self.params_stride,
-                            size: wgpu::BufferSize::new(
-                                std::mem::size_of::<GenerateParams>() as u64
-                            ),
-                        }),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: BINDING_SLOPES,
-                        resource: slopes.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: BINDING_BIAS,
-                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                            buffer: output,
-                            offset: window.bind_offset,
-                            size: wgpu::BufferSize::new(window.bind_size),
-                        }),
-                    },
-                ],
+                entries: &entries,
             });
             pass.set_bind_group(0, &bind_group, &[]);
             let [x, y, z] = window.groups;

@@ -12,13 +12,63 @@ pub(crate) const STORE_F32_WGSL: &str = include_str!("../../shaders/store/f32.wg
 /// `shaders/store/f16.wgsl`: the generator stores f16 (needs `SHADER_F16`).
 pub(crate) const STORE_F16_WGSL: &str = include_str!("../../shaders/store/f16.wgsl");
 
-/// The generator's whole source for `dtype`: its store file, then the body.
-pub(crate) fn generator_source(dtype: BiasDtype) -> String {
-    let store = match dtype {
-        BiasDtype::F32 => STORE_F32_WGSL,
-        BiasDtype::F16 => STORE_F16_WGSL,
-    };
-    format!("{store}\n{GENERATOR_WGSL}")
+/// `shaders/alibi_positions.wgsl`: the generator at custom positions, stored like the
+/// generator (it is compiled after a store file too).
+pub(crate) const POSITIONS_WGSL: &str = include_str!("../../shaders/alibi_positions.wgsl");
+/// Entry point of [`POSITIONS_WGSL`].
+pub(crate) const POSITIONS_ENTRY_POINT: &str = "generate_positions";
+/// Bindings the positions kernel adds to the generator's (keep in sync with the WGSL): the
+/// `PositionLayout` uniform, then the query and key positions.
+pub(crate) const BINDING_POSITION_LAYOUT: u32 = 3;
+/// See [`BINDING_POSITION_LAYOUT`].
+pub(crate) const BINDING_QUERY_POSITIONS: u32 = 4;
+/// See [`BINDING_POSITION_LAYOUT`].
+pub(crate) const BINDING_KEY_POSITIONS: u32 = 5;
+
+/// The two kernels that write biases: at the module's positions, or at custom ones. They
+/// share the per-window uniform, the slopes, the output binding and the window planner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kernel {
+    /// `shaders/alibi_bias.wgsl`.
+    Bias,
+    /// `shaders/alibi_positions.wgsl`.
+    Positions,
+}
+
+impl Kernel {
+    /// The kernel's whole source for `dtype`: its store file, then the body.
+    pub fn source(self, dtype: BiasDtype) -> String {
+        let store = match dtype {
+            BiasDtype::F32 => STORE_F32_WGSL,
+            BiasDtype::F16 => STORE_F16_WGSL,
+        };
+        let body = match self {
+            Self::Bias => GENERATOR_WGSL,
+            Self::Positions => POSITIONS_WGSL,
+        };
+        format!("{store}\n{body}")
+    }
+
+    pub fn entry_point(self) -> &'static str {
+        match self {
+            Self::Bias => GENERATOR_ENTRY_POINT,
+            Self::Positions => POSITIONS_ENTRY_POINT,
+        }
+    }
+}
+
+/// Mirror of the WGSL `PositionLayout` uniform of [`POSITIONS_WGSL`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct PositionLayout {
+    /// Heads per batch item.
+    pub heads: u32,
+    /// Distance between batch items among the query positions: I, or 0 when shared.
+    pub query_stride: u32,
+    /// The same among the key positions: J, or 0.
+    pub key_stride: u32,
+    /// Columns before the first key in each row: C - J.
+    pub key_pad: u32,
 }
 
 /// What a causal generation stores for future keys, as the uniform's `future_bits`.

@@ -8,6 +8,7 @@ pub(crate) mod health;
 pub(crate) mod host_write;
 pub(crate) mod kernel;
 pub(crate) mod map;
+pub(crate) mod positions;
 pub(crate) mod readback;
 pub(crate) mod scope;
 #[cfg(all(test, not(target_arch = "wasm32")))]

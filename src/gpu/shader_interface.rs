@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 use crate::dtype::BiasDtype;
 use crate::gpu::kernel::{
-    generator_source, GenerateParams, BINDING_BIAS, BINDING_PARAMS, BINDING_SLOPES,
-    COLUMNS_PER_WORKGROUP, GENERATOR_ENTRY_POINT, GENERATOR_WGSL, SLOPE_VEC4S, STORE_F16_WGSL,
-    STORE_F32_WGSL, WORKGROUP_SIZE,
+    GenerateParams, Kernel, BINDING_BIAS, BINDING_PARAMS, BINDING_SLOPES, COLUMNS_PER_WORKGROUP,
+    GENERATOR_ENTRY_POINT, GENERATOR_WGSL, SLOPE_VEC4S, STORE_F16_WGSL, STORE_F32_WGSL,
+    WORKGROUP_SIZE,
 };
 use naga::back::{glsl, hlsl, msl, spv};
 use naga::valid::{Capabilities, ModuleInfo, ValidationFlags, Validator};
@@ -117,7 +117,12 @@ fn translate_to_every_backend(path: &Path, source: &str) {
 
 /// Whether `path` is a part of the generator, compiled only with the others.
 fn is_generator_part(path: &Path) -> bool {
-    path.ends_with("alibi_bias.wgsl") || path.parent() == Some(&shader_dir().join("store"))
+    path.ends_with("alibi_bias.wgsl")
+        || path.ends_with("alibi_positions.wgsl")
+        || path.parent() == Some(&shader_dir().join("store"))
+        // The score kernel's parts: its own tests (gpu/scores/tests.rs) translate them.
+        || path.ends_with("add_bias.wgsl")
+        || path.parent() == Some(&shader_dir().join("scores"))
 }
 
 #[test]
@@ -132,14 +137,24 @@ fn every_shader_translates_to_every_backend() {
             .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
         translate_to_every_backend(path, &source);
     }
-    let path = shader_dir().join("alibi_bias.wgsl");
-    translate_to_every_backend(&path, &generator_source(BiasDtype::F32));
+    for (kernel, file) in [
+        (Kernel::Bias, "alibi_bias.wgsl"),
+        (Kernel::Positions, "alibi_positions.wgsl"),
+    ] {
+        translate_to_every_backend(&shader_dir().join(file), &kernel.source(BiasDtype::F32));
+    }
 }
 
 #[test]
 fn the_f16_generator_translates_where_f16_exists() {
+    for kernel in [Kernel::Bias, Kernel::Positions] {
+        translates_with_f16(kernel);
+    }
+}
+
+fn translates_with_f16(kernel: Kernel) {
     let path = shader_dir().join("store/f16.wgsl");
-    let source = generator_source(BiasDtype::F16);
+    let source = kernel.source(BiasDtype::F16);
     let module = parse(&path, &source);
     let f16 = Capabilities::SHADER_FLOAT16 | Capabilities::SHADER_FLOAT16_IN_FLOAT32;
     assert!(
@@ -165,13 +180,17 @@ fn the_generator_sources_are_the_shader_files() {
     assert_eq!(read("alibi_bias.wgsl"), GENERATOR_WGSL);
     assert_eq!(read("store/f32.wgsl"), STORE_F32_WGSL);
     assert_eq!(read("store/f16.wgsl"), STORE_F16_WGSL);
-    assert!(generator_source(BiasDtype::F16).starts_with(STORE_F16_WGSL));
-    assert!(generator_source(BiasDtype::F32).ends_with(GENERATOR_WGSL));
+    assert!(Kernel::Bias
+        .source(BiasDtype::F16)
+        .starts_with(STORE_F16_WGSL));
+    assert!(Kernel::Bias
+        .source(BiasDtype::F32)
+        .ends_with(GENERATOR_WGSL));
 }
 
 fn generator() -> Module {
     let path = shader_dir().join("alibi_bias.wgsl");
-    parse(&path, &generator_source(BiasDtype::F32))
+    parse(&path, &Kernel::Bias.source(BiasDtype::F32))
 }
 
 #[test]

@@ -10,6 +10,7 @@ use crate::gpu::context::GpuContext;
 use crate::gpu::generator::Generator;
 #[cfg(not(target_arch = "wasm32"))]
 use crate::gpu::host_write::write_mapped;
+use crate::gpu::kernel::Kernel;
 #[cfg(not(target_arch = "wasm32"))]
 use crate::gpu::map::map_buffer;
 use crate::gpu::scope::Work;
@@ -40,6 +41,10 @@ pub(crate) struct BiasWriter {
     generator: Generator,
     /// The f16 kernel, for a module of f16 biases.
     generator_f16: Option<Generator>,
+    /// The kernel at custom positions, for the module's element type, built on first use
+    /// (`gpu/positions.rs`).
+    pub(super) positions: std::sync::OnceLock<Generator>,
+    dtype: BiasDtype,
 }
 
 impl BiasWriter {
@@ -52,7 +57,7 @@ impl BiasWriter {
     pub fn new(gpu: &GpuContext, path: GenerationPath, dtype: BiasDtype) -> Result<Self> {
         let build = |dtype| {
             gpu.run(Work::named("building the generator pipeline"), || {
-                Generator::new(&gpu.device, dtype)
+                Generator::new(&gpu.device, Kernel::Bias, dtype)
             })
         };
         let generator_f16 = match dtype {
@@ -71,6 +76,8 @@ impl BiasWriter {
             path,
             generator: build(BiasDtype::F32)?,
             generator_f16,
+            positions: std::sync::OnceLock::new(),
+            dtype,
         })
     }
 
@@ -92,6 +99,11 @@ impl BiasWriter {
 
     pub fn path(&self) -> GenerationPath {
         self.path
+    }
+
+    /// The element type of the module's biases.
+    pub fn dtype(&self) -> BiasDtype {
+        self.dtype
     }
 
     /// Generates `shape` into `reuse`, or a new buffer: on the host path written from the
@@ -173,6 +185,7 @@ impl BiasWriter {
                 &slopes.buffer,
                 windows,
                 output,
+                &[],
             );
         })
     }
@@ -194,7 +207,12 @@ impl BiasWriter {
     /// A new buffer of `bytes`, with the usage of the module's buffers: no COPY_DST, so
     /// nothing handed out can be overwritten by a copy or `write_buffer`; on the host path
     /// also MAP_WRITE, and then mapped at creation when asked.
-    fn new_buffer(&self, gpu: &GpuContext, bytes: u64, mapped: bool) -> Result<wgpu::Buffer> {
+    pub(super) fn new_buffer(
+        &self,
+        gpu: &GpuContext,
+        bytes: u64,
+        mapped: bool,
+    ) -> Result<wgpu::Buffer> {
         let mut usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
         if self.path == GenerationPath::HostMapped {
             usage |= wgpu::BufferUsages::MAP_WRITE;
@@ -238,7 +256,7 @@ impl BiasWriter {
 
 /// The dispatch windows of `shape` on this device, and its bytes: checked against the
 /// device's buffer and binding limits.
-fn plan(gpu: &GpuContext, shape: GenerateShape) -> Result<(Vec<Window>, u64)> {
+pub(super) fn plan(gpu: &GpuContext, shape: GenerateShape) -> Result<(Vec<Window>, u64)> {
     let windows = plan_windows(shape, gpu.limits)?;
     // plan_windows refuses a shape whose bytes overflow, so they are known here.
     Ok((windows, shape.bytes().unwrap_or(u64::MAX)))

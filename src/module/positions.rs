@@ -1,0 +1,240 @@
+//! The bias at custom positions (x-transformers' `forward_custom_pos`, SPEC "Variants"):
+//! integer query and key positions, optionally batched, never cached.
+
+use std::sync::Arc;
+
+use super::AlibiPositionalBias;
+use crate::bias::{AlibiBias, BiasLayout};
+use crate::error::{AlibiError, Result};
+use crate::gpu::positions::PositionData;
+use crate::gpu::windows::GenerateShape;
+use crate::validation::check_sequence;
+
+/// The largest position magnitude: distances then stay within 2^24, where every integer
+/// is an exact f32.
+pub const MAX_POSITION: i32 = 1 << 23;
+
+/// Query or key positions for
+/// [`forward_positions`](AlibiPositionalBias::forward_positions): `[n]` positions shared by
+/// every batch item, or `[batch, n]` ones, row-major.
+///
+/// ```
+/// use alibi_wgpu::Positions;
+/// let shared = Positions::shared(&[0, 1, 2, 4]);
+/// let batched = Positions::batched(&[0, 1, 2, 5, 6, 7], 2); // [2, 3]
+/// assert_eq!((shared.len_per_item(), batched.len_per_item()), (Some(4), Some(3)));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Positions<'a> {
+    values: &'a [i32],
+    batch: Option<usize>,
+}
+
+impl<'a> Positions<'a> {
+    /// `[n]` positions, the same for every batch item.
+    pub fn shared(values: &'a [i32]) -> Self {
+        Self {
+            values,
+            batch: None,
+        }
+    }
+
+    /// `[batch, n]` positions: `values.len()` must be a multiple of `batch`.
+    pub fn batched(values: &'a [i32], batch: usize) -> Self {
+        Self {
+            values,
+            batch: Some(batch),
+        }
+    }
+
+    /// `n`, the positions of one batch item; `None` when a batched length is not a
+    /// multiple of the batch (or the batch is 0 with values given).
+    pub fn len_per_item(&self) -> Option<usize> {
+        match self.batch {
+            None => Some(self.values.len()),
+            Some(0) => self.values.is_empty().then_some(0),
+            Some(batch) => self
+                .values
+                .len()
+                .is_multiple_of(batch)
+                .then(|| self.values.len() / batch),
+        }
+    }
+}
+
+impl<'a> From<&'a [i32]> for Positions<'a> {
+    fn from(values: &'a [i32]) -> Self {
+        Self::shared(values)
+    }
+}
+
+impl AlibiPositionalBias {
+    /// The bias at custom positions: `-slope_h * |keys[k] - queries[r]|` for the heads
+    /// with a slope, +0.0 for padding heads, and, for a causal module, `-inf` where
+    /// `keys[k] > queries[r]`; in the module's element type. One `[total_heads, i, j]`
+    /// view per batch item (a single one when neither side is batched), all in one new
+    /// buffer, item after item; never cached. Computed by the kernel on every generation
+    /// path, submitted, not waited for.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), alibi_wgpu::AlibiError> {
+    /// use alibi_wgpu::{AlibiPositionalBias, Positions};
+    /// let alibi = AlibiPositionalBias::new_default_blocking(4, None)?;
+    /// // Two sequences of 3 queries against 4 shared keys: two [4, 3, 4] views.
+    /// let queries = [1, 2, 3, 10, 11, 13];
+    /// let views = alibi.forward_positions(
+    ///     Positions::batched(&queries, 2),
+    ///     Positions::shared(&[0, 1, 2, 3]),
+    /// )?;
+    /// let second = alibi.read_blocking(&views[1])?;
+    /// assert_eq!(second.row(0, 0), &[-2.5, -2.25, -2.0, -1.75]);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`AlibiError::PositionsMismatch`] when a batched length is not a multiple of its
+    /// batch or the two sides' batches differ; [`AlibiError::PositionOutOfRange`] beyond
+    /// ±[`MAX_POSITION`]; and the errors of `forward` for the sizes.
+    pub fn forward_positions(
+        &self,
+        queries: Positions<'_>,
+        keys: Positions<'_>,
+    ) -> Result<Vec<AlibiBias>> {
+        self.gpu.ensure_alive()?;
+        let (batch, i, j) = batch_shape(queries, keys)?;
+        check_sequence(i, j)?;
+        check_range("query", queries.values)?;
+        check_range("key", keys.values)?;
+        let heads = self.total_heads;
+        let shape = [heads, i, j];
+        if i == 0 || j == 0 || batch == 0 {
+            return Ok(vec![self.empty_view(shape); batch]);
+        }
+        let total_heads = heads.checked_mul(batch).ok_or(AlibiError::TooLarge {
+            heads: usize::MAX,
+            i,
+            j,
+            bytes: u64::MAX,
+            limit: self.gpu.limits.max_buffer_bytes,
+            limit_name: "max_buffer_size",
+        })?;
+        let generated = GenerateShape {
+            total_heads,
+            ..self.exact_shape(i, j)
+        };
+        fn side(positions: Positions<'_>, per_item: usize) -> PositionData<'_> {
+            PositionData {
+                values: positions.values,
+                stride: if positions.batch.is_some() {
+                    per_item
+                } else {
+                    0
+                },
+            }
+        }
+        let buffer = Arc::new(self.writer.generate_positions(
+            &self.gpu,
+            &self.slopes,
+            generated,
+            heads,
+            side(queries, i),
+            side(keys, j),
+        )?);
+        let cols = generated.cols;
+        Ok((0..batch)
+            .map(|item| AlibiBias {
+                layout: BiasLayout {
+                    offset: (item * heads * i * cols + cols - j) as u64,
+                    head_stride: (i * cols) as u64,
+                    row_stride: cols as u64,
+                },
+                ..self.slice_view(buffer.clone(), i, cols, shape)
+            })
+            .collect())
+    }
+}
+
+/// The batch and the positions per item, `(batch, i, j)`, of two sides.
+fn batch_shape(queries: Positions<'_>, keys: Positions<'_>) -> Result<(usize, usize, usize)> {
+    let per_item = |side: &str, positions: Positions<'_>| {
+        positions
+            .len_per_item()
+            .ok_or_else(|| AlibiError::PositionsMismatch {
+                what: format!(
+                    "{} {side} positions do not split into a batch of {}",
+                    positions.values.len(),
+                    positions.batch.unwrap_or(1)
+                ),
+            })
+    };
+    let (i, j) = (per_item("query", queries)?, per_item("key", keys)?);
+    let batch = match (queries.batch, keys.batch) {
+        (Some(q), Some(k)) if q != k => {
+            return Err(AlibiError::PositionsMismatch {
+                what: format!("the query positions have a batch of {q}, the key positions {k}"),
+            })
+        }
+        (Some(batch), _) | (None, Some(batch)) => batch,
+        (None, None) => 1,
+    };
+    Ok((batch, i, j))
+}
+
+fn check_range(side: &'static str, values: &[i32]) -> Result<()> {
+    match values
+        .iter()
+        .position(|v| v.unsigned_abs() > MAX_POSITION as u32)
+    {
+        Some(index) => Err(AlibiError::PositionOutOfRange {
+            side,
+            index,
+            value: values[index],
+            limit: MAX_POSITION,
+        }),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_come_from_the_batched_sides() {
+        let shared = Positions::shared(&[0, 1, 2]);
+        let batched = Positions::batched(&[0, 1, 2, 3], 2);
+        assert_eq!(batch_shape(shared, shared).unwrap(), (1, 3, 3));
+        assert_eq!(batch_shape(batched, shared).unwrap(), (2, 2, 3));
+        assert_eq!(batch_shape(shared, batched).unwrap(), (2, 3, 2));
+        assert_eq!(batch_shape(batched, batched).unwrap(), (2, 2, 2));
+        let empty = Positions::batched(&[], 0);
+        assert_eq!(batch_shape(empty, shared).unwrap(), (0, 0, 3));
+    }
+
+    #[test]
+    fn lengths_and_batches_that_do_not_fit_are_refused() {
+        let odd = Positions::batched(&[0, 1, 2], 2);
+        let shared = Positions::shared(&[0]);
+        let message = batch_shape(odd, shared).unwrap_err().to_string();
+        assert_eq!(message, "3 query positions do not split into a batch of 2");
+        let three = Positions::batched(&[0, 1, 2], 3);
+        let message = batch_shape(Positions::batched(&[0, 1], 2), three)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            message,
+            "the query positions have a batch of 2, the key positions 3"
+        );
+        assert!(batch_shape(Positions::batched(&[1], 0), shared).is_err());
+    }
+
+    #[test]
+    fn positions_beyond_2_pow_23_are_refused() {
+        assert!(check_range("key", &[MAX_POSITION, -MAX_POSITION, 0]).is_ok());
+        match check_range("key", &[0, MAX_POSITION + 1]) {
+            Err(AlibiError::PositionOutOfRange { index: 1, .. }) => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(check_range("query", &[i32::MIN]).is_err());
+    }
+}
