@@ -42,6 +42,8 @@ mod config;
 pub mod cpu;
 mod dtype;
 mod error;
+#[cfg(feature = "safetensors")]
+pub mod export;
 mod generation;
 mod gpu;
 mod host;

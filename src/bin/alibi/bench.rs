@@ -13,11 +13,11 @@ use std::time::Instant;
 
 use alibi_wgpu::{cpu, reference, AlibiConfig, AlibiError, AlibiPositionalBias, GpuDevice};
 
-use serde_json::json;
-
 use crate::backend::GenerationChoice;
 use crate::error::CliError;
 use crate::measure::{wait_idle, Rig};
+use crate::progress;
+use crate::report::{CaseReport, DecodeReport, Record, Tags};
 use crate::shape::{parse_fields, Syntax};
 
 /// Arguments of `alibi bench`.
@@ -151,34 +151,41 @@ pub fn run(args: &BenchArgs, gpu: &GpuDevice) -> Result<(), CliError> {
             "exact"
         );
     }
-    let tagged = |kind: &str, mut report: serde_json::Value| {
-        report["case"] = json!(kind);
-        report["backend"] = json!(backend);
-        report["adapter"] = json!(adapter.name);
-        report["runs"] = json!(runs);
-        report
+    let tags = Tags {
+        backend: &backend,
+        adapter: &adapter.name,
+        runs,
     };
+    // On a terminal, a bar on stderr says which case is running (a sweep takes minutes);
+    // piped, nothing. Lines go out under `suspend`, so a bar never splits one.
+    let bar = progress::steps(cases.len() as u64 + u64::from(args.decode_steps > 0));
     for case in cases {
+        bar.set_message(format!(
+            "{}x{}x{}x{}",
+            case.heads, case.total_heads, case.i, case.j
+        ));
         let report = measure_case(gpu, case, runs, args.generation)?;
-        if args.json {
-            say!(out, "{}", tagged("forward", report));
+        let line = if args.json {
+            json_line(&tags.record("forward", &report))?
         } else {
-            print_row(out, &report)?;
-        }
+            report.table_row()
+        };
+        bar.suspend(|| writeln!(out, "{line}"))
+            .map_err(CliError::Stdout)?;
+        bar.inc(1);
     }
     if args.decode_steps > 0 {
+        bar.set_message(format!("decode, {} steps", args.decode_steps));
         let decode = measure_decode(gpu, args.decode_steps, args.generation)?;
-        if args.json {
-            say!(out, "{}", tagged("decode", decode));
+        let line = if args.json {
+            json_line(&tags.record("decode", &decode))?
         } else {
-            say!(
-                out,
-                "decode: heads {} (total {}), prefill (512, 512), {} steps forward(1, t): {} GPU generations, median {} ns per step, exact: {}",
-                decode["heads"], decode["total_heads"], decode["steps"], decode["decode_generations"],
-                decode["decode_step_ns"], decode["exact"]
-            );
-        }
+            decode.summary()
+        };
+        bar.suspend(|| writeln!(out, "{line}"))
+            .map_err(CliError::Stdout)?;
     }
+    bar.finish_and_clear();
     if !args.json {
         say!(out, "path: where the module generates (host-mapped: the host's cores through a mapping, on CPU adapters; shader: the WGSL kernel)");
         say!(
@@ -195,12 +202,18 @@ pub fn run(args: &BenchArgs, gpu: &GpuDevice) -> Result<(), CliError> {
     Ok(())
 }
 
+/// One record as a JSON line.
+fn json_line<T: serde::Serialize>(record: &Record<'_, T>) -> Result<String, CliError> {
+    // Only a map with non-string keys can fail to serialize; a record has none.
+    serde_json::to_string(record).map_err(|error| CliError::Usage(error.to_string()))
+}
+
 fn measure_case(
     gpu: &GpuDevice,
     case: Case,
     runs: usize,
     generation: GenerationChoice,
-) -> Result<serde_json::Value, AlibiError> {
+) -> Result<CaseReport, AlibiError> {
     let Case {
         heads,
         total_heads,
@@ -257,26 +270,26 @@ fn measure_case(
     let generate_ms = median(generate);
     let shader_ms = median(shader);
     let copy_ms = median(copy);
-    Ok(json!({
-        "generation_path": format!("{:?}", alibi.generation_path()),
-        "heads": heads,
-        "total_heads": total_heads,
-        "i": i,
-        "j": j,
-        "bytes": bytes,
-        "generate_ms": round3(generate_ms),
-        "generate_gb_per_s": round3(bytes as f64 / generate_ms / 1e6),
-        "copy_ms": round3(copy_ms),
-        "generate_over_copy": round3(generate_ms / copy_ms),
-        "shader_generate_ms": round3(shader_ms),
-        "shader_over_copy": round3(shader_ms / copy_ms),
-        "forward_to_host_ms": round3(median(to_host)),
-        "forward_to_new_host_vec_ms": round3(median(to_fresh_host)),
-        "cpu_path_ms": round3(median(cpu_path)),
-        "cache_hit_ns": hit_ns.round(),
-        "cache_hit_misses": hit_misses,
-        "exact": host == expected && on_cpu == expected,
-    }))
+    Ok(CaseReport {
+        generation_path: format!("{:?}", alibi.generation_path()),
+        heads,
+        total_heads,
+        i,
+        j,
+        bytes,
+        generate_ms: round3(generate_ms),
+        generate_gb_per_s: round3(bytes as f64 / generate_ms / 1e6),
+        copy_ms: round3(copy_ms),
+        generate_over_copy: round3(generate_ms / copy_ms),
+        shader_generate_ms: round3(shader_ms),
+        shader_over_copy: round3(shader_ms / copy_ms),
+        forward_to_host_ms: round3(median(to_host)),
+        forward_to_new_host_vec_ms: round3(median(to_fresh_host)),
+        cpu_path_ms: round3(median(cpu_path)),
+        cache_hit_ns: hit_ns.round(),
+        cache_hit_misses: hit_misses,
+        exact: host == expected && on_cpu == expected,
+    })
 }
 
 /// Median host time of a repeated `forward(i, j)` served from the cache, and the misses
@@ -305,7 +318,7 @@ fn measure_decode(
     gpu: &GpuDevice,
     steps: usize,
     generation: GenerationChoice,
-) -> Result<serde_json::Value, AlibiError> {
+) -> Result<DecodeReport, AlibiError> {
     let (heads, total_heads) = (12, 16);
     let config = AlibiConfig::new(heads)
         .total_heads(total_heads)
@@ -330,47 +343,16 @@ fn measure_decode(
         let expected = reference::forward(alibi.slopes(), total_heads, 1, *t)?;
         exact &= alibi.read_blocking(bias)? == expected;
     }
-    Ok(json!({
-        "generation_path": format!("{:?}", alibi.generation_path()),
-        "heads": heads,
-        "total_heads": total_heads,
-        "prefill": [512, 512],
-        "steps": steps,
-        "decode_generations": generations,
-        "decode_step_ns": median(step_ns).round(),
-        "exact": exact,
-    }))
-}
-
-fn print_row(out: &mut impl Write, report: &serde_json::Value) -> Result<(), CliError> {
-    let field = |key: &str| report[key].as_f64().unwrap_or(f64::NAN);
-    let shape = format!(
-        "[{}, {}, {}]",
-        report["total_heads"], report["i"], report["j"]
-    );
-    let path = match report["generation_path"].as_str() {
-        Some("HostMapped") => "host-mapped",
-        Some("Shader") => "shader",
-        _ => "?",
-    };
-    say!(
-        out,
-        "{:<22} {:>7.1} {:>11} {:>8.2} {:>7.2} {:>8.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>11.2} {:>8.0} {:>6}",
-        format!("{} heads {shape}", report["heads"]),
-        field("bytes") / (1u64 << 20) as f64,
-        path,
-        field("generate_ms"),
-        field("generate_gb_per_s"),
-        field("copy_ms"),
-        field("generate_over_copy"),
-        field("shader_over_copy"),
-        field("forward_to_host_ms"),
-        field("forward_to_new_host_vec_ms"),
-        field("cpu_path_ms"),
-        field("cache_hit_ns"),
-        report["exact"],
-    );
-    Ok(())
+    Ok(DecodeReport {
+        generation_path: format!("{:?}", alibi.generation_path()),
+        heads,
+        total_heads,
+        prefill: [512, 512],
+        steps,
+        decode_generations: generations,
+        decode_step_ns: median(step_ns).round(),
+        exact,
+    })
 }
 
 fn time_ms(mut f: impl FnMut() -> Result<(), AlibiError>) -> Result<f64, AlibiError> {

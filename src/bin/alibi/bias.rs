@@ -48,10 +48,11 @@ pub struct BiasArgs {
     #[arg(required = true, value_name = "SHAPE", value_parser = parse_shape)]
     pub shapes: Vec<Shape>,
 
-    /// Write the tensors as float32 .npy files of shape [T, I, J]: PATH ending in `/` (or
-    /// an existing directory) gets DIR/call-N-IxJ.npy for the Nth shape, from 0; any other
-    /// PATH is one file, for exactly one shape. Checked before anything is computed; the
-    /// files are put in place only once every shape has succeeded.
+    /// Write the tensors as float32 [T, I, J]: FILE.safetensors holds every shape, named
+    /// call-N-IxJ for the Nth (from 0), with the heads and slopes in its metadata; PATH
+    /// ending in `/` (or an existing directory) gets DIR/call-N-IxJ.npy for the Nth shape;
+    /// any other PATH is one .npy file, for exactly one shape. Checked before anything is
+    /// computed; the files are put in place only once every shape has succeeded.
     #[arg(long, value_name = "PATH")]
     pub out: Option<PathBuf>,
 
@@ -80,7 +81,7 @@ pub fn run(args: &BiasArgs) -> Result<(), CliError> {
     let slopes = slope_source.resolve(args.heads)?;
     check_shapes(&slopes, total_heads, &args.shapes)?;
     let destination = Destination::from_arg(args.out.as_deref(), args.shapes.len())?;
-    let mut output = Output::prepare(destination, &args.shapes)?;
+    let mut output = Output::prepare(destination, &args.shapes, &slopes, total_heads)?;
 
     let config = AlibiConfig::new(args.heads)
         .total_heads(total_heads)

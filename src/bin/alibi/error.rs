@@ -42,6 +42,16 @@ pub enum CliError {
         source: std::io::Error,
     },
 
+    /// Writing a `.safetensors` file failed: its header, or the bytes.
+    #[error("cannot write {}", .path.display())]
+    Export {
+        /// The file.
+        path: PathBuf,
+        /// Why it failed.
+        #[source]
+        source: alibi_wgpu::export::ExportError,
+    },
+
     /// Printing the results failed (e.g. stdout is a closed pipe).
     #[error("cannot write to stdout")]
     Stdout(#[source] std::io::Error),

@@ -12,11 +12,14 @@
 mod backend;
 mod bench;
 mod bias;
+mod destination;
 mod error;
 mod measure;
 mod npy;
 mod output;
 mod preview;
+mod progress;
+mod report;
 mod shape;
 
 use std::path::Path;

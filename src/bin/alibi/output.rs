@@ -7,7 +7,9 @@
 //!    parents), no file to be written may be an existing directory, and a file can be
 //!    created there. Any of these failing is the run's one error line.
 //! 2. Each tensor, once computed, is written to a hidden temporary file in the same
-//!    directory (`.NAME.alibi-PID-N.tmp`), never to its final path.
+//!    directory (`.NAME.alibi-PID-N.tmp`), never to its final path. A `.safetensors` file
+//!    holds every shape, so its tensors are kept in memory until the last one is computed,
+//!    then written to their temporary file together (with the slopes in its metadata).
 //! 3. Only when every shape has been computed and written does [`Output::commit`] rename the
 //!    temporary files into place, in order. A rename within one directory replaces its
 //!    target at once, so an existing file is either left untouched or fully replaced.
@@ -22,83 +24,13 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use alibi_wgpu::HostBias;
+use alibi_wgpu::{export, HostBias};
 
+pub use crate::destination::Destination;
 use crate::error::CliError;
 use crate::npy::write_npy;
+use crate::progress;
 use crate::shape::Shape;
-
-/// Where `--out` sends the tensors.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Destination {
-    /// No `--out`: summaries only.
-    Nowhere,
-    /// `--out FILE.npy`: the one tensor of a single shape.
-    File(PathBuf),
-    /// `--out DIR/`: `DIR/call-N-IxJ.npy` for the Nth shape, from 0.
-    Dir(PathBuf),
-}
-
-impl Destination {
-    /// Interprets `--out` for `shapes` requests: a path ending in a separator, or an
-    /// existing directory, is a directory; anything else is a single file, which only makes
-    /// sense for a single shape.
-    pub fn from_arg(out: Option<&Path>, shapes: usize) -> Result<Self, CliError> {
-        let Some(out) = out else {
-            return Ok(Destination::Nowhere);
-        };
-        let ends_in_separator = out
-            .as_os_str()
-            .as_encoded_bytes()
-            .last()
-            .is_some_and(|&byte| std::path::is_separator(char::from(byte)));
-        if ends_in_separator || out.is_dir() {
-            return Ok(Destination::Dir(out.to_owned()));
-        }
-        if shapes != 1 {
-            return Err(CliError::Usage(format!(
-                "--out {} names one file but {shapes} shapes were given; end the path with `/` to write one file per shape",
-                out.display()
-            )));
-        }
-        if out.file_name().is_none() {
-            return Err(CliError::Usage(format!(
-                "--out {} names no file; give a file name, or a directory ending in `/`",
-                out.display()
-            )));
-        }
-        Ok(Destination::File(out.to_owned()))
-    }
-
-    /// The final path of the `call`th request, `None` when nothing is written.
-    pub fn path_for(&self, call: usize, shape: Shape) -> Option<PathBuf> {
-        match self {
-            Destination::Nowhere => None,
-            Destination::File(file) => Some(file.clone()),
-            Destination::Dir(dir) => Some(dir.join(format!("call-{call}-{shape}.npy"))),
-        }
-    }
-
-    /// What was given to `--out`.
-    fn arg(&self) -> Option<&Path> {
-        match self {
-            Destination::Nowhere => None,
-            Destination::File(path) | Destination::Dir(path) => Some(path),
-        }
-    }
-
-    /// The directory the files go in: the file's parent (`.` for a bare file name), or DIR.
-    fn dir(&self) -> Option<&Path> {
-        match self {
-            Destination::Nowhere => None,
-            Destination::File(file) => match file.parent() {
-                Some(parent) if !parent.as_os_str().is_empty() => Some(parent),
-                _ => Some(Path::new(".")),
-            },
-            Destination::Dir(dir) => Some(dir),
-        }
-    }
-}
 
 /// The files of one run, staged as the module doc's rule says: written under temporary
 /// names as the shapes are computed, renamed into place by [`Output::commit`], removed when
@@ -109,6 +41,11 @@ pub struct Output {
     created_dirs: Vec<PathBuf>,
     /// Files written so far under their temporary names, with the paths they will take.
     staged: Vec<Staged>,
+    /// The module's slopes and total heads, for a `.safetensors` file's metadata.
+    slopes: Vec<f32>,
+    total_heads: usize,
+    /// The tensors of a `.safetensors` file, kept until [`Output::commit`] writes them.
+    held: Vec<HostBias>,
 }
 
 /// One written tensor awaiting its rename.
@@ -118,12 +55,21 @@ struct Staged {
 }
 
 impl Output {
-    /// Checks `destination` for `shapes` (step 1 of the module doc's rule), creating `DIR/`.
-    pub fn prepare(destination: Destination, shapes: &[Shape]) -> Result<Self, CliError> {
+    /// Checks `destination` for `shapes` (step 1 of the module doc's rule), creating `DIR/`,
+    /// for a module with `slopes` and `total_heads` (which a `.safetensors` file records).
+    pub fn prepare(
+        destination: Destination,
+        shapes: &[Shape],
+        slopes: &[f32],
+        total_heads: usize,
+    ) -> Result<Self, CliError> {
         let mut output = Output {
             destination,
             created_dirs: Vec::new(),
             staged: Vec::new(),
+            slopes: slopes.to_vec(),
+            total_heads,
+            held: Vec::new(),
         };
         let (Some(arg), Some(dir)) = (output.destination.arg(), output.destination.dir()) else {
             return Ok(output);
@@ -229,31 +175,71 @@ impl Output {
         Ok(())
     }
 
-    /// Writes the `call`th tensor under a temporary name (step 2); nothing without `--out`.
+    /// Writes the `call`th tensor under a temporary name (step 2), or keeps it for the
+    /// `.safetensors` file; nothing without `--out`.
     pub fn write(&mut self, call: usize, shape: Shape, bias: &HostBias) -> Result<(), CliError> {
-        let (Some(path), Some(dir)) = (
-            self.destination.path_for(call, shape),
-            self.destination.dir(),
-        ) else {
+        if matches!(self.destination, Destination::Safetensors(_)) {
+            // A copy: the caller's tensor is dropped after this call, and the file needs
+            // all of them at once (its header lists every tensor before the first value).
+            self.held.push(bias.clone());
+            return Ok(());
+        }
+        let Some(path) = self.destination.path_for(call, shape) else {
             return Ok(());
         };
+        let bar = progress::writing(&path.display().to_string(), bytes_of(bias));
+        let file = self.stage(&path)?;
+        write_npy(bar.wrap_write(file), bias).map_err(|source| CliError::Io {
+            action: "write",
+            path,
+            source,
+        })
+    }
+
+    /// Writes the kept tensors as the `.safetensors` file, under a temporary name.
+    fn write_safetensors(&mut self) -> Result<(), CliError> {
+        let Destination::Safetensors(path) = &self.destination else {
+            return Ok(());
+        };
+        let path = path.clone();
+        let held = std::mem::take(&mut self.held);
+        let bytes = held.iter().map(bytes_of).sum();
+        let bar = progress::writing(&path.display().to_string(), bytes);
+        let file = self.stage(&path)?;
+        export::write_safetensors(
+            // No buffer: the values go out in 256 KiB blocks already.
+            bar.wrap_write(file),
+            &self.slopes,
+            self.total_heads,
+            &held,
+        )
+        .map_err(|source| CliError::Export { path, source })
+    }
+
+    /// Creates the temporary file for `path` and records it, before anything is written,
+    /// so that a failed write is removed too.
+    fn stage(&mut self, path: &Path) -> Result<File, CliError> {
         let io_error = |source| CliError::Io {
             action: "write",
-            path: path.clone(),
+            path: path.to_owned(),
             source,
         };
+        let dir = self
+            .destination
+            .dir()
+            .ok_or_else(|| io_error(io::Error::other("no directory to write in")))?;
         let name = path.file_name().unwrap_or_default().to_string_lossy();
         let (temporary, file) = create_temporary(dir, &name).map_err(io_error)?;
-        // Recorded before writing, so that a failed write is removed too.
         self.staged.push(Staged {
             temporary,
-            path: path.clone(),
+            path: path.to_owned(),
         });
-        write_npy(file, bias).map_err(io_error)
+        Ok(file)
     }
 
     /// Renames every written file into place (step 3) and returns their paths, in order.
     pub fn commit(mut self) -> Result<Vec<PathBuf>, CliError> {
+        self.write_safetensors()?;
         let staged = std::mem::take(&mut self.staged);
         for (done, file) in staged.iter().enumerate() {
             if let Err(source) = fs::rename(&file.temporary, &file.path) {
@@ -291,6 +277,11 @@ impl Drop for Output {
     }
 }
 
+/// The bytes of `bias`'s values in a file.
+fn bytes_of(bias: &HostBias) -> u64 {
+    (bias.len() * size_of::<f32>()) as u64
+}
+
 /// Creates a new, hidden file for `name` in `dir`: `.NAME.alibi-PID-N.tmp` with the first
 /// N that is free (`create_new`, so an existing file is never reused or truncated).
 fn create_temporary(dir: &Path, name: &str) -> io::Result<(PathBuf, File)> {
@@ -305,28 +296,5 @@ fn create_temporary(dir: &Path, name: &str) -> io::Result<(PathBuf, File)> {
             }
             Err(error) => return Err(error),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn out_paths() {
-        let shape = Shape { i: 5, j: 8 };
-        assert_eq!(
-            Destination::from_arg(None, 3).unwrap(),
-            Destination::Nowhere
-        );
-        let dir = Destination::from_arg(Some(Path::new("some/dir/")), 2).unwrap();
-        assert_eq!(
-            dir.path_for(1, shape),
-            Some(Path::new("some/dir/call-1-5x8.npy").to_owned())
-        );
-        let file = Destination::from_arg(Some(Path::new("bias.npy")), 1).unwrap();
-        assert_eq!(file.path_for(0, shape), Some(PathBuf::from("bias.npy")));
-        assert_eq!(file.dir(), Some(Path::new(".")));
-        assert!(Destination::from_arg(Some(Path::new("bias.npy")), 2).is_err());
     }
 }
