@@ -74,6 +74,15 @@ fn fused_equals_materialized_for_a_decode_step() {
 }
 
 #[test]
+fn fused_causal_equals_materialized_causal() {
+    // The causal module's tensor (every future key of every head -inf) against
+    // alibi_causal_head_bias.
+    check_attention(Shape::new(8, 32, 32, 32).causal());
+    check_attention(Shape::new(6, 20, 75, 16).padded_to(8).causal());
+    check_attention(Shape::new(8, 1, 130, 64).causal());
+}
+
+#[test]
 fn fused_equals_materialized_with_padding_heads() {
     // Slopes of non-power-of-two head counts are not powers of two: their products round.
     check_attention(Shape::new(6, 24, 33, 32).padded_to(8));
@@ -207,8 +216,8 @@ fn run_grid(
     bytemuck::cast_slice(&common::read_buffer(device, queue, &values)).to_vec()
 }
 
-/// Checks the grid against the oracle: `bias_value` for `alibi_bias`; +0.0 for padding
-/// heads in the `_head_` forms; -inf for future keys in the causal forms.
+/// Checks the grid against the oracle: `bias_value` and `causal_bias_value` (-inf for
+/// future keys), and in the `_head_` forms +0.0 for padding heads where not masked.
 fn check_grid(slopes: &[f32], heads: usize, query0: i32, queries: usize, key0: i32, keys: usize) {
     if common::gpu().is_none() {
         return;
@@ -223,18 +232,13 @@ fn check_grid(slopes: &[f32], heads: usize, query0: i32, queries: usize, key0: i
                 let query = i64::from(query0) + q as i64;
                 let key = i64::from(key0) + k as i64;
                 let value = reference::bias_value(slope, query, key);
-                let head_value = if padding { 0.0 } else { value };
+                let causal = reference::causal_bias_value(slope, query, key);
                 let future = key > query;
-                let expected = [
-                    value,
-                    head_value,
-                    if future { f32::NEG_INFINITY } else { value },
-                    if future {
-                        f32::NEG_INFINITY
-                    } else {
-                        head_value
-                    },
-                ];
+                let expected = if padding {
+                    [value, 0.0, causal, if future { causal } else { 0.0 }]
+                } else {
+                    [value, value, causal, causal]
+                };
                 let cell = (head * queries + q) * keys + k;
                 for (function, expected) in expected.into_iter().enumerate() {
                     let got = values[function * plane + cell];

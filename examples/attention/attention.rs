@@ -1,5 +1,5 @@
-//! A small attention, `softmax(q k^T * scale + bias) v`, in one WGSL compute shader, with
-//! the bias from three places:
+//! A small attention, `softmax(q k^T * scale + bias) v`, in one WGSL compute shader
+//! (optionally causal), with the bias from three places:
 //!
 //! * [`Variant::Fused`]: computed on the fly by [`alibi_wgpu::ALIBI_WGSL`] from the slopes
 //!   alone (a uniform of `vec4`s), no bias tensor;
@@ -18,7 +18,7 @@
 
 use std::time::{Duration, Instant};
 
-use alibi_wgpu::{AlibiBias, AlibiPositionalBias, ALIBI_WGSL};
+use alibi_wgpu::{AlibiBias, AlibiConfig, AlibiPositionalBias, ALIBI_WGSL};
 
 /// Errors of this module: the crate's, wgpu's captured ones, and bad shapes.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -44,6 +44,9 @@ pub struct Shape {
     pub j: usize,
     /// Head dimension.
     pub d: usize,
+    /// Whether every key after a query is masked (`-inf` in the bias): ALiBi's causal form.
+    /// [`Variant::Plain`] stays unmasked.
+    pub causal: bool,
 }
 
 impl Shape {
@@ -55,6 +58,15 @@ impl Shape {
             i,
             j,
             d,
+            causal: false,
+        }
+    }
+
+    /// The same shape, causal.
+    pub fn causal(self) -> Self {
+        Self {
+            causal: true,
+            ..self
         }
     }
 
@@ -78,11 +90,16 @@ impl Shape {
             i,
             j,
             d,
+            causal,
         } = *self;
         if heads == 0 || total_heads < heads || i == 0 || j == 0 || d == 0 {
             return Err(
                 format!("{self:?}: every size must be at least 1, heads <= total_heads").into(),
             );
+        }
+        if causal && i > j {
+            // Rows before the first key would have every key masked: a NaN softmax.
+            return Err(format!("{self:?}: a causal attention needs i <= j").into());
         }
         if j > MAX_KEYS || d > MAX_DIM {
             return Err(
@@ -207,7 +224,8 @@ fn with_bias(score: f32, head: u32, row: u32, key: u32) -> f32 {
 ";
 
 /// `with_bias` of [`Variant::Fused`]: ALiBi from the slopes, by `ALIBI_WGSL`'s functions.
-/// `SLOPE_VEC4S` is prepended by [`shader_source`].
+/// [`shader_source`] prepends `SLOPE_VEC4S` and puts `alibi_head_bias` or, causal,
+/// `alibi_causal_head_bias` for `HEAD_BIAS`.
 const FUSED_WGSL: &str = r"
 // The engine decides where the slopes live: here a uniform, packed four to a vec4.
 @group(0) @binding(5) var<uniform> slopes: array<vec4<f32>, SLOPE_VEC4S>;
@@ -216,7 +234,7 @@ fn with_bias(score: f32, head: u32, row: u32, key: u32) -> f32 {
     let slope = alibi_packed_slope(slopes[head / 4u], head);
     let query_position = alibi_query_position(params.rows, params.keys, row);
     let is_padding = head >= params.slope_heads;
-    return score + alibi_head_bias(slope, is_padding, query_position, i32(key));
+    return score + HEAD_BIAS(slope, is_padding, query_position, i32(key));
 }
 ";
 
@@ -231,15 +249,21 @@ fn with_bias(score: f32, head: u32, row: u32, key: u32) -> f32 {
 }
 ";
 
-/// The whole WGSL source of `variant`'s shader for `total_heads` heads.
-pub fn shader_source(variant: Variant, total_heads: usize) -> String {
+/// The whole WGSL source of `variant`'s shader for `shape`.
+pub fn shader_source(variant: Variant, shape: Shape) -> String {
     match variant {
         Variant::Plain => format!("{ATTENTION_WGSL}{PLAIN_WGSL}"),
         Variant::Fused => {
-            let slope_vec4s = total_heads.div_ceil(4);
+            let slope_vec4s = shape.total_heads.div_ceil(4);
+            let head_bias = if shape.causal {
+                "alibi_causal_head_bias"
+            } else {
+                "alibi_head_bias"
+            };
+            let fused = FUSED_WGSL.replace("HEAD_BIAS", head_bias);
             // An engine concatenates the ALiBi functions with its own shader: that is all.
             format!(
-                "const SLOPE_VEC4S: u32 = {slope_vec4s}u;\n{ATTENTION_WGSL}{FUSED_WGSL}\n{ALIBI_WGSL}"
+                "const SLOPE_VEC4S: u32 = {slope_vec4s}u;\n{ATTENTION_WGSL}{fused}\n{ALIBI_WGSL}"
             )
         }
         Variant::Materialized => format!("{ATTENTION_WGSL}{MATERIALIZED_WGSL}"),
@@ -312,8 +336,10 @@ impl Attention {
         seed: u64,
     ) -> Result<Self, Error> {
         shape.check()?;
-        let mut alibi =
-            AlibiPositionalBias::new(device, queue, shape.heads, Some(shape.total_heads))?;
+        let config = AlibiConfig::new(shape.heads)
+            .total_heads(shape.total_heads)
+            .causal(shape.causal);
+        let mut alibi = AlibiPositionalBias::with_config(device, queue, config)?;
         let bias = alibi.forward(shape.i, shape.j)?;
         let (attention, error) = scoped(device, || {
             Self::build(device, queue, shape, seed, alibi, bias)
@@ -391,7 +417,7 @@ impl Attention {
         let pass = |variant: Variant, extra: Option<wgpu::BindingResource<'_>>| {
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some("attention"),
-                source: wgpu::ShaderSource::Wgsl(shader_source(variant, total_heads).into()),
+                source: wgpu::ShaderSource::Wgsl(shader_source(variant, shape).into()),
             });
             let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some("attention"),
