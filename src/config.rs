@@ -121,6 +121,16 @@ impl AlibiConfig {
         self.generation_path
     }
 
+    /// Whether future keys are masked ([`causal`](Self::causal)).
+    pub fn is_causal(&self) -> bool {
+        self.causal
+    }
+
+    /// The element type asked for ([`dtype`](Self::dtype)).
+    pub fn requested_dtype(&self) -> BiasDtype {
+        self.dtype
+    }
+
     /// `total_heads`, or `heads` when unset.
     pub fn resolved_total_heads(&self) -> usize {
         self.total_heads.unwrap_or(self.heads)

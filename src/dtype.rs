@@ -29,6 +29,24 @@ impl BiasDtype {
         }
     }
 
+    /// The value an element of this type holds for the f32 bias value `value`, widened
+    /// back to f32 (exactly): `value` itself for f32; for f16, `value` rounded to nearest
+    /// even, finite values saturated at ±65504, infinities kept. What a GPU module of this
+    /// type stores.
+    ///
+    /// ```
+    /// use alibi_wgpu::BiasDtype;
+    /// assert_eq!(BiasDtype::F16.round(-70_000.0), -65504.0);
+    /// assert_eq!(BiasDtype::F16.round(-2049.0), -2048.0);
+    /// assert_eq!(BiasDtype::F32.round(-2049.0), -2049.0);
+    /// ```
+    pub fn round(self, value: f32) -> f32 {
+        match self {
+            Self::F32 => value,
+            Self::F16 => to_f16(value).to_f32(),
+        }
+    }
+
     /// The name NumPy and the CLI use: `f32` or `f16`.
     pub const fn name(self) -> &'static str {
         match self {

@@ -1,8 +1,9 @@
 //! Bias tensors as a `.safetensors` file (feature `safetensors`), for numpy and PyTorch.
 //!
 //! A file holds the tensors of one module's calls in order, each `[total_heads, i, j]`
-//! little-endian f32 in C order, named `call-N-IxJ` for the Nth call (from 0), with the
-//! module's description in the header's `__metadata__`:
+//! little-endian f32 (or f16, for an f16 module's [`HostBias<half::f16>`]) in C order,
+//! named `call-N-IxJ` for the Nth call (from 0), with the module's description in the
+//! header's `__metadata__`:
 //!
 //! | key | value |
 //! |---|---|
@@ -10,6 +11,7 @@
 //! | `total_heads` | output heads, padding included, e.g. `8` |
 //! | `slopes` | a JSON array of the f32 slopes, each printed so that it parses back to the same f32 |
 //! | `formula` | `bias[h, r, k] = -slope_h * \|k - (j - i + r)\|`, zero for padding heads |
+//! | `causal` | `true` when future keys are `-inf` (the formula then says so), else `false` |
 //! | `alibi_wgpu_version` | this crate's version |
 //!
 //! `safetensors.numpy.load_file` and `safetensors.torch.load_file` read it; so does this
@@ -29,6 +31,35 @@ use safetensors::{Dtype, SafeTensorError};
 
 use crate::error::AlibiError;
 use crate::host::HostBias;
+
+/// An element type a file can hold: f32, or `half::f16`.
+pub trait Element: Copy + private::Sealed {
+    /// Its safetensors dtype.
+    const DTYPE: Dtype;
+    /// Appends its little-endian bytes.
+    fn extend_le(self, bytes: &mut Vec<u8>);
+}
+
+impl Element for f32 {
+    const DTYPE: Dtype = Dtype::F32;
+    fn extend_le(self, bytes: &mut Vec<u8>) {
+        bytes.extend(self.to_le_bytes());
+    }
+}
+
+impl Element for half::f16 {
+    const DTYPE: Dtype = Dtype::F16;
+    fn extend_le(self, bytes: &mut Vec<u8>) {
+        bytes.extend(self.to_le_bytes());
+    }
+}
+
+mod private {
+    /// Only this crate's element types: the file format knows their layout.
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for half::f16 {}
+}
 
 /// Values converted to bytes at a time: 256 KiB, enough to keep a write call's cost small
 /// and the conversion buffer in cache.
@@ -64,13 +95,13 @@ pub enum ExportError {
 }
 
 /// The name of the `call`th tensor in a file: `call-N-IxJ`, e.g. `call-1-1x5`.
-pub fn tensor_name(call: usize, bias: &HostBias) -> String {
+pub fn tensor_name<T: Copy>(call: usize, bias: &HostBias<T>) -> String {
     let [_, i, j] = bias.shape();
     format!("call-{call}-{i}x{j}")
 }
 
-/// Writes `biases` (the calls of one module with `slopes` and `total_heads`, in order) to
-/// `writer` as a `.safetensors` file: see the [module docs](self) for its layout and
+/// Writes `biases` (the calls of one module with `slopes` and `total_heads`, causal or
+/// not, in order) to `writer` as a `.safetensors` file: see the [module docs](self) for its layout and
 /// metadata. The writer is not flushed; wrap a file in a [`std::io::BufWriter`] or not, as
 /// you like (values go out in 256 KiB blocks).
 ///
@@ -87,30 +118,34 @@ pub fn tensor_name(call: usize, bias: &HostBias) -> String {
 /// let slopes = alibi_slopes(4)?;
 /// let prefill = cpu::forward(&slopes, 8, 3, 5)?;
 /// let step = cpu::forward(&slopes, 8, 1, 5)?;
-/// let bytes = export::to_safetensors(&slopes, 8, &[&prefill, &step])?;
+/// let bytes = export::to_safetensors(&slopes, 8, false, &[&prefill, &step])?;
 ///
 /// let file = safetensors::SafeTensors::deserialize(&bytes)?;
 /// assert_eq!(file.tensor("call-1-1x5")?.shape(), &[8, 1, 5]);
 /// # Ok(()) }
 /// ```
-pub fn write_safetensors<B: Borrow<HostBias>>(
+pub fn write_safetensors<T: Element, B: Borrow<HostBias<T>>>(
     mut writer: impl Write,
     slopes: &[f32],
     total_heads: usize,
+    causal: bool,
     biases: &[B],
 ) -> Result<(), ExportError> {
-    let header = header(slopes, total_heads, biases)?;
+    let header = header(slopes, total_heads, causal, biases)?;
     writer
         .write_all(&(header.len() as u64).to_le_bytes())
         .and_then(|()| writer.write_all(&header))
         .map_err(ExportError::Io)?;
-    let mut block = Vec::with_capacity(BLOCK_VALUES.min(largest(biases)) * 4);
+    let size = size_of::<T>();
+    let mut block = Vec::with_capacity(BLOCK_VALUES.min(largest(biases)) * size);
     for bias in biases {
         for values in bias.borrow().as_slice().chunks(BLOCK_VALUES) {
             // safetensors is little-endian whatever the host; on a little-endian host this
             // loop compiles to a copy.
             block.clear();
-            block.extend(values.iter().flat_map(|value| value.to_le_bytes()));
+            for &value in values {
+                value.extend_le(&mut block);
+            }
             writer.write_all(&block).map_err(ExportError::Io)?;
         }
     }
@@ -122,21 +157,23 @@ pub fn write_safetensors<B: Borrow<HostBias>>(
 ///
 /// # Errors
 /// As [`write_safetensors`], except that a vector cannot fail to take the bytes.
-pub fn to_safetensors<B: Borrow<HostBias>>(
+pub fn to_safetensors<T: Element, B: Borrow<HostBias<T>>>(
     slopes: &[f32],
     total_heads: usize,
+    causal: bool,
     biases: &[B],
 ) -> Result<Vec<u8>, ExportError> {
     let mut bytes = Vec::new();
-    write_safetensors(&mut bytes, slopes, total_heads, biases)?;
+    write_safetensors(&mut bytes, slopes, total_heads, causal, biases)?;
     Ok(bytes)
 }
 
 /// The JSON header, padded with spaces to a multiple of 8 bytes as the format (and the
 /// `safetensors` crate's own writer) does, so the data that follows stays aligned.
-fn header<B: Borrow<HostBias>>(
+fn header<T: Element, B: Borrow<HostBias<T>>>(
     slopes: &[f32],
     total_heads: usize,
+    causal: bool,
     biases: &[B],
 ) -> Result<Vec<u8>, ExportError> {
     crate::validation::validate(slopes.len(), total_heads, 0, 0)?;
@@ -152,17 +189,17 @@ fn header<B: Borrow<HostBias>>(
                 expected: total_heads,
             });
         }
-        let bytes = bias.len() * size_of::<f32>();
+        let bytes = bias.len() * size_of::<T>();
         let info = TensorInfo {
-            dtype: Dtype::F32,
+            dtype: T::DTYPE,
             shape: shape.to_vec(),
             data_offsets: (offset, offset + bytes),
         };
         offset += bytes;
         tensors.push((tensor_name(call, bias), info));
     }
-    let metadata =
-        Metadata::new(Some(describe(slopes, total_heads)), tensors).map_err(ExportError::Header)?;
+    let metadata = Metadata::new(Some(describe(slopes, total_heads, causal)), tensors)
+        .map_err(ExportError::Header)?;
     let mut header = serde_json::to_vec(&metadata)
         .map_err(|error| ExportError::Header(SafeTensorError::JsonError(error)))?;
     header.resize(header.len().next_multiple_of(8), b' ');
@@ -170,7 +207,7 @@ fn header<B: Borrow<HostBias>>(
 }
 
 /// The `__metadata__` map: see the module docs.
-fn describe(slopes: &[f32], total_heads: usize) -> HashMap<String, String> {
+fn describe(slopes: &[f32], total_heads: usize, causal: bool) -> HashMap<String, String> {
     // Rust prints the shortest decimal that parses back to the same f32, which is also a
     // valid JSON number: `json.loads` then `numpy.float32` recovers every slope exactly.
     let slope_list: Vec<String> = slopes.iter().map(f32::to_string).collect();
@@ -178,10 +215,8 @@ fn describe(slopes: &[f32], total_heads: usize) -> HashMap<String, String> {
         ("heads".to_owned(), slopes.len().to_string()),
         ("total_heads".to_owned(), total_heads.to_string()),
         ("slopes".to_owned(), format!("[{}]", slope_list.join(", "))),
-        (
-            "formula".to_owned(),
-            "bias[h, r, k] = -slope_h * |k - (j - i + r)|, zero for h >= heads".to_owned(),
-        ),
+        ("formula".to_owned(), formula(causal).to_owned()),
+        ("causal".to_owned(), causal.to_string()),
         (
             "alibi_wgpu_version".to_owned(),
             env!("CARGO_PKG_VERSION").to_owned(),
@@ -189,8 +224,17 @@ fn describe(slopes: &[f32], total_heads: usize) -> HashMap<String, String> {
     ])
 }
 
+/// The `formula` entry: the SPEC's, with the mask when `causal`.
+fn formula(causal: bool) -> &'static str {
+    if causal {
+        "bias[h, r, k] = -slope_h * |k - (j - i + r)|, zero for h >= heads; -inf where k > j - i + r"
+    } else {
+        "bias[h, r, k] = -slope_h * |k - (j - i + r)|, zero for h >= heads"
+    }
+}
+
 /// The most values any one tensor holds, to size the conversion block.
-fn largest<B: Borrow<HostBias>>(biases: &[B]) -> usize {
+fn largest<T: Copy, B: Borrow<HostBias<T>>>(biases: &[B]) -> usize {
     biases
         .iter()
         .map(|bias| bias.borrow().len())
@@ -208,7 +252,7 @@ mod tests {
         let slopes = alibi_slopes(3).unwrap();
         let a = reference::forward(&slopes, 4, 2, 3).unwrap();
         let b = reference::forward(&slopes, 4, 0, 7).unwrap();
-        let bytes = to_safetensors(&slopes, 4, &[a.clone(), b]).unwrap();
+        let bytes = to_safetensors(&slopes, 4, false, &[a.clone(), b]).unwrap();
         let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
         assert_eq!(header_len % 8, 0);
         assert_eq!(bytes.len(), 8 + header_len + a.len() * 4);
@@ -226,12 +270,32 @@ mod tests {
     }
 
     #[test]
+    fn f16_tensors_are_f16_and_causal_is_recorded() {
+        let slopes = alibi_slopes(2).unwrap();
+        let bias = reference::forward_causal(&slopes, 2, 2, 3).unwrap();
+        let narrow = bias.clone().map(half::f16::from_f32);
+        let bytes = to_safetensors(&slopes, 2, true, &[&narrow]).unwrap();
+        let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let tensor = file.tensor("call-0-2x3").unwrap();
+        assert_eq!(tensor.dtype(), Dtype::F16);
+        let values: Vec<f32> = tensor
+            .data()
+            .chunks(2)
+            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect();
+        assert_eq!(values, bias.as_slice());
+        let (_, metadata) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+        let described = metadata.metadata().as_ref().unwrap();
+        assert_eq!(described["causal"], "true");
+    }
+
+    #[test]
     fn refuses_what_no_module_makes() {
         let slopes = alibi_slopes(2).unwrap();
         let two = reference::forward(&slopes, 2, 1, 1).unwrap();
         let three = reference::forward(&slopes, 3, 1, 1).unwrap();
         assert!(matches!(
-            to_safetensors(&slopes, 2, &[&two, &three]),
+            to_safetensors(&slopes, 2, false, &[&two, &three]),
             Err(ExportError::HeadCount {
                 call: 1,
                 got: 3,
@@ -239,11 +303,11 @@ mod tests {
             })
         ));
         assert!(matches!(
-            to_safetensors(&slopes, 1, &[&two]),
+            to_safetensors(&slopes, 1, false, &[&two]),
             Err(ExportError::Module(AlibiError::TotalHeadsBelowHeads { .. }))
         ));
         assert!(matches!(
-            to_safetensors::<HostBias>(&[], 1, &[]),
+            to_safetensors::<f32, HostBias>(&[], 1, false, &[]),
             Err(ExportError::Module(AlibiError::ZeroHeads))
         ));
     }

@@ -52,6 +52,20 @@ impl<T: Copy> HostBias<T> {
         self.data
     }
 
+    /// The same tensor with `f` applied to every value.
+    ///
+    /// ```
+    /// let bias = alibi_wgpu::cpu::forward(&[0.5], 1, 1, 3).unwrap();
+    /// let doubled = bias.map(|v| v * 2.0);
+    /// assert_eq!(doubled.row(0, 0), &[-2.0, -1.0, 0.0]);
+    /// ```
+    pub fn map<U: Copy>(self, f: impl FnMut(T) -> U) -> HostBias<U> {
+        HostBias {
+            shape: self.shape,
+            data: self.data.into_iter().map(f).collect(),
+        }
+    }
+
     /// Number of values.
     pub fn len(&self) -> usize {
         self.data.len()

@@ -18,7 +18,7 @@ use crate::host::sized_host;
 use crate::pool::BufferPool;
 use crate::validation::{check_sequence, MAX_SEQUENCE};
 
-pub use positions::{Positions, MAX_POSITION};
+pub use positions::Positions;
 
 mod build;
 mod positions;

@@ -62,6 +62,26 @@ pub(crate) fn check_sequence(i: usize, j: usize) -> Result<()> {
     Ok(())
 }
 
+/// The largest custom position magnitude: distances then stay within 2^24, where every
+/// integer is an exact f32.
+pub const MAX_POSITION: i32 = 1 << 23;
+
+/// Checks custom positions (`side` is `query` or `key`) against ±[`MAX_POSITION`].
+pub(crate) fn check_positions(side: &'static str, values: &[i32]) -> Result<()> {
+    match values
+        .iter()
+        .position(|v| v.unsigned_abs() > MAX_POSITION as u32)
+    {
+        Some(index) => Err(AlibiError::PositionOutOfRange {
+            side,
+            index,
+            value: values[index],
+            limit: MAX_POSITION,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Rounds head `head`'s f64 slope to the f32 the GPU gets, refusing what would not be that
 /// value on every device: NaN, infinities, overflow, and subnormals (which GPUs may flush
 /// to zero). Zero is allowed.

@@ -23,7 +23,7 @@ fn gpu_results_round_trip_through_a_file() {
     let path =
         std::env::temp_dir().join(format!("alibi-export-{}.safetensors", std::process::id()));
     let file = std::fs::File::create(&path).unwrap();
-    export::write_safetensors(file, module.slopes(), 16, &biases).unwrap();
+    export::write_safetensors(file, module.slopes(), 16, false, &biases).unwrap();
     let bytes = std::fs::read(&path).unwrap();
     std::fs::remove_file(&path).unwrap();
 

@@ -8,11 +8,7 @@ use crate::bias::{AlibiBias, BiasLayout};
 use crate::error::{AlibiError, Result};
 use crate::gpu::positions::PositionData;
 use crate::gpu::windows::GenerateShape;
-use crate::validation::check_sequence;
-
-/// The largest position magnitude: distances then stay within 2^24, where every integer
-/// is an exact f32.
-pub const MAX_POSITION: i32 = 1 << 23;
+use crate::validation::{check_positions, check_sequence};
 
 /// Query or key positions for
 /// [`forward_positions`](AlibiPositionalBias::forward_positions): `[n]` positions shared by
@@ -94,7 +90,7 @@ impl AlibiPositionalBias {
     /// # Errors
     /// [`AlibiError::PositionsMismatch`] when a batched length is not a multiple of its
     /// batch or the two sides' batches differ; [`AlibiError::PositionOutOfRange`] beyond
-    /// ±[`MAX_POSITION`]; and the errors of `forward` for the sizes.
+    /// ±[`MAX_POSITION`](crate::MAX_POSITION); and the errors of `forward` for the sizes.
     pub fn forward_positions(
         &self,
         queries: Positions<'_>,
@@ -103,8 +99,8 @@ impl AlibiPositionalBias {
         self.gpu.ensure_alive()?;
         let (batch, i, j) = batch_shape(queries, keys)?;
         check_sequence(i, j)?;
-        check_range("query", queries.values)?;
-        check_range("key", keys.values)?;
+        check_positions("query", queries.values)?;
+        check_positions("key", keys.values)?;
         let heads = self.total_heads;
         let shape = [heads, i, j];
         if i == 0 || j == 0 || batch == 0 {
@@ -180,24 +176,10 @@ fn batch_shape(queries: Positions<'_>, keys: Positions<'_>) -> Result<(usize, us
     Ok((batch, i, j))
 }
 
-fn check_range(side: &'static str, values: &[i32]) -> Result<()> {
-    match values
-        .iter()
-        .position(|v| v.unsigned_abs() > MAX_POSITION as u32)
-    {
-        Some(index) => Err(AlibiError::PositionOutOfRange {
-            side,
-            index,
-            value: values[index],
-            limit: MAX_POSITION,
-        }),
-        None => Ok(()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::validation::MAX_POSITION;
 
     #[test]
     fn batches_come_from_the_batched_sides() {
@@ -230,11 +212,11 @@ mod tests {
 
     #[test]
     fn positions_beyond_2_pow_23_are_refused() {
-        assert!(check_range("key", &[MAX_POSITION, -MAX_POSITION, 0]).is_ok());
-        match check_range("key", &[0, MAX_POSITION + 1]) {
+        assert!(check_positions("key", &[MAX_POSITION, -MAX_POSITION, 0]).is_ok());
+        match check_positions("key", &[0, MAX_POSITION + 1]) {
             Err(AlibiError::PositionOutOfRange { index: 1, .. }) => {}
             other => panic!("{other:?}"),
         }
-        assert!(check_range("query", &[i32::MIN]).is_err());
+        assert!(check_positions("query", &[i32::MIN]).is_err());
     }
 }

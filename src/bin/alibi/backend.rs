@@ -84,3 +84,22 @@ impl From<GenerationChoice> for GenerationPath {
         }
     }
 }
+
+/// `--dtype`: the element type of the bias.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum DtypeChoice {
+    /// 32-bit floats, the SPEC's values exactly.
+    #[default]
+    F32,
+    /// 16-bit floats (adapters with SHADER_F16, or the CPU path).
+    F16,
+}
+
+impl From<DtypeChoice> for alibi_wgpu::BiasDtype {
+    fn from(choice: DtypeChoice) -> Self {
+        match choice {
+            DtypeChoice::F32 => Self::F32,
+            DtypeChoice::F16 => Self::F16,
+        }
+    }
+}

@@ -13,9 +13,10 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use alibi_wgpu::{cpu, AlibiConfig, AlibiError, AlibiPositionalBias, HostBias, SlopeSource};
+use alibi_wgpu::{cpu, AlibiConfig, AlibiError, BiasDtype, HostBias, SlopeSource};
 
-use crate::backend::{BackendChoice, Compute, GenerationChoice};
+use crate::backend::{BackendChoice, DtypeChoice, GenerationChoice};
+use crate::engine::Engine;
 use crate::error::CliError;
 use crate::output::{Destination, Output};
 use crate::preview::{head_preview, min_max, short_list};
@@ -45,8 +46,45 @@ pub struct BiasArgs {
 
     /// Shapes IxJ (I queries by J keys, e.g. 10x10 or 1x4096; 0x5 is empty), computed in
     /// order on one module.
-    #[arg(required = true, value_name = "SHAPE", value_parser = parse_shape)]
+    #[arg(
+        required_unless_present = "positions_q",
+        conflicts_with = "positions_q",
+        value_name = "SHAPE",
+        value_parser = parse_shape
+    )]
     pub shapes: Vec<Shape>,
+
+    /// Mask every future key (k > j - i + r; with positions, pos_k > pos_q) with -inf, in
+    /// every head.
+    #[arg(long)]
+    pub causal: bool,
+
+    /// Element type of the bias: f16 rounds to nearest even and saturates at -65504
+    /// (-inf stays -inf), on adapters with SHADER_F16 (and on the CPU path); .npy files
+    /// are then <f2.
+    #[arg(long, value_enum, value_name = "TYPE", default_value_t = DtypeChoice::F32)]
+    pub dtype: DtypeChoice,
+
+    /// Query positions instead of shapes, comma-separated integers (e.g. 0,1,2,4): the
+    /// bias is -slope * |pos_k - pos_q|, of shape [T, len(q), len(k)], uncached.
+    #[arg(
+        long,
+        value_name = "P,P,..",
+        value_delimiter = ',',
+        allow_hyphen_values = true,
+        requires = "positions_k"
+    )]
+    pub positions_q: Option<Vec<i32>>,
+
+    /// Key positions, comma-separated integers (e.g. 0,1,2,3,5); goes with --positions-q.
+    #[arg(
+        long,
+        value_name = "P,P,..",
+        value_delimiter = ',',
+        allow_hyphen_values = true,
+        requires = "positions_q"
+    )]
+    pub positions_k: Option<Vec<i32>>,
 
     /// Write the tensors as float32 [T, I, J]: FILE.safetensors holds every shape, named
     /// call-N-IxJ for the Nth (from 0), with the heads and slopes in its metadata; PATH
@@ -79,13 +117,37 @@ pub fn run(args: &BiasArgs) -> Result<(), CliError> {
         (None, None) => SlopeSource::Paper,
     };
     let slopes = slope_source.resolve(args.heads)?;
-    check_shapes(&slopes, total_heads, &args.shapes)?;
-    let destination = Destination::from_arg(args.out.as_deref(), args.shapes.len())?;
-    let mut output = Output::prepare(destination, &args.shapes, &slopes, total_heads)?;
+    let positions = match (&args.positions_q, &args.positions_k) {
+        (Some(queries), Some(keys)) => Some((queries.as_slice(), keys.as_slice())),
+        _ => None,
+    };
+    let shapes = match positions {
+        Some((queries, keys)) => {
+            check_positions(&slopes, total_heads, queries, keys)?;
+            vec![Shape {
+                i: queries.len(),
+                j: keys.len(),
+            }]
+        }
+        None => args.shapes.clone(),
+    };
+    check_shapes(&slopes, total_heads, &shapes)?;
+    let dtype = BiasDtype::from(args.dtype);
+    let destination = Destination::from_arg(args.out.as_deref(), shapes.len())?;
+    let mut output = Output::prepare(
+        destination,
+        &shapes,
+        &slopes,
+        total_heads,
+        args.causal,
+        dtype,
+    )?;
 
     let config = AlibiConfig::new(args.heads)
         .total_heads(total_heads)
         .slopes(slope_source)
+        .causal(args.causal)
+        .dtype(dtype)
         .generation_path(args.generation.into());
     let mut engine = Engine::open(args.backend, config, &slopes)?;
 
@@ -100,8 +162,15 @@ pub fn run(args: &BiasArgs) -> Result<(), CliError> {
             short_list(&slopes)
         ),
     )?;
-    for (call, &shape) in args.shapes.iter().enumerate() {
-        let bias = engine.forward(shape)?;
+    if args.causal || dtype != BiasDtype::F32 {
+        let mask = if args.causal { "causal" } else { "not causal" };
+        say(out, format_args!("{dtype}, {mask}"))?;
+    }
+    for (call, &shape) in shapes.iter().enumerate() {
+        let bias = match positions {
+            Some((queries, keys)) => engine.forward_positions(queries, keys)?,
+            None => engine.forward(shape)?,
+        };
         summarize(out, call, shape, &bias, &slopes)?;
         output.write(call, shape, &bias)?;
     }
@@ -109,6 +178,21 @@ pub fn run(args: &BiasArgs) -> Result<(), CliError> {
         say(out, format_args!("wrote {}", path.display()))?;
     }
     say(out, format_args!("cache: {}", engine.cache_summary()))
+}
+
+/// Reports positions the library would refuse before a device is opened, with its own
+/// messages (the CPU path checks exactly what a module does).
+fn check_positions(
+    slopes: &[f32],
+    total_heads: usize,
+    queries: &[i32],
+    keys: &[i32],
+) -> Result<(), AlibiError> {
+    // With the other side empty the result is empty: this checks every value of each side
+    // (their range, their count) and nothing is computed.
+    cpu::forward_positions(slopes, total_heads, queries, &[], false)?;
+    cpu::forward_positions(slopes, total_heads, &[], keys, false)?;
+    Ok(())
 }
 
 /// Reports bad heads or shapes before a device is opened or anything is printed, with the
@@ -119,82 +203,6 @@ fn check_shapes(slopes: &[f32], total_heads: usize, shapes: &[Shape]) -> Result<
         alibi_wgpu::validate(slopes.len(), total_heads, shape.i, shape.j)?;
     }
     Ok(())
-}
-
-/// What computes the shapes.
-enum Engine {
-    /// On a GPU (boxed: it is much larger than the other variant).
-    Gpu(Box<GpuEngine>),
-    /// The CPU path: no cache, each shape computed as a fresh module would.
-    Cpu {
-        /// One slope per head with a slope.
-        slopes: Vec<f32>,
-        /// Output heads, padding included.
-        total_heads: usize,
-    },
-}
-
-/// The GPU side of [`Engine`].
-struct GpuEngine {
-    /// One module for every shape, so that later shapes may be served from its cache.
-    module: AlibiPositionalBias,
-    /// The adapter the module's device was opened on.
-    adapter: wgpu::AdapterInfo,
-}
-
-impl Engine {
-    /// Resolves `--backend` and builds the module there.
-    fn open(
-        backend: BackendChoice,
-        config: AlibiConfig,
-        slopes: &[f32],
-    ) -> Result<Self, AlibiError> {
-        Ok(match backend.open()? {
-            Compute::Gpu(gpu) => Engine::Gpu(Box::new(GpuEngine {
-                module: AlibiPositionalBias::on_device(&gpu, config)?,
-                adapter: gpu.adapter_info.clone(),
-            })),
-            Compute::Cpu => Engine::Cpu {
-                slopes: slopes.to_vec(),
-                total_heads: config.resolved_total_heads(),
-            },
-        })
-    }
-
-    /// The adapter's name and backend, or that the CPU path is in use.
-    fn describe(&self) -> String {
-        match self {
-            Engine::Gpu(gpu) => format!(
-                "{} (backend {}, generation {:?})",
-                gpu.adapter.name,
-                gpu.adapter.backend,
-                gpu.module.generation_path()
-            ),
-            Engine::Cpu { .. } => "none (CPU path)".to_owned(),
-        }
-    }
-
-    /// The `[total_heads, i, j]` bias of `shape`, on the host.
-    fn forward(&mut self, shape: Shape) -> Result<HostBias, AlibiError> {
-        match self {
-            Engine::Gpu(gpu) => gpu.module.forward_to_host_blocking(shape.i, shape.j),
-            Engine::Cpu {
-                slopes,
-                total_heads,
-            } => cpu::forward(slopes, *total_heads, shape.i, shape.j),
-        }
-    }
-
-    /// The cache counters, or why there are none.
-    fn cache_summary(&self) -> String {
-        match self {
-            Engine::Gpu(gpu) => {
-                let stats = gpu.module.cache_stats();
-                format!("hits {}, misses {}", stats.hits, stats.misses)
-            }
-            Engine::Cpu { .. } => "none (the CPU path computes every shape afresh)".to_owned(),
-        }
-    }
 }
 
 /// Prints one call: its shape, value range and a preview of head 0.

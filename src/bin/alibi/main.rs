@@ -13,6 +13,7 @@ mod backend;
 mod bench;
 mod bias;
 mod destination;
+mod engine;
 mod error;
 mod measure;
 mod npy;

@@ -24,7 +24,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use alibi_wgpu::{export, HostBias};
+use alibi_wgpu::{export, BiasDtype, HostBias};
 
 pub use crate::destination::Destination;
 use crate::error::CliError;
@@ -41,9 +41,12 @@ pub struct Output {
     created_dirs: Vec<PathBuf>,
     /// Files written so far under their temporary names, with the paths they will take.
     staged: Vec<Staged>,
-    /// The module's slopes and total heads, for a `.safetensors` file's metadata.
+    /// The module's slopes, total heads and mask, for a `.safetensors` file's metadata.
     slopes: Vec<f32>,
     total_heads: usize,
+    causal: bool,
+    /// The element type the files hold (the tensors given are f32 values of it).
+    dtype: BiasDtype,
     /// The tensors of a `.safetensors` file, kept until [`Output::commit`] writes them.
     held: Vec<HostBias>,
 }
@@ -56,12 +59,15 @@ struct Staged {
 
 impl Output {
     /// Checks `destination` for `shapes` (step 1 of the module doc's rule), creating `DIR/`,
-    /// for a module with `slopes` and `total_heads` (which a `.safetensors` file records).
+    /// for a module with `slopes`, `total_heads` and `causal` (which a `.safetensors` file
+    /// records), whose tensors are written as `dtype`.
     pub fn prepare(
         destination: Destination,
         shapes: &[Shape],
         slopes: &[f32],
         total_heads: usize,
+        causal: bool,
+        dtype: BiasDtype,
     ) -> Result<Self, CliError> {
         let mut output = Output {
             destination,
@@ -69,6 +75,8 @@ impl Output {
             staged: Vec::new(),
             slopes: slopes.to_vec(),
             total_heads,
+            causal,
+            dtype,
             held: Vec::new(),
         };
         let (Some(arg), Some(dir)) = (output.destination.arg(), output.destination.dir()) else {
@@ -187,9 +195,9 @@ impl Output {
         let Some(path) = self.destination.path_for(call, shape) else {
             return Ok(());
         };
-        let bar = progress::writing(&path.display().to_string(), bytes_of(bias));
+        let bar = progress::writing(&path.display().to_string(), self.bytes_of(bias));
         let file = self.stage(&path)?;
-        write_npy(bar.wrap_write(file), bias).map_err(|source| CliError::Io {
+        write_npy(bar.wrap_write(file), bias, self.dtype).map_err(|source| CliError::Io {
             action: "write",
             path,
             source,
@@ -203,16 +211,22 @@ impl Output {
         };
         let path = path.clone();
         let held = std::mem::take(&mut self.held);
-        let bytes = held.iter().map(bytes_of).sum();
+        let bytes = held.iter().map(|bias| self.bytes_of(bias)).sum();
         let bar = progress::writing(&path.display().to_string(), bytes);
-        let file = self.stage(&path)?;
-        export::write_safetensors(
-            // No buffer: the values go out in 256 KiB blocks already.
-            bar.wrap_write(file),
-            &self.slopes,
-            self.total_heads,
-            &held,
-        )
+        let (slopes, total_heads, causal) = (self.slopes.clone(), self.total_heads, self.causal);
+        // No buffer: the values go out in 256 KiB blocks already.
+        let file = bar.wrap_write(self.stage(&path)?);
+        match self.dtype {
+            // The values are f16 values already: the narrowing is exact.
+            BiasDtype::F16 => {
+                let narrow: Vec<HostBias<half::f16>> = held
+                    .into_iter()
+                    .map(|bias| bias.map(half::f16::from_f32))
+                    .collect();
+                export::write_safetensors(file, &slopes, total_heads, causal, &narrow)
+            }
+            _ => export::write_safetensors(file, &slopes, total_heads, causal, &held),
+        }
         .map_err(|source| CliError::Export { path, source })
     }
 
@@ -235,6 +249,11 @@ impl Output {
             path: path.to_owned(),
         });
         Ok(file)
+    }
+
+    /// The bytes of `bias`'s values in a file.
+    fn bytes_of(&self, bias: &HostBias) -> u64 {
+        (bias.len() * self.dtype.size()) as u64
     }
 
     /// Renames every written file into place (step 3) and returns their paths, in order.
@@ -275,11 +294,6 @@ impl Drop for Output {
             let _ = fs::remove_dir(dir);
         }
     }
-}
-
-/// The bytes of `bias`'s values in a file.
-fn bytes_of(bias: &HostBias) -> u64 {
-    (bias.len() * size_of::<f32>()) as u64
 }
 
 /// Creates a new, hidden file for `name` in `dir`: `.NAME.alibi-PID-N.tmp` with the first
