@@ -68,6 +68,7 @@ pub use gpu::device::open_device_blocking;
 pub use gpu::device::{open_device, GpuDevice};
 pub use gpu::health::DeviceLossReporter;
 pub use host::HostBias;
+pub use module::scores::AttentionScores;
 pub use module::{AlibiPositionalBias, Positions};
 pub use slopes::{alibi_slopes, max_bias_slopes, SlopeSource};
 pub use validation::{validate, MAX_HEADS, MAX_POSITION, MAX_SEQUENCE};

@@ -22,6 +22,7 @@ pub use positions::Positions;
 
 mod build;
 mod positions;
+pub(crate) mod scores;
 mod to_host;
 mod uncached;
 
@@ -115,6 +116,8 @@ pub struct AlibiPositionalBias {
     loss_poll: LossPoll,
     /// The most bytes of cached and pooled buffers held at the end of any call.
     peak_bytes: u64,
+    /// The `add_to_scores` kernels, built on first use.
+    score_kernels: crate::gpu::scores::ScoreKernels,
 }
 
 #[cfg(not(target_arch = "wasm32"))]

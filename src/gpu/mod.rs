@@ -11,6 +11,7 @@ pub(crate) mod map;
 pub(crate) mod positions;
 pub(crate) mod readback;
 pub(crate) mod scope;
+pub(crate) mod scores;
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod shader_interface;
 pub(crate) mod windows;

@@ -99,6 +99,7 @@ impl AlibiPositionalBias {
             readback: Arc::new(Readback::default()),
             loss_poll: LossPoll::new(),
             peak_bytes: 0,
+            score_kernels: Default::default(),
         })
     }
 }
