@@ -52,6 +52,10 @@ pub enum CliError {
         source: alibi_wgpu::export::ExportError,
     },
 
+    /// plotters could not draw the heatmap.
+    #[error("cannot draw the heatmap: {0}")]
+    Draw(String),
+
     /// Printing the results failed (e.g. stdout is a closed pipe).
     #[error("cannot write to stdout")]
     Stdout(#[source] std::io::Error),

@@ -15,9 +15,12 @@ mod bias;
 mod destination;
 mod engine;
 mod error;
+mod heatmap;
+mod info;
 mod measure;
 mod npy;
 mod output;
+mod plot;
 mod preview;
 mod progress;
 mod report;
@@ -49,6 +52,12 @@ enum Command {
     /// Measure generation against a copy of the same bytes on the same device, readback,
     /// the CPU path, cache hits and a decode loop; a table, or JSON lines.
     Bench(BenchCommand),
+    /// Draw the bias of one shape as a PNG: one heatmap per head in a grid, a colour
+    /// scale, each head's slope as its caption.
+    Plot(plot::PlotArgs),
+    /// List every adapter wgpu finds (name, backend, type, driver), its limits and
+    /// features that matter here, and which adapter and generation path auto picks.
+    Info(info::InfoArgs),
 }
 
 /// `alibi bench` and the adapter it measures.
@@ -81,6 +90,8 @@ fn main() -> ExitCode {
 fn run(command: Command) -> Result<(), CliError> {
     match command {
         Command::Bias(args) => bias::run(&args),
+        Command::Plot(args) => plot::run(&args),
+        Command::Info(args) => info::run(&args),
         Command::Bench(BenchCommand { backend, args }) => {
             args.validate()?;
             match backend.open_gpu()? {

@@ -1,0 +1,113 @@
+// Native only: the browser has its own suite, tests/web.rs.
+#![cfg(not(target_arch = "wasm32"))]
+#![cfg(feature = "cli")]
+//! `alibi plot`: a PNG decoded back, one heatmap per head, the colour of the diagonal
+//! (bias 0) present; refusals in one line, before anything is computed, leaving no file.
+
+mod cli_support;
+mod common;
+
+use cli_support::{fail, succeed, TempDir};
+
+#[test]
+fn draws_a_png_of_every_head() {
+    let Some(_) = common::gpu() else { return };
+    let tmp = TempDir::new("plot");
+    let out = tmp.arg("bias.png");
+    let stdout = succeed(&[
+        "plot",
+        "--heads",
+        "4",
+        "--total-heads",
+        "8",
+        "16x16",
+        "--out",
+        &out,
+    ]);
+    assert!(stdout.starts_with(&format!("wrote {out} (")), "{stdout}");
+    assert!(
+        !stdout.contains("the CPU path"),
+        "computed on a GPU: {stdout}"
+    );
+    assert_eq!(tmp.names(), ["bias.png"], "no temporary file is left");
+
+    let picture = image::open(&out).expect("a PNG that decodes").to_rgb8();
+    // Eight heads in a 3-column grid: 3 rows, and wider than tall.
+    assert!(
+        picture.width() > picture.height(),
+        "{:?}",
+        picture.dimensions()
+    );
+    // Viridis' top colour (bias 0: the diagonal and the padding heads) is there, and so
+    // are darker ones (the steep first head).
+    let yellow = [254, 232, 37];
+    let pixels: Vec<[u8; 3]> = picture.pixels().map(|p| p.0).collect();
+    assert!(pixels.contains(&yellow));
+    assert!(
+        pixels.iter().any(|p| p[0] < 80 && p[2] > 80),
+        "no dark cell"
+    );
+}
+
+#[test]
+fn the_cpu_path_draws_the_same_picture() {
+    let Some(_) = common::gpu() else { return };
+    let tmp = TempDir::new("plot-cpu");
+    let (gpu, cpu) = (tmp.arg("gpu.png"), tmp.arg("cpu.png"));
+    succeed(&["plot", "--heads", "3", "5x9", "--out", &gpu]);
+    succeed(&[
+        "plot",
+        "--heads",
+        "3",
+        "5x9",
+        "--out",
+        &cpu,
+        "--backend",
+        "cpu",
+    ]);
+    let decode = |path: &str| image::open(path).unwrap().to_rgb8();
+    // The title names where it was computed; below it, every pixel is the same.
+    let (gpu, cpu) = (decode(&gpu), decode(&cpu));
+    assert_eq!(gpu.dimensions(), cpu.dimensions());
+    let below_title =
+        |picture: &image::RgbImage| picture.as_raw()[picture.width() as usize * 3 * 40..].to_vec();
+    assert!(below_title(&gpu) == below_title(&cpu));
+}
+
+#[test]
+fn refusals_leave_no_file() {
+    let tmp = TempDir::new("plot-refused");
+    let png = tmp.arg("b.png");
+    for (args, expected) in [
+        (
+            vec!["--heads", "2", "4x4", "--out", &tmp.arg("b.jpg")],
+            "ending in .png",
+        ),
+        (
+            vec!["--heads", "2", "--total-heads", "65", "4x4", "--out", &png],
+            "at most 64 heads",
+        ),
+        (
+            vec!["--heads", "2", "0x4", "--out", &png],
+            "nothing to draw",
+        ),
+        (
+            vec!["--heads", "0", "4x4", "--out", &png],
+            "heads must be at least 1",
+        ),
+        (
+            vec!["--heads", "2", "4x4", "--out", &tmp.arg("missing/b.png")],
+            "does not exist",
+        ),
+        (
+            vec!["--heads", "2", "4x", "--out", &png],
+            "is not a shape IxJ",
+        ),
+    ] {
+        let mut all = vec!["plot"];
+        all.extend(args);
+        let line = fail(&all);
+        assert!(line.contains(expected), "{all:?}: {line}");
+    }
+    assert!(tmp.names().is_empty(), "{:?}", tmp.names());
+}
