@@ -14,6 +14,8 @@ fn main() -> Result<(), AlibiError> {
 
     let bias = alibi.forward_to_host_blocking(3, 5)?;
     println!("forward(3, 5) -> {:?}", bias.shape());
+    // The SPEC's worked example: head 0 is the distance part times 0.25.
+    assert_eq!(bias.row(0, 0), &[-0.5, -0.25, 0.0, -0.25, -0.5]);
     for h in [0, 1, 4] {
         for r in 0..3 {
             println!("  head {h} row {r}: {:?}", bias.row(h, r));
@@ -24,6 +26,11 @@ fn main() -> Result<(), AlibiError> {
     let step = alibi.forward(1, 5)?;
     let step = alibi.read_blocking(&step)?;
     println!("forward(1, 5) head 0: {:?}", step.row(0, 0));
+    assert_eq!(
+        step.row(0, 0),
+        bias.row(0, 2),
+        "the bottom-right slice, not the top-left"
+    );
     println!("cache: {:?}", alibi.cache_stats());
     Ok(())
 }

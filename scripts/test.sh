@@ -23,3 +23,9 @@ fi
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 echo "WGPU_BACKEND=${WGPU_BACKEND:-<default adapter>}"
 cargo test --all-features "$@"
+
+# The examples, run as the README says; each exits non-zero on an error or a wrong value.
+for example in quickstart async_quickstart decode_loop own_device; do
+    echo "example $example"
+    cargo run --quiet --all-features --example "$example"
+done
