@@ -8,8 +8,8 @@
 mod closed_form;
 
 use alibi_wgpu::{
-    alibi_slopes, open_device, reference, AlibiBias, AlibiConfig, AlibiPositionalBias,
-    GenerationPath, GpuDevice, HostBias,
+    alibi_slopes, open_device, reference, AlibiBias, AlibiConfig, AlibiPositionalBias, BiasDtype,
+    GenerationPath, GpuDevice, HostBias, Positions,
 };
 use closed_form::closed_form_slopes;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
@@ -192,6 +192,47 @@ async fn several_binding_windows_and_dispatch_rows() {
     let max_rows = gpu.device.limits().max_compute_workgroups_per_dimension as usize;
     let mut tall = module(&gpu, AlibiConfig::new(1).total_heads(2));
     check_forward(&mut tall, max_rows + 100, 4, "rows past the dispatch limit").await;
+}
+
+#[wasm_bindgen_test]
+async fn causal_modules_and_custom_positions_in_the_browser() {
+    let gpu = gpu().await;
+    let mut causal = module(&gpu, AlibiConfig::new(5).total_heads(7).causal(true));
+    let mut rng = Rng(0x00c0_ffee);
+    for _ in 0..40 {
+        let (i, j) = (1 + rng.below(40), 1 + rng.below(300));
+        let view = causal.forward(i, j).expect("forward");
+        let expected = reference::forward_causal(causal.slopes(), 7, i, j).expect("oracle");
+        assert_same(
+            &read(&causal, &view).await,
+            &expected,
+            &format!("causal ({i}, {j})"),
+        );
+    }
+    let queries: Vec<i32> = (0..23).map(|_| rng.below(500) as i32 - 100).collect();
+    let keys: Vec<i32> = (0..70).map(|_| rng.below(500) as i32 - 100).collect();
+    for module in [&causal, &module(&gpu, AlibiConfig::new(3).total_heads(4))] {
+        let views = module
+            .forward_positions(Positions::shared(&queries), Positions::shared(&keys))
+            .expect("positions");
+        let total = module.total_heads();
+        let expected = reference::forward_positions(
+            module.slopes(),
+            total,
+            &queries,
+            &keys,
+            module.is_causal(),
+        )
+        .expect("oracle");
+        assert_same(&read(module, &views[0]).await, &expected, "positions");
+    }
+    let has_f16 = gpu.device.features().contains(wgpu::Features::SHADER_F16);
+    let f16 = AlibiPositionalBias::on_device(&gpu, AlibiConfig::new(2).dtype(BiasDtype::F16));
+    assert_eq!(
+        f16.is_ok(),
+        has_f16,
+        "f16 exactly where the adapter has shader-f16"
+    );
 }
 
 #[wasm_bindgen_test]

@@ -159,6 +159,68 @@ await test("forward_gives_a_gpu_view_an_engine_can_bind", async () => {
   assert(view.info.backend === "BrowserWebGpu", JSON.stringify(view.info));
 });
 
+await test("causal_f16_and_positions_equal_the_javascript_reference", async () => {
+  const result = await page.evaluate(async () => {
+    const { AlibiPositionalBias } = await import("./pkg/alibi_wgpu.js");
+    const ref = await import("./reference.js");
+    const mismatches = [];
+    const check = (name, actual, expected, shape) => {
+      const difference = ref.firstMismatch(actual, expected, shape);
+      if (difference) mismatches.push(`${name}: ${difference}`);
+    };
+    const causal = await AlibiPositionalBias.create(4, 6, { causal: true });
+    for (const [i, j] of [[5, 9], [1, 12], [9, 4]]) {
+      check(`causal ${i}x${j}`, await causal.forwardToHost(i, j), ref.forwardCausal(4, 6, i, j), [6, i, j]);
+    }
+    const plain = await AlibiPositionalBias.create(4, 6, {});
+    const [q, k] = [[0, 1, 2, 4], [0, 1, 2, 3, 5]];
+    check("positions", await plain.forwardPositionsToHost(q, k), ref.forwardPositions(4, 6, q, k, false), [6, 4, 5]);
+    check("causal positions", await causal.forwardPositionsToHost(q, k), ref.forwardPositions(4, 6, q, k, true), [6, 4, 5]);
+    // Two sequences: queries [2] and keys [3] each, back to back.
+    const batched = await plain.forwardPositionsToHost(new Int32Array([0, 1, 5, 6]), [0, 1, 2, 4, 5, 6], 2);
+    const expected = new Float32Array(2 * 6 * 2 * 3);
+    expected.set(ref.forwardPositions(4, 6, [0, 1], [0, 1, 2], false), 0);
+    expected.set(ref.forwardPositions(4, 6, [5, 6], [4, 5, 6], false), 6 * 2 * 3);
+    check("batched positions", batched, expected, [12, 2, 3]);
+    const views = plain.forwardPositions(q, k);
+    const viewInfo = { count: views.length, dtype: views[0].dtype, shape: views[0].shape };
+
+    const adapter = await navigator.gpu.requestAdapter();
+    const hasF16 = adapter.features.has("shader-f16");
+    let f16 = null;
+    try {
+      const narrow = await AlibiPositionalBias.create(2, 2, { dtype: "f16", causal: true });
+      const [i, j] = [2, 1 << 21];
+      const values = await narrow.forwardToHost(i, j);
+      check("f16", values, ref.forwardCausal(2, 2, i, j).map(ref.f16), [2, i, j]);
+      f16 = { dtype: narrow.forward(1, 3).dtype, first: values[0] };
+    } catch (error) {
+      f16 = { error: error.message };
+    }
+    const refusals = [];
+    for (const options of [{ causl: true }, { dtype: "f64" }, { causal: "yes" }, 7]) {
+      await AlibiPositionalBias.create(2, 2, options).catch((error) => refusals.push(error.message));
+    }
+    await plain.forwardPositionsToHost([0.5], [0]).catch((error) => refusals.push(error.message));
+    await plain.forwardPositionsToHost([0, 1, 2], [0], 2).catch((error) => refusals.push(error.message));
+    return { mismatches, viewInfo, hasF16, f16, refusals };
+  });
+  assert(result.mismatches.length === 0, result.mismatches.join("; "));
+  assert(result.viewInfo.count === 1 && result.viewInfo.dtype === "f32", JSON.stringify(result.viewInfo));
+  if (result.hasF16) {
+    assert(result.f16.dtype === "f16" && result.f16.first === -65504, JSON.stringify(result.f16));
+  } else {
+    assert(/f16 biases are unsupported/.test(result.f16.error ?? ""), JSON.stringify(result.f16));
+  }
+  console.log(`  shader-f16 on this adapter: ${result.hasF16}`);
+  const expected = [/unknown option "causl"/, /options.dtype/, /options.causal/, /options must be an object/,
+    /queries\[0\] must be a whole number/, /do not split into a batch of 2/];
+  assert(
+    result.refusals.length === expected.length && expected.every((pattern, n) => pattern.test(result.refusals[n])),
+    JSON.stringify(result.refusals),
+  );
+});
+
 await test("the_demo_page_computes_8_x_1024_x_1024_exactly", async () => {
   for (const [id, value] of [["heads", 8], ["total", 8], ["i", 1024], ["j", 1024], ["head", 0]]) {
     await page.fill(`#${id}`, String(value));

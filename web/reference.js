@@ -43,3 +43,49 @@ export function firstMismatch(actual, expected, [heads, i, j]) {
   }
   return heads * i * j === a.length ? null : "shape mismatch";
 }
+
+/** forward(i, j) of a causal module: every future key (k > j - i + r) of every head is -Infinity. */
+export function forwardCausal(heads, totalHeads, i, j) {
+  const out = forward(heads, totalHeads, i, j);
+  for (let h = 0; h < totalHeads; h++) {
+    for (let r = 0; r < i; r++) {
+      for (let k = Math.max(0, j - i + r + 1); k < j; k++) out[(h * i + r) * j + k] = -Infinity;
+    }
+  }
+  return out;
+}
+
+/** The bias at custom positions, one sequence: [totalHeads, queries.length, keys.length]. */
+export function forwardPositions(heads, totalHeads, queries, keys, causal) {
+  const [i, j] = [queries.length, keys.length];
+  const out = new Float32Array(totalHeads * i * j);
+  for (let h = 0; h < totalHeads; h++) {
+    const m = h < heads ? slope(h, heads) : 0;
+    for (let r = 0; r < i; r++) {
+      for (let k = 0; k < j; k++) {
+        const offset = keys[k] - queries[r];
+        const value = h < heads ? Math.fround((0 - Math.abs(offset)) * m) : 0;
+        out[(h * i + r) * j + k] = causal && offset > 0 ? -Infinity : value;
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * The f16 an f32 bias value is stored as (SPEC "f16"), as a number: finite values saturate
+ * at ±65504, then round to nearest even (11 significant bits; 2^-24 steps below 2^-14).
+ */
+export function f16(value) {
+  if (!Number.isFinite(value) || value === 0) return value;
+  const x = Math.min(Math.max(value, -65504), 65504);
+  const magnitude = Math.abs(x);
+  let exponent = Math.max(Math.floor(Math.log2(magnitude)), -14);
+  while (exponent > -14 && 2 ** exponent > magnitude) exponent--;
+  while (2 ** (exponent + 1) <= magnitude) exponent++;
+  const quantum = 2 ** (exponent - 10);
+  const scaled = x / quantum; // exact: a power of two
+  let rounded = Math.round(scaled);
+  if (Math.abs(scaled - Math.trunc(scaled)) === 0.5 && rounded % 2 !== 0) rounded -= 1;
+  return rounded * quantum;
+}
