@@ -32,9 +32,9 @@ impl AlibiPositionalBias {
 
     /// Records the generation of an uncached `[total_heads, i, j]` bias by the kernel into
     /// the caller's encoder, written to the caller's `target` buffer (usage `STORAGE`, at
-    /// least `total_heads * i * ceil4(j) * 4` bytes: rows are padded to a multiple of 4
-    /// columns, the view starts `ceil4(j) - j` columns in). For engines that manage their
-    /// own memory.
+    /// least `total_heads * i * ceil4(j) * size` bytes, `size` 4, or 2 for an f16 module:
+    /// rows are padded to a multiple of 4 columns, the view starts `ceil4(j) - j` columns
+    /// in). For engines that manage their own memory.
     pub fn encode_into(
         &self,
         encoder: &mut wgpu::CommandEncoder,
