@@ -18,7 +18,7 @@
 //! crate's own dependency, `safetensors::SafeTensors::deserialize`.
 //!
 //! The header is built and checked by the `safetensors` crate's own types
-//! ([`Metadata`](safetensors::tensor::Metadata)); the values are then streamed to the
+//! ([`Metadata`]); the values are then streamed to the
 //! writer in blocks, so a file of several GiB needs no second copy in memory, and a writer
 //! that counts bytes (a progress bar) sees them as they go.
 

@@ -1,7 +1,7 @@
 //! `alibi bias`: compute the bias of one module for a sequence of shapes.
 //!
-//! Every shape goes through the same [`AlibiPositionalBias`], in order, so a later shape
-//! that fits inside an earlier one is served from the cache: running
+//! Every shape goes through the same [`alibi_wgpu::AlibiPositionalBias`], in order, so a
+//! later shape that fits inside an earlier one is served from the cache: running
 //! `alibi bias --heads 8 16x16 1x16` shows a cache hit whose result must still equal a
 //! fresh module's (SPEC "The cache"). `--backend cpu` computes the same files with the CPU
 //! path (`alibi_wgpu::cpu`), which has no cache, for comparison.
