@@ -791,8 +791,49 @@ fn bench_json_reports_the_cpu_path() {
         "--json",
     ];
     let stdout = succeed(&args);
-    let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 2, "{stdout}");
+    let records: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let kinds: Vec<&str> = records
+        .iter()
+        .map(|r| r["case"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["forward", "variants", "forward", "variants", "attention"],
+        "{stdout}"
+    );
+    // Issue 9's ratios, each a number from one run.
+    for variants in [&records[1], &records[3]] {
+        for field in [
+            "causal_over_plain",
+            "shader_causal_over_plain",
+            "add_over_scale",
+        ] {
+            assert!(
+                variants[field].as_f64().is_some_and(|r| r > 0.0),
+                "{field}: {variants}"
+            );
+        }
+        let has_f16 = variants["f16_over_f32"].is_number();
+        assert_eq!(
+            has_f16,
+            variants["f16_generate_ms"].is_number(),
+            "{variants}"
+        );
+        assert_eq!(variants["exact"], true, "{variants}");
+    }
+    for field in [
+        "fused_attention_over_plain",
+        "materialized_attention_over_plain",
+    ] {
+        assert!(
+            records[4][field].as_f64().is_some_and(|r| r > 0.0),
+            "{field}"
+        );
+    }
+    let lines: Vec<String> = [&records[0], &records[2]].map(|r| r.to_string()).into();
     for (line, (heads, total_heads, i, j)) in lines.iter().zip([(3, 4, 5, 9), (2, 2, 1, 7)]) {
         let report: serde_json::Value = serde_json::from_str(line).unwrap();
         assert_eq!(report["case"], "forward", "{line}");

@@ -5,7 +5,8 @@
 //! the same bytes on the same device, forward plus readback to the host, the CPU path
 //! (`alibi_wgpu::cpu`), and cache hits; then a decode loop. Every result is compared with
 //! the oracle, `alibi_wgpu::reference`. Each figure is the median of `--runs` timed runs
-//! after a warm-up.
+//! after a warm-up. Each case also measures the variants (causal, f16, `add_to_scores`:
+//! [`crate::variants`]), and the run ends with the attention example's timings.
 
 use std::hint::black_box;
 use std::io::Write;
@@ -19,6 +20,7 @@ use crate::measure::{wait_idle, Rig};
 use crate::progress;
 use crate::report::{CaseReport, DecodeReport, Record, Tags};
 use crate::shape::{parse_fields, Syntax};
+use crate::variants;
 
 /// Arguments of `alibi bench`.
 #[derive(clap::Args, Debug)]
@@ -172,6 +174,15 @@ pub fn run(args: &BenchArgs, gpu: &GpuDevice) -> Result<(), CliError> {
         };
         bar.suspend(|| writeln!(out, "{line}"))
             .map_err(CliError::Stdout)?;
+        let shape = (case.heads, case.total_heads, case.i, case.j);
+        let variants = variants::measure_variants(gpu, shape, runs, args.generation)?;
+        let line = if args.json {
+            json_line(&tags.record("variants", &variants))?
+        } else {
+            variants.summary()
+        };
+        bar.suspend(|| writeln!(out, "{line}"))
+            .map_err(CliError::Stdout)?;
         bar.inc(1);
     }
     if args.decode_steps > 0 {
@@ -185,6 +196,15 @@ pub fn run(args: &BenchArgs, gpu: &GpuDevice) -> Result<(), CliError> {
         bar.suspend(|| writeln!(out, "{line}"))
             .map_err(CliError::Stdout)?;
     }
+    bar.set_message("attention");
+    let attention = variants::measure_attention(gpu, runs)?;
+    let line = if args.json {
+        json_line(&tags.record("attention", &attention))?
+    } else {
+        attention.summary()
+    };
+    bar.suspend(|| writeln!(out, "{line}"))
+        .map_err(CliError::Stdout)?;
     bar.finish_and_clear();
     if !args.json {
         say!(out, "path: where the module generates (host-mapped: the host's cores through a mapping, on CPU adapters; shader: the WGSL kernel)");
@@ -198,6 +218,8 @@ pub fn run(args: &BenchArgs, gpu: &GpuDevice) -> Result<(), CliError> {
             "cpu-path ms: alibi_wgpu::cpu::forward_into, the host's cores, into a reused Vec"
         );
         say!(out, "exact: the GPU's readback and the CPU path's result both == alibi_wgpu::reference::forward, the oracle");
+        say!(out, "variants: a causal module's generation over a plain one's (path, and kernel), f16 over f32 (kernel), add_to_scores over a scale-only kernel on the same [1, T, i, j] scores");
+        say!(out, "attention: examples/attention, ALiBi computed inline (fused) or read from forward's tensor (materialized), over no bias");
     }
     Ok(())
 }
@@ -355,17 +377,20 @@ fn measure_decode(
     })
 }
 
-fn time_ms(mut f: impl FnMut() -> Result<(), AlibiError>) -> Result<f64, AlibiError> {
+/// The wall time of `f`, in milliseconds.
+pub fn time_ms(mut f: impl FnMut() -> Result<(), AlibiError>) -> Result<f64, AlibiError> {
     let start = Instant::now();
     f()?;
     Ok(start.elapsed().as_secs_f64() * 1e3)
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
+/// The median of `values` (NaN when empty).
+pub fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-fn round3(value: f64) -> f64 {
+/// `value` rounded to 3 decimals, for the reports.
+pub fn round3(value: f64) -> f64 {
     (value * 1000.0).round() / 1000.0
 }

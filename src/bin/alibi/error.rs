@@ -60,6 +60,10 @@ pub enum CliError {
     #[error("cannot write to stdout")]
     Stdout(#[source] std::io::Error),
 
+    /// The attention benchmark (the example's shaders, on the device) failed.
+    #[error("the attention benchmark failed: {0}")]
+    Attention(String),
+
     /// Arguments that parse but do not go together (e.g. one output file for two shapes).
     #[error("{0}")]
     Usage(String),

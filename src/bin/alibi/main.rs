@@ -25,6 +25,7 @@ mod preview;
 mod progress;
 mod report;
 mod shape;
+mod variants;
 
 use std::path::Path;
 use std::process::ExitCode;
