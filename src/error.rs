@@ -103,9 +103,13 @@ pub enum AlibiError {
         limit: u64,
     },
 
-    /// A caller's target buffer cannot hold the bias.
-    #[error("the target buffer has {size} bytes but a [{heads}, {i}, {j}] bias needs {needed} (rows padded to a multiple of 4 columns)")]
+    /// A caller's buffer cannot hold the tensor: a bias (`encode_into`, `write_into`), or
+    /// attention scores (`add_to_scores`).
+    #[error("the target buffer has {size} bytes but {what} [{heads}, {i}, {j}] needs {needed}")]
     TargetTooSmall {
+        /// What the buffer was for: "the bias (rows padded to a multiple of 4 columns)"
+        /// or "the scores [batch x total_heads, i, j]".
+        what: &'static str,
         /// Heads of the tensor.
         heads: usize,
         /// Rows.

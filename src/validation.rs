@@ -113,13 +113,16 @@ pub(crate) fn check_max_bias(max_bias: f64) -> Result<()> {
     }
 }
 
+/// What a bias needs of a caller's buffer, for [`AlibiError::TargetTooSmall`].
+pub(crate) const BIAS_TARGET: &str = "the bias (rows padded to a multiple of 4 columns)";
+
 /// Checks that a caller's buffer of `target_usage` and `target_size` bytes has `usage` and
-/// at least `needed` bytes for a `[heads, i, j]` bias.
+/// at least `needed` bytes for `what`, of shape `[heads, i, j]`.
 pub(crate) fn check_target(
     (target_usage, target_size): (wgpu::BufferUsages, u64),
     needed: u64,
     usage: wgpu::BufferUsages,
-    [heads, i, j]: [usize; 3],
+    (what, [heads, i, j]): (&'static str, [usize; 3]),
 ) -> Result<()> {
     if !target_usage.contains(usage) {
         return Err(AlibiError::TargetUsage {
@@ -129,6 +132,7 @@ pub(crate) fn check_target(
     }
     if target_size < needed {
         return Err(AlibiError::TargetTooSmall {
+            what,
             heads,
             i,
             j,
@@ -208,13 +212,14 @@ mod tests {
         let shape = [2, 3, 4];
         let storage = U::STORAGE | U::COPY_SRC;
         assert!(
-            check_target((storage, 96), 96, U::STORAGE, shape).is_ok(),
+            check_target((storage, 96), 96, U::STORAGE, (BIAS_TARGET, shape)).is_ok(),
             "exactly the room"
         );
-        assert!(check_target((storage, 97), 96, U::STORAGE, shape).is_ok());
+        assert!(check_target((storage, 97), 96, U::STORAGE, (BIAS_TARGET, shape)).is_ok());
         assert!(matches!(
-            check_target((storage, 95), 96, U::STORAGE, shape),
+            check_target((storage, 95), 96, U::STORAGE, (BIAS_TARGET, shape)),
             Err(AlibiError::TargetTooSmall {
+                what: BIAS_TARGET,
                 heads: 2,
                 i: 3,
                 j: 4,
@@ -223,14 +228,14 @@ mod tests {
             })
         ));
         assert!(matches!(
-            check_target((U::COPY_SRC, 1000), 96, U::STORAGE, shape),
+            check_target((U::COPY_SRC, 1000), 96, U::STORAGE, (BIAS_TARGET, shape)),
             Err(AlibiError::TargetUsage {
                 usage: U::COPY_SRC,
                 needed: U::STORAGE
             })
         ));
         assert!(matches!(
-            check_target((storage, 1000), 96, U::MAP_WRITE, shape),
+            check_target((storage, 1000), 96, U::MAP_WRITE, (BIAS_TARGET, shape)),
             Err(AlibiError::TargetUsage { .. })
         ));
     }

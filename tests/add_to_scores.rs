@@ -373,7 +373,8 @@ fn errors_and_empty_shapes() {
             j: 5,
             needed: 720,
             size: 480,
-        }) => {}
+            what,
+        }) => assert!(what.contains("scores"), "{what}"),
         other => panic!("{other:?}"),
     }
     assert!(matches!(

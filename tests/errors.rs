@@ -358,7 +358,7 @@ fn caller_target_buffers_are_checked() {
         Err(error @ AlibiError::TargetTooSmall { .. }) => {
             assert!(matches!(
                 error,
-                AlibiError::TargetTooSmall { heads: 3, i: 5, j: 9, needed: n, size: s }
+                AlibiError::TargetTooSmall { heads: 3, i: 5, j: 9, needed: n, size: s, .. }
                     if n == needed && s == needed - 4
             ));
             assert_mentions(&error, &[&needed.to_string(), &(needed - 4).to_string()]);

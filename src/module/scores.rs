@@ -158,7 +158,13 @@ impl AlibiPositionalBias {
         let (needed, _) = check_score_fits(planned, self.gpu.limits)?;
         let as_bias = [batch.saturating_mul(self.total_heads), i, j];
         let usage = wgpu::BufferUsages::STORAGE;
-        check_target((scores.usage(), scores.size()), needed, usage, as_bias)?;
+        let what = "the scores [batch x total_heads, i, j]";
+        check_target(
+            (scores.usage(), scores.size()),
+            needed,
+            usage,
+            (what, as_bias),
+        )?;
         let windows = plan_score_windows(planned, self.gpu.limits)?;
         let kernel = self.score_kernels.get(&self.gpu, shape.dtype)?;
         kernel.encode(

@@ -9,7 +9,7 @@ use crate::bias::AlibiBias;
 use crate::dtype::BiasDtype;
 use crate::error::Result;
 use crate::gpu::windows::{check_fits, GenerateShape};
-use crate::validation::{check_sequence, check_target};
+use crate::validation::{check_sequence, check_target, BIAS_TARGET};
 
 impl AlibiPositionalBias {
     /// Records the generation of a fresh, uncached `[total_heads, i, j]` bias by the kernel
@@ -104,7 +104,12 @@ impl AlibiPositionalBias {
         // The device's limits before the caller's target: a tensor too large for the
         // device is `TooLarge`, whatever the target.
         let (needed, _) = check_fits(generated, self.gpu.limits)?;
-        check_target((target.usage(), target.size()), needed, usage, shape)?;
+        check_target(
+            (target.usage(), target.size()),
+            needed,
+            usage,
+            (BIAS_TARGET, shape),
+        )?;
         write(generated)?;
         Ok(self.whole_view(Arc::new(target.clone()), generated, shape))
     }
