@@ -1,0 +1,96 @@
+// Native only: the browser has its own suite, tests/web.rs.
+#![cfg(not(target_arch = "wasm32"))]
+#![cfg(feature = "cli")]
+//! `alibi bench --json`, piped: exactly one JSON object per line with every field the
+//! README names (the typed records keep those names), and nothing on stderr (no progress
+//! bar when stderr is not a terminal).
+
+mod cli_support;
+mod common;
+
+use cli_support::succeed;
+use serde_json::Value;
+
+const CASE_FIELDS: [&str; 22] = [
+    "case",
+    "backend",
+    "adapter",
+    "runs",
+    "generation_path",
+    "heads",
+    "total_heads",
+    "i",
+    "j",
+    "bytes",
+    "generate_ms",
+    "generate_gb_per_s",
+    "copy_ms",
+    "generate_over_copy",
+    "shader_generate_ms",
+    "shader_over_copy",
+    "forward_to_host_ms",
+    "forward_to_new_host_vec_ms",
+    "cpu_path_ms",
+    "cache_hit_ns",
+    "cache_hit_misses",
+    "exact",
+];
+const DECODE_FIELDS: [&str; 12] = [
+    "case",
+    "backend",
+    "adapter",
+    "runs",
+    "generation_path",
+    "heads",
+    "total_heads",
+    "prefill",
+    "steps",
+    "decode_generations",
+    "decode_step_ns",
+    "exact",
+];
+
+#[test]
+fn json_records_keep_their_fields_and_stderr_stays_quiet() {
+    let Some(_) = common::gpu() else { return };
+    // `succeed` also asserts that stderr is empty: no bar, no warning.
+    let stdout = succeed(&[
+        "bench",
+        "--json",
+        "--case",
+        "2x4x8x12",
+        "--runs",
+        "1",
+        "--decode-steps",
+        "8",
+    ]);
+    let records: Vec<Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    assert_eq!(records.len(), 2, "{stdout}");
+    let (case, decode) = (&records[0], &records[1]);
+    for field in CASE_FIELDS {
+        assert!(
+            case.get(field).is_some(),
+            "forward record lacks {field}: {case}"
+        );
+    }
+    for field in DECODE_FIELDS {
+        assert!(
+            decode.get(field).is_some(),
+            "decode record lacks {field}: {decode}"
+        );
+    }
+    assert_eq!(case["case"], "forward");
+    assert_eq!(
+        [&case["heads"], &case["total_heads"], &case["i"], &case["j"]],
+        [2, 4, 8, 12]
+    );
+    assert_eq!(case["exact"], true);
+    assert_eq!(case["cache_hit_misses"], 0);
+    assert_eq!(decode["case"], "decode");
+    assert_eq!(decode["prefill"], serde_json::json!([512, 512]));
+    assert_eq!(decode["steps"], 8);
+    assert_eq!(decode["exact"], true);
+}
