@@ -141,10 +141,16 @@ pub(crate) fn fill_elements(
         // instruction).
         let query = cols as i32 - rows as i32 + (global_row % rows) as i32;
         let segment = &mut out[done..done + len];
-        fill_row_segment(segment, slope, query, first_key);
-        if causal {
-            mask_future(segment, query, first_key);
-        }
+        // A causal row's future keys (`k > query`) are the segment's tail: only the keys
+        // before it are computed.
+        let first_future = if causal {
+            (i64::from(query) + 1 - first_key as i64).clamp(0, len as i64) as usize
+        } else {
+            len
+        };
+        let (past, future) = segment.split_at_mut(first_future);
+        fill_row_segment(past, slope, query, first_key);
+        future.fill(f32::NEG_INFINITY);
         done += len;
     }
 }
@@ -163,13 +169,6 @@ fn fill_row_segment(out: &mut [f32], slope: Option<f32>, query: i32, first_key: 
     for (k, value) in out.iter_mut().enumerate() {
         *value = (-(k as i32 + offset).abs()) as f32 * slope;
     }
-}
-
-/// Sets the future keys (`k > query`) among keys `first_key..` of one row to `-inf`: they
-/// are the segment's tail.
-fn mask_future(out: &mut [f32], query: i32, first_key: usize) {
-    let first_future = (i64::from(query) + 1 - first_key as i64).clamp(0, out.len() as i64);
-    out[first_future as usize..].fill(f32::NEG_INFINITY);
 }
 
 #[cfg(test)]

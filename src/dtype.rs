@@ -62,15 +62,26 @@ impl std::fmt::Display for BiasDtype {
     }
 }
 
+/// The largest finite f16.
+const F16_MAX: f32 = 65504.0;
+
 /// The f16 a bias value is stored as: `value` rounded to nearest even, finite values
 /// saturated at ±65504 first (rounding alone would take anything from 65520 up to an
 /// infinity), infinities kept.
 pub(crate) fn to_f16(value: f32) -> half::f16 {
-    const MAX: f32 = 65504.0;
-    if value.is_finite() {
-        half::f16::from_f32(value.clamp(-MAX, MAX))
-    } else {
-        half::f16::from_f32(value)
+    let mut value = [value];
+    saturate_to_f16_range(&mut value);
+    half::f16::from_f32(value[0])
+}
+
+/// Saturates finite values at ±65504, in place, keeping infinities (the causal mask's
+/// `-inf`): what a value goes through before its rounding to f16. A loop the compiler
+/// vectorises (two compares and selects per value).
+pub(crate) fn saturate_to_f16_range(values: &mut [f32]) {
+    for value in values {
+        let infinite = value.is_infinite();
+        let clamped = value.clamp(-F16_MAX, F16_MAX);
+        *value = if infinite { *value } else { clamped };
     }
 }
 

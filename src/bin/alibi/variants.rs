@@ -35,10 +35,13 @@ pub struct VariantReport {
     pub causal_over_plain: f64,
     /// The same by the WGSL kernel, whatever the path.
     pub shader_causal_over_plain: f64,
-    /// One generation of an f16 module by the kernel, when the adapter has `SHADER_F16`.
+    /// One generation of an f16 module on the modules' path, when the adapter has
+    /// `SHADER_F16`.
     pub f16_generate_ms: Option<f64>,
-    /// The same over an f32 module's, by the kernel.
+    /// That over an f32 module's, on the same path.
     pub f16_over_f32: Option<f64>,
+    /// The same ratio by the WGSL kernel, whatever the path.
+    pub shader_f16_over_f32: Option<f64>,
     /// `add_to_scores` on f32 scores `[1, total_heads, i, j]` with scale 1/8.
     pub add_to_scores_ms: f64,
     /// That over a kernel that only scales the same scores in place (the same bytes read
@@ -74,8 +77,8 @@ pub struct AttentionReport {
 impl VariantReport {
     /// The line `alibi bench` prints after a case's row without `--json`.
     pub fn summary(&self) -> String {
-        let f16 = match (self.f16_generate_ms, self.f16_over_f32) {
-            (Some(ms), Some(ratio)) => format!("f16 kernel {ms:.2} ms, f16/f32 {ratio:.2}"),
+        let f16 = match (self.f16_over_f32, self.shader_f16_over_f32) {
+            (Some(path), Some(kernel)) => format!("f16/f32 {path:.3} (kernel {kernel:.3})"),
             _ => "f16: no SHADER_F16 here".to_owned(),
         };
         format!(
@@ -132,7 +135,7 @@ pub fn measure_variants(
     // tensor needs half of it).
     let rigs = [Rig::new(&plain, i, j)?, Rig::new(&causal, i, j)?];
     let f16_rig = f16.as_ref().map(|f16| Rig::new(f16, i, j)).transpose()?;
-    let mut times: [Vec<f64>; 5] = Default::default();
+    let mut times: [Vec<f64>; 6] = Default::default();
     for round in 0..=runs {
         let mut timed = [
             time_ms(|| rigs[0].generate(&plain).map(drop))?,
@@ -140,9 +143,11 @@ pub fn measure_variants(
             time_ms(|| rigs[0].generate_with_shader(&plain).map(drop))?,
             time_ms(|| rigs[1].generate_with_shader(&causal).map(drop))?,
             f64::NAN,
+            f64::NAN,
         ];
         if let (Some(f16), Some(rig)) = (&f16, &f16_rig) {
-            timed[4] = time_ms(|| rig.generate_with_shader(f16).map(drop))?;
+            timed[4] = time_ms(|| rig.generate(f16).map(drop))?;
+            timed[5] = time_ms(|| rig.generate_with_shader(f16).map(drop))?;
         }
         // Round 0 warms up: pipelines, first touches.
         if round > 0 {
@@ -151,7 +156,8 @@ pub fn measure_variants(
             }
         }
     }
-    let [path_plain, path_causal, kernel_plain, kernel_causal, kernel_f16] = times.map(median);
+    let [path_plain, path_causal, kernel_plain, kernel_causal, path_f16, kernel_f16] =
+        times.map(median);
     let scores = AttentionScores::new(1, i, j).scale(0.125);
     let [add, scale_only] = plain.time_add_over_scale(scores, runs)?;
     let expected = reference::forward_causal(causal.slopes(), total_heads, i, j)?;
@@ -164,8 +170,9 @@ pub fn measure_variants(
         j,
         causal_over_plain: round3(path_causal / path_plain),
         shader_causal_over_plain: round3(kernel_causal / kernel_plain),
-        f16_generate_ms: f16.as_ref().map(|_| round3(kernel_f16)),
-        f16_over_f32: f16.as_ref().map(|_| round3(kernel_f16 / kernel_plain)),
+        f16_generate_ms: f16.as_ref().map(|_| round3(path_f16)),
+        f16_over_f32: f16.as_ref().map(|_| round3(path_f16 / path_plain)),
+        shader_f16_over_f32: f16.as_ref().map(|_| round3(kernel_f16 / kernel_plain)),
         add_to_scores_ms: round3(add.as_secs_f64() * 1e3),
         add_over_scale: round3(add.as_secs_f64() / scale_only.as_secs_f64()),
         exact,
