@@ -817,11 +817,9 @@ fn bench_json_reports_the_cpu_path() {
             );
         }
         let has_f16 = variants["f16_over_f32"].is_number();
-        assert_eq!(
-            has_f16,
-            variants["f16_generate_ms"].is_number(),
-            "{variants}"
-        );
+        for field in ["f16_generate_ms", "shader_f16_over_f32"] {
+            assert_eq!(has_f16, variants[field].is_number(), "{field}: {variants}");
+        }
         assert_eq!(variants["exact"], true, "{variants}");
     }
     for field in [
