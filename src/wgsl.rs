@@ -73,6 +73,7 @@ pub const ALIBI_WGSL: &str = include_str!("../shaders/alibi.wgsl");
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::ALIBI_WGSL;
+    use crate::gpu::shader_interface::translate_to_every_backend;
     use naga::valid::{Capabilities, ValidationFlags, Validator};
 
     /// A small engine shader calling every function of the snippet.
@@ -121,39 +122,12 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
 
     #[test]
     fn concatenated_with_an_engine_shader_it_validates_and_translates() {
+        let path = std::path::Path::new("alibi.wgsl + engine");
         for source in [
             format!("{ALIBI_WGSL}\n{ENGINE_WGSL}"),
             format!("{ENGINE_WGSL}\n{ALIBI_WGSL}"),
         ] {
-            let module = parse_and_validate(&source, Capabilities::default());
-            let info = Validator::new(
-                ValidationFlags::all(),
-                naga::back::spv::supported_capabilities(),
-            )
-            .validate(&module)
-            .expect("validates with SPIR-V's capabilities");
-            naga::back::spv::write_vec(&module, &info, &Default::default(), None)
-                .expect("the engine shader with ALiBi translates to SPIR-V");
-            let mut glsl = String::new();
-            let options = naga::back::glsl::Options {
-                version: naga::back::glsl::Version::new_gles(310),
-                ..Default::default()
-            };
-            let pipeline = naga::back::glsl::PipelineOptions {
-                shader_stage: naga::ShaderStage::Compute,
-                entry_point: "main".into(),
-                multiview: None,
-            };
-            naga::back::glsl::Writer::new(
-                &mut glsl,
-                &module,
-                &info,
-                &options,
-                &pipeline,
-                naga::proc::BoundsCheckPolicies::default(),
-            )
-            .and_then(|mut writer| writer.write())
-            .expect("the engine shader with ALiBi translates to GLSL ES 310");
+            translate_to_every_backend(path, &source);
         }
     }
 

@@ -7,6 +7,9 @@ use crate::dtype::BiasDtype;
 /// The WGSL body of the generator, `shaders/alibi_bias.wgsl`: it stores through
 /// `BiasVec` and `to_stored`, which one of the `shaders/store/` files defines.
 pub(crate) const GENERATOR_WGSL: &str = include_str!("../../shaders/alibi_bias.wgsl");
+/// `shaders/bias_common.wgsl`: what both bias kernels share (bindings 0 to 2, the uniform,
+/// `store_bias`), compiled between the store file and the body.
+pub(crate) const BIAS_COMMON_WGSL: &str = include_str!("../../shaders/bias_common.wgsl");
 /// `shaders/store/f32.wgsl`: the generator stores f32.
 pub(crate) const STORE_F32_WGSL: &str = include_str!("../../shaders/store/f32.wgsl");
 /// `shaders/store/f16.wgsl`: the generator stores f16 (needs `SHADER_F16`).
@@ -36,7 +39,7 @@ pub(crate) enum Kernel {
 }
 
 impl Kernel {
-    /// The kernel's whole source for `dtype`: its store file, then the body.
+    /// The kernel's whole source for `dtype`: its store file, the common part, the body.
     pub fn source(self, dtype: BiasDtype) -> String {
         let store = match dtype {
             BiasDtype::F32 => STORE_F32_WGSL,
@@ -46,7 +49,7 @@ impl Kernel {
             Self::Bias => GENERATOR_WGSL,
             Self::Positions => POSITIONS_WGSL,
         };
-        format!("{store}\n{body}")
+        format!("{store}\n{BIAS_COMMON_WGSL}\n{body}")
     }
 
     pub fn entry_point(self) -> &'static str {

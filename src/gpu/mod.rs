@@ -13,6 +13,6 @@ pub(crate) mod readback;
 pub(crate) mod scope;
 pub(crate) mod scores;
 #[cfg(all(test, not(target_arch = "wasm32")))]
-mod shader_interface;
+pub(crate) mod shader_interface;
 pub(crate) mod windows;
 pub(crate) mod writer;

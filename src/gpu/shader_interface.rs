@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 use crate::dtype::BiasDtype;
 use crate::gpu::kernel::{
-    GenerateParams, Kernel, BINDING_BIAS, BINDING_PARAMS, BINDING_SLOPES, COLUMNS_PER_WORKGROUP,
-    GENERATOR_ENTRY_POINT, GENERATOR_WGSL, SLOPE_VEC4S, STORE_F16_WGSL, STORE_F32_WGSL,
-    WORKGROUP_SIZE,
+    GenerateParams, Kernel, BIAS_COMMON_WGSL, BINDING_BIAS, BINDING_PARAMS, BINDING_SLOPES,
+    COLUMNS_PER_WORKGROUP, GENERATOR_ENTRY_POINT, GENERATOR_WGSL, POSITIONS_WGSL, SLOPE_VEC4S,
+    STORE_F16_WGSL, STORE_F32_WGSL, WORKGROUP_SIZE,
 };
 use naga::back::{glsl, hlsl, msl, spv};
 use naga::valid::{Capabilities, ModuleInfo, ValidationFlags, Validator};
@@ -36,7 +36,7 @@ fn wgsl_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-fn parse(path: &Path, source: &str) -> Module {
+pub(crate) fn parse(path: &Path, source: &str) -> Module {
     naga::front::wgsl::parse_str(source).unwrap_or_else(|e| {
         panic!(
             "{} does not parse:\n{}",
@@ -46,7 +46,12 @@ fn parse(path: &Path, source: &str) -> Module {
     })
 }
 
-fn validate(path: &Path, source: &str, module: &Module, capabilities: Capabilities) -> ModuleInfo {
+pub(crate) fn validate(
+    path: &Path,
+    source: &str,
+    module: &Module,
+    capabilities: Capabilities,
+) -> ModuleInfo {
     Validator::new(ValidationFlags::all(), capabilities)
         .validate(module)
         .unwrap_or_else(|e| {
@@ -58,7 +63,9 @@ fn validate(path: &Path, source: &str, module: &Module, capabilities: Capabiliti
         })
 }
 
-fn translate_to_every_backend(path: &Path, source: &str) {
+/// Parses `source` (named `path` in messages), validates it with WebGPU's baseline
+/// capabilities and translates it to SPIR-V, MSL, HLSL and GLSL ES 3.10 (every entry point).
+pub(crate) fn translate_to_every_backend(path: &Path, source: &str) {
     let module = parse(path, source);
     // The most conservative capability set first: WebGPU's baseline.
     validate(path, source, &module, Capabilities::default());
@@ -119,6 +126,7 @@ fn translate_to_every_backend(path: &Path, source: &str) {
 fn is_generator_part(path: &Path) -> bool {
     path.ends_with("alibi_bias.wgsl")
         || path.ends_with("alibi_positions.wgsl")
+        || path.ends_with("bias_common.wgsl")
         || path.parent() == Some(&shader_dir().join("store"))
         // The score kernel's parts: its own tests (gpu/scores/tests.rs) translate them.
         || path.ends_with("add_bias.wgsl")
@@ -154,8 +162,13 @@ fn the_f16_generator_translates_where_f16_exists() {
 
 fn translates_with_f16(kernel: Kernel) {
     let path = shader_dir().join("store/f16.wgsl");
-    let source = kernel.source(BiasDtype::F16);
-    let module = parse(&path, &source);
+    translate_with_f16(&path, &kernel.source(BiasDtype::F16));
+}
+
+/// Parses an f16 shader, checks that WebGPU's baseline refuses it, and translates it where
+/// f16 exists: SPIR-V and MSL 2.1.
+pub(crate) fn translate_with_f16(path: &Path, source: &str) {
+    let module = parse(path, source);
     let f16 = Capabilities::SHADER_FLOAT16 | Capabilities::SHADER_FLOAT16_IN_FLOAT32;
     assert!(
         Validator::new(ValidationFlags::all(), Capabilities::default())
@@ -163,9 +176,9 @@ fn translates_with_f16(kernel: Kernel) {
             .is_err(),
         "f16 needs the capability"
     );
-    let info = validate(&path, &source, &module, spv::supported_capabilities() | f16);
+    let info = validate(path, source, &module, spv::supported_capabilities() | f16);
     spv::write_vec(&module, &info, &spv::Options::default(), None).expect("f16 to SPIR-V");
-    let info = validate(&path, &source, &module, msl::supported_capabilities() | f16);
+    let info = validate(path, source, &module, msl::supported_capabilities() | f16);
     let options = msl::Options {
         lang_version: (2, 1),
         ..msl::Options::default()
@@ -178,6 +191,8 @@ fn translates_with_f16(kernel: Kernel) {
 fn the_generator_sources_are_the_shader_files() {
     let read = |name: &str| std::fs::read_to_string(shader_dir().join(name)).unwrap();
     assert_eq!(read("alibi_bias.wgsl"), GENERATOR_WGSL);
+    assert_eq!(read("bias_common.wgsl"), BIAS_COMMON_WGSL);
+    assert_eq!(read("alibi_positions.wgsl"), POSITIONS_WGSL);
     assert_eq!(read("store/f32.wgsl"), STORE_F32_WGSL);
     assert_eq!(read("store/f16.wgsl"), STORE_F16_WGSL);
     assert!(Kernel::Bias

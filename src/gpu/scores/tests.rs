@@ -6,8 +6,9 @@
 use super::plan::{COLUMNS_PER_INVOCATION, WORKGROUP_SIZE};
 use super::*;
 use crate::gpu::windows::PlanLimits;
-use naga::back::{glsl, hlsl, msl, spv};
-use naga::valid::{Capabilities, ModuleInfo, ValidationFlags, Validator};
+use std::path::Path;
+
+use crate::gpu::shader_interface::{translate_to_every_backend, translate_with_f16};
 use naga::{Module, TypeInner};
 
 const LAVAPIPE: PlanLimits = PlanLimits {
@@ -237,71 +238,16 @@ fn parse(dtype: BiasDtype) -> Module {
         .unwrap_or_else(|e| panic!("the {dtype} score kernel:\n{}", e.emit_to_string(&source)))
 }
 
-fn validate(module: &Module, capabilities: Capabilities) -> ModuleInfo {
-    Validator::new(ValidationFlags::all(), capabilities)
-        .validate(module)
-        .unwrap_or_else(|e| panic!("validating with {capabilities:?}: {e:?}"))
-}
-
-fn to_spirv_and_msl(module: &Module, extra: Capabilities) {
-    let info = validate(module, spv::supported_capabilities() | extra);
-    spv::write_vec(module, &info, &spv::Options::default(), None).expect("SPIR-V");
-    let info = validate(module, msl::supported_capabilities() | extra);
-    let options = msl::Options {
-        lang_version: (2, 1),
-        ..msl::Options::default()
-    };
-    msl::write_string(module, &info, &options, &msl::PipelineOptions::default()).expect("MSL");
-}
-
 #[test]
 fn the_f32_kernel_translates_to_every_backend() {
-    let module = parse(BiasDtype::F32);
-    validate(&module, Capabilities::default());
-    to_spirv_and_msl(&module, Capabilities::empty());
-    let info = validate(&module, hlsl::supported_capabilities());
-    let mut hlsl_source = String::new();
-    hlsl::Writer::new(&mut hlsl_source, &Default::default(), &Default::default())
-        .write(&module, &info, None)
-        .expect("HLSL");
-    let info = validate(&module, glsl::supported_capabilities());
-    for entry_point in &module.entry_points {
-        let mut glsl_source = String::new();
-        let options = glsl::Options {
-            version: glsl::Version::new_gles(310),
-            ..glsl::Options::default()
-        };
-        let pipeline_options = glsl::PipelineOptions {
-            shader_stage: entry_point.stage,
-            entry_point: entry_point.name.clone(),
-            multiview: None,
-        };
-        glsl::Writer::new(
-            &mut glsl_source,
-            &module,
-            &info,
-            &options,
-            &pipeline_options,
-            naga::proc::BoundsCheckPolicies::default(),
-        )
-        .and_then(|mut writer| writer.write())
-        .unwrap_or_else(|e| panic!("{} to GLSL ES 310: {e}", entry_point.name));
-    }
+    let path = Path::new(&shader_path("add_bias.wgsl")).to_owned();
+    translate_to_every_backend(&path, &score_source(BiasDtype::F32));
 }
 
 #[test]
 fn the_f16_kernel_translates_where_f16_exists() {
-    let module = parse(BiasDtype::F16);
-    assert!(
-        Validator::new(ValidationFlags::all(), Capabilities::default())
-            .validate(&module)
-            .is_err(),
-        "f16 needs the capability"
-    );
-    to_spirv_and_msl(
-        &module,
-        Capabilities::SHADER_FLOAT16 | Capabilities::SHADER_FLOAT16_IN_FLOAT32,
-    );
+    let path = Path::new(&shader_path("scores/f16.wgsl")).to_owned();
+    translate_with_f16(&path, &score_source(BiasDtype::F16));
 }
 
 #[test]
