@@ -9,7 +9,9 @@ use std::time::Duration;
 use alibi_wgpu::{cpu, open_device_blocking, AlibiConfig, AlibiPositionalBias, GpuDevice};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
+// The CLI's timed primitives; its statistics helpers are the CLI's alone.
 #[path = "../src/bin/alibi/measure.rs"]
+#[allow(dead_code)]
 mod measure;
 
 use measure::{wait_idle, Rig};

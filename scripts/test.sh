@@ -25,7 +25,7 @@ echo "WGPU_BACKEND=${WGPU_BACKEND:-<default adapter>}"
 cargo test --all-features "$@"
 
 # The examples, run as the README says; each exits non-zero on an error or a wrong value.
-for example in quickstart async_quickstart decode_loop own_device; do
+for example in quickstart async_quickstart decode_loop own_device attention; do
     echo "example $example"
     cargo run --quiet --all-features --example "$example"
 done

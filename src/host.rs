@@ -77,6 +77,17 @@ impl<T: Copy> HostBias<T> {
     }
 }
 
+/// A host copy of the bottom-right `j` columns of every row, made while writing:
+/// `forward_to_host` on a miss gets its host tensor without reading the buffer back.
+// Only the host-mapped writer reads it, and the web has no such path.
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+pub(crate) struct Tee<'a> {
+    /// `[total_heads, rows, j]`, row-major.
+    pub out: &'a mut [f32],
+    /// Columns of the view, at most the generated `cols`.
+    pub j: usize,
+}
+
 /// Elements of a `[heads, i, j]` tensor: 0 when any length is 0, however large the others
 /// (an empty request may have `total_heads` near `usize::MAX`); otherwise the product,
 /// saturating (a tensor that exists has a product that fits).

@@ -28,6 +28,11 @@
 //! * [`reference`](mod@reference): the oracle every path is tested against, one element at
 //!   a time.
 //! * [`alibi_slopes`], [`max_bias_slopes`], [`SlopeSource`]: the slopes.
+//! * Inside an attention: causal biases and f16 output ([`AlibiConfig::causal`],
+//!   [`AlibiConfig::dtype`]), custom positions
+//!   ([`AlibiPositionalBias::forward_positions`]), the bias added into your scores
+//!   ([`AlibiPositionalBias::add_to_scores`]), and [`ALIBI_WGSL`], the same bias computed
+//!   inside your own shader.
 //! * `export` (feature `safetensors`): tensors as a `.safetensors` file for numpy and
 //!   PyTorch.
 //!

@@ -13,8 +13,8 @@ use crate::gpu::context::GpuContext;
 use crate::gpu::health::{DeviceLossReporter, LossPoll};
 use crate::gpu::readback::Readback;
 use crate::gpu::windows::{check_fits, GenerateShape};
-use crate::gpu::writer::{BiasWriter, SlopeUniform, Tee};
-use crate::host::sized_host;
+use crate::gpu::writer::{BiasWriter, SlopeUniform};
+use crate::host::{sized_host, Tee};
 use crate::pool::BufferPool;
 use crate::validation::{check_sequence, MAX_SEQUENCE};
 

@@ -16,11 +16,12 @@ pub(crate) struct Generator {
 }
 
 impl Generator {
-    /// The `kernel` storing `dtype` (f16 needs the device's `SHADER_F16`).
-    pub fn new(device: &wgpu::Device, kernel: Kernel, dtype: BiasDtype) -> Self {
+    /// The `kernel` storing `dtype` (f16 needs the device's `SHADER_F16`), masking future
+    /// keys when `causal`.
+    pub fn new(device: &wgpu::Device, kernel: Kernel, dtype: BiasDtype, causal: bool) -> Self {
         let descriptor = wgpu::ShaderModuleDescriptor {
             label: Some(kernel.entry_point()),
-            source: wgpu::ShaderSource::Wgsl(kernel.source(dtype).into()),
+            source: wgpu::ShaderSource::Wgsl(kernel.source(dtype, causal).into()),
         };
         let module = match kernel {
             // SAFETY: the generator's only dynamic index is its store

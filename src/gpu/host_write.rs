@@ -16,7 +16,7 @@ use crate::cpu::fill_elements;
 use crate::dtype::{saturate_to_f16_range, BiasDtype};
 use crate::error::{AlibiError, MapError, Result};
 use crate::gpu::windows::GenerateShape;
-use crate::gpu::writer::Tee;
+use crate::host::Tee;
 use crate::parallel::{run, split_at_ends, split_ranges};
 use half::slice::HalfFloatSliceExt as _;
 

@@ -39,8 +39,9 @@ pub(crate) enum Kernel {
 }
 
 impl Kernel {
-    /// The kernel's whole source for `dtype`: its store file, the common part, the body.
-    pub fn source(self, dtype: BiasDtype) -> String {
+    /// The kernel's whole source for `dtype`, masking future keys when `causal`: its
+    /// store file, the `CAUSAL` constant, the common part, the body.
+    pub fn source(self, dtype: BiasDtype, causal: bool) -> String {
         let store = match dtype {
             BiasDtype::F32 => STORE_F32_WGSL,
             BiasDtype::F16 => STORE_F16_WGSL,
@@ -49,7 +50,7 @@ impl Kernel {
             Self::Bias => GENERATOR_WGSL,
             Self::Positions => POSITIONS_WGSL,
         };
-        format!("{store}\n{BIAS_COMMON_WGSL}\n{body}")
+        format!("{store}\nconst CAUSAL: bool = {causal};\n{BIAS_COMMON_WGSL}\n{body}")
     }
 
     pub fn entry_point(self) -> &'static str {

@@ -99,14 +99,14 @@ impl BiasWriter {
         Ok(output)
     }
 
-    /// The positions kernel for the module's element type, built on first use (most
+    /// The positions kernel for the module's element type and mask, built on first use (most
     /// modules never need it).
     fn positions_generator(&self, gpu: &GpuContext) -> Result<&Generator> {
         if let Some(built) = self.positions.get() {
             return Ok(built);
         }
         let built = gpu.run(Work::named("building the positions pipeline"), || {
-            Generator::new(&gpu.device, Kernel::Positions, self.dtype())
+            Generator::new(&gpu.device, Kernel::Positions, self.dtype(), self.causal())
         })?;
         // Another thread may have built one meanwhile: either serves.
         Ok(self.positions.get_or_init(|| built))

@@ -149,7 +149,10 @@ fn every_shader_translates_to_every_backend() {
         (Kernel::Bias, "alibi_bias.wgsl"),
         (Kernel::Positions, "alibi_positions.wgsl"),
     ] {
-        translate_to_every_backend(&shader_dir().join(file), &kernel.source(BiasDtype::F32));
+        for causal in [false, true] {
+            let source = kernel.source(BiasDtype::F32, causal);
+            translate_to_every_backend(&shader_dir().join(file), &source);
+        }
     }
 }
 
@@ -162,7 +165,9 @@ fn the_f16_generator_translates_where_f16_exists() {
 
 fn translates_with_f16(kernel: Kernel) {
     let path = shader_dir().join("store/f16.wgsl");
-    translate_with_f16(&path, &kernel.source(BiasDtype::F16));
+    for causal in [false, true] {
+        translate_with_f16(&path, &kernel.source(BiasDtype::F16, causal));
+    }
 }
 
 /// Parses an f16 shader, checks that WebGPU's baseline refuses it, and translates it where
@@ -196,16 +201,16 @@ fn the_generator_sources_are_the_shader_files() {
     assert_eq!(read("store/f32.wgsl"), STORE_F32_WGSL);
     assert_eq!(read("store/f16.wgsl"), STORE_F16_WGSL);
     assert!(Kernel::Bias
-        .source(BiasDtype::F16)
+        .source(BiasDtype::F16, true)
         .starts_with(STORE_F16_WGSL));
     assert!(Kernel::Bias
-        .source(BiasDtype::F32)
+        .source(BiasDtype::F32, false)
         .ends_with(GENERATOR_WGSL));
 }
 
 fn generator() -> Module {
     let path = shader_dir().join("alibi_bias.wgsl");
-    parse(&path, &Kernel::Bias.source(BiasDtype::F32))
+    parse(&path, &Kernel::Bias.source(BiasDtype::F32, false))
 }
 
 #[test]

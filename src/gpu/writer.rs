@@ -15,17 +15,7 @@ use crate::gpu::kernel::Kernel;
 use crate::gpu::map::map_buffer;
 use crate::gpu::scope::Work;
 use crate::gpu::windows::{plan_windows, GenerateShape, Window};
-
-/// A host copy of the bottom-right `j` columns of every row, made while writing:
-/// `forward_to_host` on a miss gets its host tensor without reading the buffer back.
-// Only the host-mapped writer reads it, and the web has no such path.
-#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
-pub(crate) struct Tee<'a> {
-    /// `[total_heads, rows, j]`, row-major.
-    pub out: &'a mut [f32],
-    /// Columns of the view, at most the generated `cols`.
-    pub j: usize,
-}
+use crate::host::Tee;
 
 /// A set of slopes: the values (for the host path) and the uniform holding them (for the
 /// kernel).
@@ -37,55 +27,61 @@ pub(crate) struct SlopeUniform {
 /// The generation machinery of one module, built once.
 pub(crate) struct BiasWriter {
     path: GenerationPath,
-    /// The f32 kernel: every module has it (`get_bias` is f32 whatever the module's type).
-    generator: Generator,
-    /// The f16 kernel, for a module of f16 biases.
-    generator_f16: Option<Generator>,
-    /// The kernel at custom positions, for the module's element type, built on first use
-    /// (`gpu/positions.rs`).
+    /// The plain f32 kernel: every module has it (`get_bias` is f32 and unmasked whatever
+    /// the module's biases are).
+    plain: Generator,
+    /// The kernel of the module's biases when they are not plain f32: f16, causal, or both.
+    own: Option<Generator>,
+    /// The kernel at custom positions, for the module's element type and mask, built on
+    /// first use (`gpu/positions.rs`).
     pub(super) positions: std::sync::OnceLock<Generator>,
     dtype: BiasDtype,
+    causal: bool,
 }
 
 impl BiasWriter {
-    /// Builds the kernel's pipelines for f32 and for `dtype` (every path keeps them:
-    /// `encode_forward` and `encode_into` always record the kernel). `path` is already
-    /// resolved.
+    /// Builds the kernel's pipelines, plain f32 and the module's own (`dtype`, `causal`),
+    /// which every path keeps: `encode_forward` and `encode_into` always record the kernel.
+    /// `path` is already resolved.
     ///
     /// # Errors
     /// [`AlibiError::Unsupported`] for f16 on a device without `SHADER_F16`.
-    pub fn new(gpu: &GpuContext, path: GenerationPath, dtype: BiasDtype) -> Result<Self> {
-        let build = |dtype| {
+    pub fn new(
+        gpu: &GpuContext,
+        path: GenerationPath,
+        dtype: BiasDtype,
+        causal: bool,
+    ) -> Result<Self> {
+        if dtype == BiasDtype::F16 && !gpu.device.features().contains(wgpu::Features::SHADER_F16) {
+            return Err(AlibiError::Unsupported {
+                what: "f16 biases",
+                reason: "the device was created without wgpu::Features::SHADER_F16",
+            });
+        }
+        let build = |dtype, causal| {
             gpu.run(Work::named("building the generator pipeline"), || {
-                Generator::new(&gpu.device, Kernel::Bias, dtype)
+                Generator::new(&gpu.device, Kernel::Bias, dtype, causal)
             })
         };
-        let generator_f16 = match dtype {
-            BiasDtype::F32 => None,
-            BiasDtype::F16 if gpu.device.features().contains(wgpu::Features::SHADER_F16) => {
-                Some(build(BiasDtype::F16)?)
-            }
-            BiasDtype::F16 => {
-                return Err(AlibiError::Unsupported {
-                    what: "f16 biases",
-                    reason: "the device was created without wgpu::Features::SHADER_F16",
-                })
-            }
-        };
+        let plain_f32 = dtype == BiasDtype::F32 && !causal;
         Ok(Self {
             path,
-            generator: build(BiasDtype::F32)?,
-            generator_f16,
+            plain: build(BiasDtype::F32, false)?,
+            own: (!plain_f32).then(|| build(dtype, causal)).transpose()?,
             positions: std::sync::OnceLock::new(),
             dtype,
+            causal,
         })
     }
 
-    fn generator(&self, dtype: BiasDtype) -> &Generator {
-        match (dtype, &self.generator_f16) {
-            (BiasDtype::F16, Some(f16)) => f16,
-            (BiasDtype::F16, None) => unreachable!("f16 shapes come from f16 modules only"),
-            _ => &self.generator,
+    /// The kernel that writes `shape`: plain f32, or the module's own.
+    fn generator(&self, shape: GenerateShape) -> &Generator {
+        match &self.own {
+            Some(own) if shape.dtype != BiasDtype::F32 || shape.causal => {
+                debug_assert_eq!((shape.dtype, shape.causal), (self.dtype, self.causal));
+                own
+            }
+            _ => &self.plain,
         }
     }
 
@@ -104,6 +100,11 @@ impl BiasWriter {
     /// The element type of the module's biases.
     pub fn dtype(&self) -> BiasDtype {
         self.dtype
+    }
+
+    /// Whether the module's biases mask future keys.
+    pub fn causal(&self) -> bool {
+        self.causal
     }
 
     /// Generates `shape` into `reuse`, or a new buffer: on the host path written from the
@@ -133,7 +134,7 @@ impl BiasWriter {
             None => self.new_buffer(gpu, bytes, false)?,
         };
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        self.record(gpu, &mut encoder, slopes, shape.dtype, &windows, &buffer)?;
+        self.record(gpu, &mut encoder, slopes, shape, &windows, &buffer)?;
         gpu.run(Work::named("submitting the bias generation"), || {
             gpu.queue.submit([encoder.finish()]);
         })?;
@@ -151,7 +152,7 @@ impl BiasWriter {
         target: &wgpu::Buffer,
     ) -> Result<()> {
         let (windows, _) = plan(gpu, shape)?;
-        self.record(gpu, encoder, slopes, shape.dtype, &windows, target)
+        self.record(gpu, encoder, slopes, shape, &windows, target)
     }
 
     /// [`encode`](Self::encode) into a new buffer, which it returns.
@@ -164,7 +165,7 @@ impl BiasWriter {
     ) -> Result<wgpu::Buffer> {
         let (windows, bytes) = plan(gpu, shape)?;
         let buffer = self.new_buffer(gpu, bytes, false)?;
-        self.record(gpu, encoder, slopes, shape.dtype, &windows, &buffer)?;
+        self.record(gpu, encoder, slopes, shape, &windows, &buffer)?;
         Ok(buffer)
     }
 
@@ -173,12 +174,12 @@ impl BiasWriter {
         gpu: &GpuContext,
         encoder: &mut wgpu::CommandEncoder,
         slopes: &SlopeUniform,
-        dtype: BiasDtype,
+        shape: GenerateShape,
         windows: &[Window],
         output: &wgpu::Buffer,
     ) -> Result<()> {
         gpu.run(Work::named("recording the bias generation"), || {
-            self.generator(dtype).encode(
+            self.generator(shape).encode(
                 &gpu.device,
                 &gpu.queue,
                 encoder,

@@ -81,7 +81,7 @@ impl AlibiPositionalBias {
         check_heads(config.heads, total_heads)?;
         let slopes = config.slopes.resolve(config.heads)?;
         let path = config.generation_path.resolve(device)?;
-        let writer = BiasWriter::new(&gpu, path, config.dtype)?;
+        let writer = BiasWriter::new(&gpu, path, config.dtype, config.causal)?;
         let slopes = writer.slopes(&gpu, slopes)?;
         let unit_slope = writer.slopes(&gpu, vec![1.0])?;
         Ok(Self {

@@ -202,7 +202,7 @@ impl AlibiPositionalBias {
             self.gpu
                 .device
                 .poll(wgpu::PollType::wait_indefinitely())
-                .map_err(crate::AlibiError::Poll)?;
+                .map_err(crate::error::AlibiError::Poll)?;
             Ok(start.elapsed())
         };
         // Once each unmeasured: pipelines, first touches of the buffer.

@@ -16,7 +16,7 @@ use alibi_wgpu::{cpu, reference, AlibiConfig, AlibiError, AlibiPositionalBias, G
 
 use crate::backend::GenerationChoice;
 use crate::error::CliError;
-use crate::measure::{wait_idle, Rig};
+use crate::measure::{median, round3, time_ms, wait_idle, Rig};
 use crate::progress;
 use crate::report::{CaseReport, DecodeReport, Record, Tags};
 use crate::shape::{parse_fields, Syntax};
@@ -375,22 +375,4 @@ fn measure_decode(
         decode_step_ns: median(step_ns).round(),
         exact,
     })
-}
-
-/// The wall time of `f`, in milliseconds.
-pub fn time_ms(mut f: impl FnMut() -> Result<(), AlibiError>) -> Result<f64, AlibiError> {
-    let start = Instant::now();
-    f()?;
-    Ok(start.elapsed().as_secs_f64() * 1e3)
-}
-
-/// The median of `values` (NaN when empty).
-pub fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
-/// `value` rounded to 3 decimals, for the reports.
-pub fn round3(value: f64) -> f64 {
-    (value * 1000.0).round() / 1000.0
 }

@@ -1,6 +1,8 @@
 //! Timed GPU primitives shared by `alibi bench` and the criterion benches (which include
 //! this file by path), so both measure exactly the same thing.
 
+use std::time::Instant;
+
 use alibi_wgpu::{AlibiBias, AlibiError, AlibiPositionalBias, GenerationPath};
 
 /// Blocks until the device has finished all submitted work.
@@ -93,4 +95,22 @@ impl Rig {
         alibi.queue().submit([encoder.finish()]);
         wait_idle(device)
     }
+}
+
+/// The wall time of `f`, in milliseconds.
+pub fn time_ms(mut f: impl FnMut() -> Result<(), AlibiError>) -> Result<f64, AlibiError> {
+    let start = Instant::now();
+    f()?;
+    Ok(start.elapsed().as_secs_f64() * 1e3)
+}
+
+/// The median of `values` (NaN when empty).
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// `value` rounded to 3 decimals, for the reports.
+pub fn round3(value: f64) -> f64 {
+    (value * 1000.0).round() / 1000.0
 }

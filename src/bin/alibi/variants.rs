@@ -14,9 +14,9 @@ use alibi_wgpu::{
 use serde::Serialize;
 
 use crate::backend::GenerationChoice;
-use crate::bench::{median, round3, time_ms};
 use crate::error::CliError;
 use crate::measure::Rig;
+use crate::measure::{median, round3, time_ms};
 
 /// The variants' figures for one case `[total_heads, i, j]`.
 #[derive(Debug, Serialize)]
