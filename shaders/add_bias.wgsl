@@ -4,7 +4,8 @@
 // key (k > J - I + r) set to -inf when the module is causal. No bias tensor exists.
 //
 // It is compiled after one of `scores/f32.wgsl` or `scores/f16.wgsl`, which define `Score`
-// (the element type of the scores) and `to_score` (the rounding back to it): see
+// (the element type of the scores) and `to_score` (the rounding back to it), and a line
+// `const CAUSAL: bool = ...;` (a constant, so a plain module's kernel carries no mask): see
 // `src/gpu/scores.rs`, which mirrors `ScoreParams`, the bindings, `WORKGROUP_SIZE` and
 // `COLUMNS_PER_INVOCATION`. The bias is the generator's (`alibi_bias.wgsl`) value for value;
 // `src/reference.rs` is the oracle.
@@ -37,7 +38,7 @@ struct ScoreParams {
     lead: u32,
     // Heads with a slope; heads from here to the end are zero padding.
     slope_heads: u32,
-    // Causal: the bits of -inf (0xff800000), what future keys get; 0: no mask.
+    // The bits of -inf (0xff800000), what future keys get when CAUSAL.
     future_bits: u32,
     // Batches the window covers, and the elements from one to the next (0 for one batch).
     batch_count: u32,
@@ -91,7 +92,7 @@ fn update(group: vec3<u32>, lane: u32, with_bias: bool) {
     // (-distance) * slope, as the generator computes it: +0.0 on the diagonal.
     let bias = select(vec4<f32>(-abs(offsets)) * slope, vec4<f32>(0.0), is_padding);
     // Future keys (offset > 0) of every head, padding heads included, are masked.
-    let masked = (offsets > vec4<i32>(0)) & vec4<bool>(with_bias && params.future_bits != 0u);
+    let masked = (offsets > vec4<i32>(0)) & vec4<bool>(with_bias && CAUSAL);
     let row_start = params.lead + group.z * params.head_stride + group.y * params.cols + col0;
     for (var b = 0u; b < params.batch_count; b++) {
         let start = row_start + b * params.batch_stride;

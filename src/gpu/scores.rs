@@ -48,13 +48,14 @@ impl ScoreOp {
     }
 }
 
-/// The kernel's whole source for `dtype`: its element file, then the body.
-pub(crate) fn score_source(dtype: BiasDtype) -> String {
+/// The kernel's whole source for `dtype`, masking future keys when `causal`: its element
+/// file, the `CAUSAL` constant, then the body.
+pub(crate) fn score_source(dtype: BiasDtype, causal: bool) -> String {
     let element = match dtype {
         BiasDtype::F32 => SCORES_F32_WGSL,
         BiasDtype::F16 => SCORES_F16_WGSL,
     };
-    format!("{element}\n{ADD_BIAS_WGSL}")
+    format!("{element}\nconst CAUSAL: bool = {causal};\n{ADD_BIAS_WGSL}")
 }
 
 /// A module's score kernels, one per element type, each built on its first use (most
@@ -79,8 +80,10 @@ impl ScoreKernels {
         }
     }
 
-    /// The kernel for `dtype` (supported: see [`check_supported`](Self::check_supported)).
-    pub fn get(&self, gpu: &GpuContext, dtype: BiasDtype) -> Result<&ScoreKernel> {
+    /// The kernel for `dtype` (supported: see [`check_supported`](Self::check_supported)),
+    /// masking future keys when `causal` (a module's mask never changes, so one kernel
+    /// per element type serves it).
+    pub fn get(&self, gpu: &GpuContext, dtype: BiasDtype, causal: bool) -> Result<&ScoreKernel> {
         let cell = match dtype {
             BiasDtype::F32 => &self.f32,
             BiasDtype::F16 => &self.f16,
@@ -90,7 +93,7 @@ impl ScoreKernels {
         }
         // Two threads may both build it; one keeps its kernel, the other's is dropped.
         let kernel = gpu.run(Work::named("building the score pipeline"), || {
-            ScoreKernel::new(&gpu.device, dtype)
+            ScoreKernel::new(&gpu.device, dtype, causal)
         })?;
         Ok(cell.get_or_init(|| kernel))
     }
@@ -108,10 +111,10 @@ pub(crate) struct ScoreKernel {
 }
 
 impl ScoreKernel {
-    fn new(device: &wgpu::Device, dtype: BiasDtype) -> Self {
+    fn new(device: &wgpu::Device, dtype: BiasDtype, causal: bool) -> Self {
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some("add_bias.wgsl"),
-            source: wgpu::ShaderSource::Wgsl(score_source(dtype).into()),
+            source: wgpu::ShaderSource::Wgsl(score_source(dtype, causal).into()),
         });
         let uniform = |binding, size: usize| wgpu::BindGroupLayoutEntry {
             binding,

@@ -166,7 +166,9 @@ impl AlibiPositionalBias {
             (what, as_bias),
         )?;
         let windows = plan_score_windows(planned, self.gpu.limits)?;
-        let kernel = self.score_kernels.get(&self.gpu, shape.dtype)?;
+        let kernel = self
+            .score_kernels
+            .get(&self.gpu, shape.dtype, self.causal)?;
         kernel.encode(
             &self.gpu,
             encoder,

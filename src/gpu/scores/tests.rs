@@ -228,12 +228,12 @@ fn the_sources_are_the_shader_files() {
     assert_eq!(read("add_bias.wgsl"), ADD_BIAS_WGSL);
     assert_eq!(read("scores/f32.wgsl"), SCORES_F32_WGSL);
     assert_eq!(read("scores/f16.wgsl"), SCORES_F16_WGSL);
-    assert!(score_source(BiasDtype::F16).starts_with(SCORES_F16_WGSL));
-    assert!(score_source(BiasDtype::F32).ends_with(ADD_BIAS_WGSL));
+    assert!(score_source(BiasDtype::F16, true).starts_with(SCORES_F16_WGSL));
+    assert!(score_source(BiasDtype::F32, false).ends_with(ADD_BIAS_WGSL));
 }
 
 fn parse(dtype: BiasDtype) -> Module {
-    let source = score_source(dtype);
+    let source = score_source(dtype, false);
     naga::front::wgsl::parse_str(&source)
         .unwrap_or_else(|e| panic!("the {dtype} score kernel:\n{}", e.emit_to_string(&source)))
 }
@@ -241,13 +241,17 @@ fn parse(dtype: BiasDtype) -> Module {
 #[test]
 fn the_f32_kernel_translates_to_every_backend() {
     let path = Path::new(&shader_path("add_bias.wgsl")).to_owned();
-    translate_to_every_backend(&path, &score_source(BiasDtype::F32));
+    for causal in [false, true] {
+        translate_to_every_backend(&path, &score_source(BiasDtype::F32, causal));
+    }
 }
 
 #[test]
 fn the_f16_kernel_translates_where_f16_exists() {
     let path = Path::new(&shader_path("scores/f16.wgsl")).to_owned();
-    translate_with_f16(&path, &score_source(BiasDtype::F16));
+    for causal in [false, true] {
+        translate_with_f16(&path, &score_source(BiasDtype::F16, causal));
+    }
 }
 
 #[test]
