@@ -65,11 +65,10 @@ fn fill(
     check_heads(slopes.len(), total_heads)?;
     check_sequence(i, j)?;
     sized_host(out, total_heads, i, j)?;
-    if i > 0 && j > 0 {
-        for_each_row_chunk(out, j, |chunk, first_row| {
-            fill_elements(chunk, first_row * j, i, j, slopes, causal);
-        });
-    }
+    // An empty tensor (i or j zero) has no row: the loop does nothing.
+    for_each_row_chunk(out, j, |chunk, first_row| {
+        fill_elements(chunk, first_row * j, i, j, slopes, causal);
+    });
     Ok(())
 }
 
@@ -99,22 +98,21 @@ pub fn forward_positions(
     check_positions("key", keys)?;
     let mut out = Vec::new();
     sized_host(&mut out, total_heads, i, j)?;
-    if i > 0 && j > 0 {
-        for_each_row_chunk(&mut out, j, |chunk, first_row| {
-            for (n, row) in chunk.chunks_exact_mut(j).enumerate() {
-                let (head, r) = ((first_row + n) / i, (first_row + n) % i);
-                let slope = slopes.get(head).copied();
-                for (value, &key) in row.iter_mut().zip(keys) {
-                    let offset = key - queries[r];
-                    *value = match slope {
-                        _ if causal && offset > 0 => f32::NEG_INFINITY,
-                        Some(slope) => (-offset.abs()) as f32 * slope,
-                        None => 0.0,
-                    };
-                }
+    // An empty tensor (i or j zero) has no row: the loop does nothing.
+    for_each_row_chunk(&mut out, j, |chunk, first_row| {
+        for (n, row) in chunk.chunks_exact_mut(j).enumerate() {
+            let (head, r) = ((first_row + n) / i, (first_row + n) % i);
+            let slope = slopes.get(head).copied();
+            for (value, &key) in row.iter_mut().zip(keys) {
+                let offset = key - queries[r];
+                *value = match slope {
+                    _ if causal && offset > 0 => f32::NEG_INFINITY,
+                    Some(slope) => (-offset.abs()) as f32 * slope,
+                    None => 0.0,
+                };
             }
-        });
-    }
+        }
+    });
     Ok(HostBias::new([total_heads, i, j], out))
 }
 

@@ -105,6 +105,15 @@ mod tests {
     }
 
     #[test]
+    fn round_is_what_each_type_holds() {
+        assert_eq!(BiasDtype::F32.round(-2049.0), -2049.0);
+        assert_eq!(BiasDtype::F16.round(-2049.0), -2048.0);
+        assert_eq!(BiasDtype::F16.round(-70_000.0), -65504.0);
+        assert_eq!(BiasDtype::F16.round(f32::NEG_INFINITY), f32::NEG_INFINITY);
+        assert_eq!(BiasDtype::F16.round(0.1), half::f16::from_f32(0.1).to_f32());
+    }
+
+    #[test]
     fn sizes_and_names() {
         assert_eq!((BiasDtype::F32.size(), BiasDtype::F32.name()), (4, "f32"));
         assert_eq!(BiasDtype::default(), BiasDtype::F32);

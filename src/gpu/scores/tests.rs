@@ -130,6 +130,18 @@ fn f16_windows_start_mid_word_and_end_on_a_word() {
 }
 
 #[test]
+fn a_row_takes_as_many_workgroups_as_its_columns_need() {
+    // 256 invocations of 4 columns: 1,024 columns per workgroup.
+    for (cols, groups) in [(1, 1), (1024, 1), (1025, 2), (3000, 3)] {
+        let windows = assert_covers_exactly(shape(1, 2, 3, cols), LAVAPIPE);
+        assert!(
+            windows.iter().all(|w| w.groups[0] == groups),
+            "{cols} columns"
+        );
+    }
+}
+
+#[test]
 fn dispatches_stop_at_the_workgroup_limit() {
     let few_groups = PlanLimits {
         max_workgroups_per_dimension: 4,
