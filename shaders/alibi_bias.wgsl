@@ -6,24 +6,20 @@
 // `bias_common.wgsl` (the bindings and `store_bias`): see `src/gpu/kernel.rs`. The CPU path
 // (`src/cpu.rs`) writes the same values; `src/reference.rs` is the oracle.
 //
-// Dispatch grid: x = column chunks of one row, y = rows of one head, z = heads. Each
-// invocation writes one vec4, neighbouring invocations neighbouring 16-byte blocks
-// (coalesced on real GPUs), and no integer division is needed (lavapipe would scalarise
-// it). On lavapipe every store is a per-lane loop, so the number of stores, not arithmetic,
-// sets the speed: one store per vec4, one store path (no branch around it).
+// Each invocation writes one vec4 (`slot`), neighbouring invocations neighbouring 16-byte
+// blocks (coalesced on real GPUs). On lavapipe every store is a per-lane loop, so the
+// number of stores, not arithmetic, sets the speed: one store per vec4, one store path (no
+// branch around it).
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn generate(
     @builtin(workgroup_id) group: vec3<u32>,
     @builtin(local_invocation_index) lane: u32,
 ) {
-    let head = params.head0 + group.z;
-    let row = params.row0 + group.y;
-    let row_start = (head * params.rows + row) * params.cols4 - params.window_vec4;
-    let col4 = group.x * WORKGROUP_SIZE + lane;
-    if col4 >= params.cols4 {
+    let at = slot(group, lane);
+    if at.col4 >= params.cols4 {
         return;
     }
-    let delta = i32(col4 * 4u) - (params.query_offset + i32(row));
-    store_bias(row_start + col4, vec4<i32>(delta, delta + 1, delta + 2, delta + 3), head);
+    let delta = i32(at.col4 * 4u) - (params.query_offset + i32(at.row));
+    store_bias(at.index, vec4<i32>(delta, delta + 1, delta + 2, delta + 3), at.head);
 }

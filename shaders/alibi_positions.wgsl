@@ -36,21 +36,18 @@ fn generate_positions(
     @builtin(workgroup_id) group: vec3<u32>,
     @builtin(local_invocation_index) lane: u32,
 ) {
-    let head = params.head0 + group.z;
-    let row = params.row0 + group.y;
-    let row_start = (head * params.rows + row) * params.cols4 - params.window_vec4;
-    let col4 = group.x * WORKGROUP_SIZE + lane;
-    if col4 >= params.cols4 {
+    let at = slot(group, lane);
+    if at.col4 >= params.cols4 {
         return;
     }
-    let batch = head / positions.heads;
-    let query = query_positions[batch * positions.query_stride + row];
-    let column = col4 * 4u;
+    let batch = at.head / positions.heads;
+    let query = query_positions[batch * positions.query_stride + at.row];
+    let column = at.col4 * 4u;
     let keys = vec4<i32>(
         key_position(batch, column),
         key_position(batch, column + 1u),
         key_position(batch, column + 2u),
         key_position(batch, column + 3u),
     );
-    store_bias(row_start + col4, keys - vec4<i32>(query), head % positions.heads);
+    store_bias(at.index, keys - vec4<i32>(query), at.head % positions.heads);
 }

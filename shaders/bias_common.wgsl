@@ -39,6 +39,26 @@ struct GenerateParams {
 @group(0) @binding(1) var<uniform> slopes: array<vec4<f32>, SLOPE_VEC4S>;
 @group(0) @binding(2) var<storage, read_write> bias: array<BiasVec>;
 
+// The vec4 an invocation writes: vec4 `col4` of row `row` of head `head` (the tensor's,
+// counted from the first), at `index` of the bound window. Past the row's end when
+// `col4 >= params.cols4`: the invocation then writes nothing.
+struct Slot {
+    head: u32,
+    row: u32,
+    col4: u32,
+    index: u32,
+}
+
+// The dispatch grid: x = column chunks of one row, y = rows of one head, z = heads. No
+// integer division is needed (lavapipe would scalarise it).
+fn slot(group: vec3<u32>, lane: u32) -> Slot {
+    let head = params.head0 + group.z;
+    let row = params.row0 + group.y;
+    let col4 = group.x * WORKGROUP_SIZE + lane;
+    let index = (head * params.rows + row) * params.cols4 + col4 - params.window_vec4;
+    return Slot(head, row, col4, index);
+}
+
 // Stores vec4 `index` of the bound window: four keys of one query row of head `head`, at
 // `offsets` (key position minus query position) from the query.
 //

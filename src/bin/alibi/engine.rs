@@ -13,16 +13,19 @@ pub enum Engine {
     /// On a GPU (boxed: it is much larger than the other variant).
     Gpu(Box<GpuEngine>),
     /// The CPU path: no cache, each shape computed as a fresh module would.
-    Cpu {
-        /// One slope per head with a slope.
-        slopes: Vec<f32>,
-        /// Output heads, padding included.
-        total_heads: usize,
-        /// Future keys masked.
-        causal: bool,
-        /// The element type whose values are given (as f32).
-        dtype: BiasDtype,
-    },
+    Cpu(CpuEngine),
+}
+
+/// The CPU side of [`Engine`]: the module's configuration, for `alibi_wgpu::cpu`.
+pub struct CpuEngine {
+    /// One slope per head with a slope.
+    slopes: Vec<f32>,
+    /// Output heads, padding included.
+    total_heads: usize,
+    /// Future keys masked.
+    causal: bool,
+    /// The element type whose values are given (as f32).
+    dtype: BiasDtype,
 }
 
 /// The GPU side of [`Engine`].
@@ -45,12 +48,12 @@ impl Engine {
                 module: AlibiPositionalBias::on_device(&gpu, config)?,
                 adapter: gpu.adapter_info.clone(),
             })),
-            Compute::Cpu => Engine::Cpu {
+            Compute::Cpu => Engine::Cpu(CpuEngine {
                 slopes: slopes.to_vec(),
                 total_heads: config.resolved_total_heads(),
                 causal: config.is_causal(),
                 dtype: config.requested_dtype(),
-            },
+            }),
         })
     }
 
@@ -63,7 +66,7 @@ impl Engine {
                 gpu.adapter.backend,
                 gpu.module.generation_path()
             ),
-            Engine::Cpu { .. } => "none (CPU path)".to_owned(),
+            Engine::Cpu(_) => "none (CPU path)".to_owned(),
         }
     }
 
@@ -73,18 +76,13 @@ impl Engine {
         let (i, j) = (shape.i, shape.j);
         match self {
             Engine::Gpu(gpu) => gpu.module.forward_to_host_blocking(i, j),
-            Engine::Cpu {
-                slopes,
-                total_heads,
-                causal,
-                dtype,
-            } => {
-                let bias = if *causal {
-                    cpu::forward_causal(slopes, *total_heads, i, j)?
+            Engine::Cpu(cpu) => {
+                let bias = if cpu.causal {
+                    cpu::forward_causal(&cpu.slopes, cpu.total_heads, i, j)
                 } else {
-                    cpu::forward(slopes, *total_heads, i, j)?
+                    cpu::forward(&cpu.slopes, cpu.total_heads, i, j)
                 };
-                Ok(round(bias, *dtype))
+                bias.map(|bias| cpu.round(bias))
             }
         }
     }
@@ -102,14 +100,10 @@ impl Engine {
                     .forward_positions(Positions::shared(queries), Positions::shared(keys))?;
                 gpu.module.read_blocking(&views[0])
             }
-            Engine::Cpu {
-                slopes,
-                total_heads,
-                causal,
-                dtype,
-            } => {
-                let bias = cpu::forward_positions(slopes, *total_heads, queries, keys, *causal)?;
-                Ok(round(bias, *dtype))
+            Engine::Cpu(cpu) => {
+                let (slopes, total_heads) = (&cpu.slopes, cpu.total_heads);
+                cpu::forward_positions(slopes, total_heads, queries, keys, cpu.causal)
+                    .map(|bias| cpu.round(bias))
             }
         }
     }
@@ -121,15 +115,18 @@ impl Engine {
                 let stats = gpu.module.cache_stats();
                 format!("hits {}, misses {}", stats.hits, stats.misses)
             }
-            Engine::Cpu { .. } => "none (the CPU path computes every shape afresh)".to_owned(),
+            Engine::Cpu(_) => "none (the CPU path computes every shape afresh)".to_owned(),
         }
     }
 }
 
-/// What a module of `dtype` would hold for these f32 values (the CPU path computes f32).
-fn round(bias: HostBias, dtype: BiasDtype) -> HostBias {
-    match dtype {
-        BiasDtype::F32 => bias,
-        _ => bias.map(|value| dtype.round(value)),
+impl CpuEngine {
+    /// What a module of the configured type would hold for these f32 values (the CPU path
+    /// computes f32).
+    fn round(&self, bias: HostBias) -> HostBias {
+        match self.dtype {
+            BiasDtype::F32 => bias,
+            dtype => bias.map(|value| dtype.round(value)),
+        }
     }
 }
