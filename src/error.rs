@@ -140,8 +140,9 @@ pub enum AlibiError {
         reason: &'static str,
     },
 
-    /// Custom positions whose lengths do not fit together: a batched side whose length is
-    /// not a multiple of its batch, or two batched sides of different batches.
+    /// Custom positions whose lengths do not fit together (a batched side whose length is
+    /// not a multiple of its batch, two batched sides of different batches), or more of
+    /// them than one storage binding of the device holds.
     #[error("{what}")]
     PositionsMismatch {
         /// What does not fit, with the lengths and batches.
@@ -161,8 +162,9 @@ pub enum AlibiError {
         limit: i32,
     },
 
-    /// A variant this device cannot compute, such as f16 biases without
-    /// `wgpu::Features::SHADER_F16`: refused rather than silently given in another form.
+    /// A variant that cannot be given as asked, refused rather than silently given in
+    /// another form: f16 biases or scores on a device without `wgpu::Features::SHADER_F16`,
+    /// or an f16 readback of an f32 view (which would round).
     #[error("{what} are unsupported here: {reason}")]
     Unsupported {
         /// What was asked for.

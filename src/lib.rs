@@ -115,3 +115,7 @@ pub use module::{AlibiPositionalBias, Positions};
 pub use slopes::{alibi_slopes, max_bias_slopes, SlopeSource};
 pub use validation::{validate, MAX_HEADS, MAX_POSITION, MAX_SEQUENCE};
 pub use wgsl::ALIBI_WGSL;
+
+/// The `half` crate, whose `f16` f16 readbacks hold ([`AlibiPositionalBias::read_f16`]):
+/// re-exported so that callers need not match its version.
+pub use half;

@@ -5,7 +5,7 @@
 
 use crate::error::{AlibiError, Result};
 use crate::host::HostBias;
-use crate::validation::{check_heads, check_sequence};
+use crate::validation::{check_heads, check_positions, check_sequence};
 
 /// One bias value: `(-|key - query|) as f32 * slope` (SPEC "forward").
 ///
@@ -69,32 +69,39 @@ pub fn forward_positions(
     keys: &[i32],
     causal: bool,
 ) -> Result<HostBias> {
-    check_heads(slopes.len(), total_heads)?;
+    check_positions("query", queries)?;
+    check_positions("key", keys)?;
     let (i, j) = (queries.len(), keys.len());
-    let mut data = Vec::with_capacity(total_heads * i * j);
-    for h in 0..total_heads {
-        let slope = slopes.get(h).copied();
-        for &query in queries {
-            for &key in keys {
-                let (query, key) = (i64::from(query), i64::from(key));
-                data.push(if causal && key > query {
-                    f32::NEG_INFINITY
-                } else {
-                    slope.map_or(0.0, |slope| bias_value(slope, query, key))
-                });
-            }
+    let positions = (|r| i64::from(queries[r]), |k| i64::from(keys[k]));
+    build_at(slopes, total_heads, i, j, positions, |slope, query, key| {
+        if causal && key > query {
+            f32::NEG_INFINITY
+        } else {
+            slope.map_or(0.0, |slope| bias_value(slope, query, key))
         }
-    }
-    Ok(HostBias::new([total_heads, i, j], data))
+    })
 }
 
 /// `[total_heads, i, j]` of `value(slope, query position, key position)`, the slope `None`
-/// for padding heads, query row `r` at position `j - i + r`.
+/// for padding heads, query row `r` at position `j - i + r`, key column `k` at `k`.
 fn build(
     slopes: &[f32],
     total_heads: usize,
     i: usize,
     j: usize,
+    value: impl Fn(Option<f32>, i64, i64) -> f32,
+) -> Result<HostBias> {
+    let positions = (|r| j as i64 - i as i64 + r as i64, |k| k as i64);
+    build_at(slopes, total_heads, i, j, positions, value)
+}
+
+/// [`build`] with query row `r` at `query(r)` and key column `k` at `key(k)`.
+fn build_at(
+    slopes: &[f32],
+    total_heads: usize,
+    i: usize,
+    j: usize,
+    (query, key): (impl Fn(usize) -> i64, impl Fn(usize) -> i64),
     value: impl Fn(Option<f32>, i64, i64) -> f32,
 ) -> Result<HostBias> {
     check_heads(slopes.len(), total_heads)?;
@@ -107,9 +114,8 @@ fn build(
     for h in 0..total_heads {
         let slope = slopes.get(h).copied();
         for r in 0..i {
-            let query = j as i64 - i as i64 + r as i64;
             for k in 0..j {
-                data.push(value(slope, query, k as i64));
+                data.push(value(slope, query(r), key(k)));
             }
         }
     }

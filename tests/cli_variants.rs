@@ -204,4 +204,10 @@ fn bad_variant_arguments_are_one_line_refusals() {
     assert!(line.contains("key position 1 is 9000000"), "{line}");
     let line = fail(&["bias", "--heads", "2", "--dtype", "f64", "3x3"]);
     assert!(line.contains("f64"), "{line}");
+    let tmp = TempDir::new("positions-safetensors");
+    let out = tmp.arg("p.safetensors");
+    let positions = ["--positions-q", "0,1", "--positions-k", "0,1"];
+    let line = fail(&[&["bias", "--heads", "2", "--out", &out][..], &positions[..]].concat());
+    assert!(line.contains("write a .npy file instead"), "{line}");
+    assert!(tmp.names().is_empty(), "nothing is written");
 }

@@ -219,4 +219,9 @@ fn refusals_are_typed() {
         .forward_positions(Positions::batched(&[], 0), shared)
         .unwrap()
         .is_empty());
+    // An empty side splits into any batch: 2^64 - 1 empty views are refused, not a panic.
+    assert!(matches!(
+        module.forward_positions(Positions::batched(&[], usize::MAX), shared),
+        Err(AlibiError::OutOfMemory { .. })
+    ));
 }

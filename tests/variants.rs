@@ -229,6 +229,10 @@ fn f16_views_bind_and_read_with_halved_strides() {
         .is_err());
     }
     let mut module = common::module(gpu, AlibiConfig::new(3).dtype(BiasDtype::F16));
+    // The distance matrix is f32 on every module, empty or not.
+    for (i, j) in [(0, 5), (2, 5)] {
+        assert_eq!(module.get_bias(i, j).unwrap().dtype(), BiasDtype::F32);
+    }
     let view = module.forward(5, 13).unwrap();
     let binding = view.binding().unwrap();
     // 16 columns of 2 bytes per row: the binding ends at the last element's second byte.

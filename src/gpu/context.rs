@@ -1,6 +1,7 @@
 //! What every GPU step of a module needs: the device and queue, the limits its plans
 //! respect, its error scopes, and the health of its device.
 
+use crate::dtype::BiasDtype;
 use crate::error::{AlibiError, Result};
 use crate::gpu::health::DeviceHealth;
 use crate::gpu::scope::{DeferredErrors, Work};
@@ -37,6 +38,20 @@ impl GpuContext {
         self.errors
             .run(&self.device, what, work)
             .map_err(|error| self.explain(error))
+    }
+
+    /// Refuses `what` (f16 biases, f16 scores) in `dtype` when the device cannot compute it:
+    /// f16 needs `SHADER_F16`.
+    pub fn require(&self, dtype: BiasDtype, what: &'static str) -> Result<()> {
+        match dtype {
+            BiasDtype::F16 if !self.device.features().contains(wgpu::Features::SHADER_F16) => {
+                Err(AlibiError::Unsupported {
+                    what,
+                    reason: "the device was created without wgpu::Features::SHADER_F16",
+                })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// A buffer of `bytes` for `what`, out-of-memory reported as such.

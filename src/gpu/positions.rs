@@ -9,7 +9,7 @@ use crate::gpu::kernel::{
 };
 use crate::gpu::scope::Work;
 use crate::gpu::windows::GenerateShape;
-use crate::gpu::writer::{plan, BiasWriter, SlopeUniform};
+use crate::gpu::writer::{build_generator, plan, BiasWriter, SlopeUniform};
 
 /// Positions of one side (queries or keys): every batch item's, back to back, or one set
 /// shared by all (`stride` 0).
@@ -105,9 +105,7 @@ impl BiasWriter {
         if let Some(built) = self.positions.get() {
             return Ok(built);
         }
-        let built = gpu.run(Work::named("building the positions pipeline"), || {
-            Generator::new(&gpu.device, Kernel::Positions, self.dtype(), self.causal())
-        })?;
+        let built = build_generator(gpu, Kernel::Positions, self.dtype(), self.causal())?;
         // Another thread may have built one meanwhile: either serves.
         Ok(self.positions.get_or_init(|| built))
     }

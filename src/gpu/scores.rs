@@ -5,7 +5,7 @@
 use std::sync::OnceLock;
 
 use crate::dtype::BiasDtype;
-use crate::error::{AlibiError, Result};
+use crate::error::Result;
 use crate::gpu::context::GpuContext;
 use crate::gpu::kernel::SLOPE_VEC4S;
 use crate::gpu::scope::Work;
@@ -67,20 +67,7 @@ pub(crate) struct ScoreKernels {
 }
 
 impl ScoreKernels {
-    /// Refuses `dtype` when this device cannot compute it: f16 needs `SHADER_F16`.
-    pub fn check_supported(device: &wgpu::Device, dtype: BiasDtype) -> Result<()> {
-        match dtype {
-            BiasDtype::F16 if !device.features().contains(wgpu::Features::SHADER_F16) => {
-                Err(AlibiError::Unsupported {
-                    what: "f16 scores",
-                    reason: "the device was created without wgpu::Features::SHADER_F16",
-                })
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// The kernel for `dtype` (supported: see [`check_supported`](Self::check_supported)),
+    /// The kernel for `dtype` (supported: see [`GpuContext::require`]),
     /// masking future keys when `causal` (a module's mask never changes, so one kernel
     /// per element type serves it).
     pub fn get(&self, gpu: &GpuContext, dtype: BiasDtype, causal: bool) -> Result<&ScoreKernel> {

@@ -4,7 +4,7 @@
 //! buffer needs no clearing.
 
 use crate::dtype::BiasDtype;
-use crate::error::{AlibiError, Result};
+use crate::error::Result;
 use crate::generation::GenerationPath;
 use crate::gpu::context::GpuContext;
 use crate::gpu::generator::Generator;
@@ -27,11 +27,11 @@ pub(crate) struct SlopeUniform {
 /// The generation machinery of one module, built once.
 pub(crate) struct BiasWriter {
     path: GenerationPath,
-    /// The plain f32 kernel: every module has it (`get_bias` is f32 and unmasked whatever
-    /// the module's biases are).
-    plain: Generator,
-    /// The kernel of the module's biases when they are not plain f32: f16, causal, or both.
-    own: Option<Generator>,
+    /// The kernel of the module's biases (`dtype`, `causal`).
+    own: Generator,
+    /// The plain f32 kernel of `get_bias` (f32 and unmasked whatever the module's biases
+    /// are) when `own` is not that one: built on first use.
+    plain: std::sync::OnceLock<Generator>,
     /// The kernel at custom positions, for the module's element type and mask, built on
     /// first use (`gpu/positions.rs`).
     pub(super) positions: std::sync::OnceLock<Generator>,
@@ -40,9 +40,9 @@ pub(crate) struct BiasWriter {
 }
 
 impl BiasWriter {
-    /// Builds the kernel's pipelines, plain f32 and the module's own (`dtype`, `causal`),
-    /// which every path keeps: `encode_forward` and `encode_into` always record the kernel.
-    /// `path` is already resolved.
+    /// Builds the kernel's pipeline for the module's biases (`dtype`, `causal`), which every
+    /// path keeps: `encode_forward` and `encode_into` always record the kernel. `path` is
+    /// already resolved.
     ///
     /// # Errors
     /// [`AlibiError::Unsupported`] for f16 on a device without `SHADER_F16`.
@@ -52,37 +52,30 @@ impl BiasWriter {
         dtype: BiasDtype,
         causal: bool,
     ) -> Result<Self> {
-        if dtype == BiasDtype::F16 && !gpu.device.features().contains(wgpu::Features::SHADER_F16) {
-            return Err(AlibiError::Unsupported {
-                what: "f16 biases",
-                reason: "the device was created without wgpu::Features::SHADER_F16",
-            });
-        }
-        let build = |dtype, causal| {
-            gpu.run(Work::named("building the generator pipeline"), || {
-                Generator::new(&gpu.device, Kernel::Bias, dtype, causal)
-            })
-        };
-        let plain_f32 = dtype == BiasDtype::F32 && !causal;
+        gpu.require(dtype, "f16 biases")?;
         Ok(Self {
             path,
-            plain: build(BiasDtype::F32, false)?,
-            own: (!plain_f32).then(|| build(dtype, causal)).transpose()?,
+            own: build_generator(gpu, Kernel::Bias, dtype, causal)?,
+            plain: std::sync::OnceLock::new(),
             positions: std::sync::OnceLock::new(),
             dtype,
             causal,
         })
     }
 
-    /// The kernel that writes `shape`: plain f32, or the module's own.
-    fn generator(&self, shape: GenerateShape) -> &Generator {
-        match &self.own {
-            Some(own) if shape.dtype != BiasDtype::F32 || shape.causal => {
-                debug_assert_eq!((shape.dtype, shape.causal), (self.dtype, self.causal));
-                own
-            }
-            _ => &self.plain,
+    /// The kernel that writes `shape`: the module's own, or the plain f32 one (`get_bias`),
+    /// built on first use.
+    fn generator(&self, gpu: &GpuContext, shape: GenerateShape) -> Result<&Generator> {
+        if (shape.dtype, shape.causal) == (self.dtype, self.causal) {
+            return Ok(&self.own);
         }
+        debug_assert_eq!((shape.dtype, shape.causal), (BiasDtype::F32, false));
+        if let Some(plain) = self.plain.get() {
+            return Ok(plain);
+        }
+        let plain = build_generator(gpu, Kernel::Bias, BiasDtype::F32, false)?;
+        // Another thread may have built one meanwhile: either serves.
+        Ok(self.plain.get_or_init(|| plain))
     }
 
     /// Uploads `values` as a slope uniform.
@@ -178,8 +171,9 @@ impl BiasWriter {
         windows: &[Window],
         output: &wgpu::Buffer,
     ) -> Result<()> {
+        let generator = self.generator(gpu, shape)?;
         gpu.run(Work::named("recording the bias generation"), || {
-            self.generator(shape).encode(
+            generator.encode(
                 &gpu.device,
                 &gpu.queue,
                 encoder,
@@ -253,6 +247,18 @@ impl BiasWriter {
         }
         write_mapped(buffer, shape, slopes, tee).map_err(|error| gpu.explain(error))
     }
+}
+
+/// Builds `kernel`'s pipeline for `dtype`, masking future keys when `causal`.
+pub(super) fn build_generator(
+    gpu: &GpuContext,
+    kernel: Kernel,
+    dtype: BiasDtype,
+    causal: bool,
+) -> Result<Generator> {
+    gpu.run(Work::named("building a generator pipeline"), || {
+        Generator::new(&gpu.device, kernel, dtype, causal)
+    })
 }
 
 /// The dispatch windows of `shape` on this device, and its bytes: checked against the

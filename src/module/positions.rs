@@ -16,9 +16,9 @@ use crate::validation::{check_positions, check_sequence};
 ///
 /// ```
 /// use alibi_wgpu::Positions;
-/// let shared = Positions::shared(&[0, 1, 2, 4]);
+/// let shared = Positions::shared(&[0, 1, 2, 4]); // [4], for every batch item
 /// let batched = Positions::batched(&[0, 1, 2, 5, 6, 7], 2); // [2, 3]
-/// assert_eq!((shared.len_per_item(), batched.len_per_item()), (Some(4), Some(3)));
+/// # let _ = (shared, batched);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Positions<'a> {
@@ -45,7 +45,7 @@ impl<'a> Positions<'a> {
 
     /// `n`, the positions of one batch item; `None` when a batched length is not a
     /// multiple of the batch (or the batch is 0 with values given).
-    pub fn len_per_item(&self) -> Option<usize> {
+    pub(crate) fn len_per_item(&self) -> Option<usize> {
         match self.batch {
             None => Some(self.values.len()),
             Some(0) => self.values.is_empty().then_some(0),
@@ -104,7 +104,29 @@ impl AlibiPositionalBias {
         let heads = self.total_heads;
         let shape = [heads, i, j];
         if i == 0 || j == 0 || batch == 0 {
-            return Ok(vec![self.empty_view(shape); batch]);
+            // Empty views, one per item: a batch of 2^32 empty sequences is a host
+            // allocation that may fail, not a panic.
+            let mut views = Vec::new();
+            views.try_reserve_exact(batch).map_err(|_| {
+                let bytes = batch as u128 * std::mem::size_of::<AlibiBias>() as u128;
+                AlibiError::host_out_of_memory_bytes(bytes, "the views of empty positions")
+            })?;
+            views.resize(batch, self.empty_view(shape));
+            return Ok(views);
+        }
+        // Each side is bound whole.
+        let binding_limit = self.gpu.device.limits().max_storage_buffer_binding_size;
+        for (side, values) in [("query", queries.values), ("key", keys.values)] {
+            let bytes = std::mem::size_of_val(values) as u64;
+            if bytes > binding_limit {
+                return Err(AlibiError::PositionsMismatch {
+                    what: format!(
+                        "{} {side} positions take {bytes} bytes, more than one storage \
+                         binding holds here ({binding_limit}, max_storage_buffer_binding_size)",
+                        values.len()
+                    ),
+                });
+            }
         }
         let total_heads = heads.checked_mul(batch).ok_or(AlibiError::TooLarge {
             heads: usize::MAX,

@@ -5,7 +5,7 @@
 use super::AlibiPositionalBias;
 use crate::dtype::BiasDtype;
 use crate::error::Result;
-use crate::gpu::scores::{check_score_fits, plan_score_windows, ScoreKernels, ScoreOp, ScoreShape};
+use crate::gpu::scores::{check_score_fits, plan_score_windows, ScoreOp, ScoreShape};
 use crate::validation::{check_sequence, check_target};
 
 /// The caller's attention scores that
@@ -138,7 +138,7 @@ impl AlibiPositionalBias {
     ) -> Result<()> {
         self.gpu.ensure_alive()?;
         // The element type first: f16 is refused on such a device whatever the shape.
-        ScoreKernels::check_supported(&self.gpu.device, shape.dtype)?;
+        self.gpu.require(shape.dtype, "f16 scores")?;
         let AttentionScores { batch, i, j, .. } = shape;
         check_sequence(i, j)?;
         if batch == 0 || i == 0 || j == 0 {

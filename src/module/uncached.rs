@@ -70,7 +70,11 @@ impl AlibiPositionalBias {
     pub fn get_bias(&self, i: usize, j: usize) -> Result<AlibiBias> {
         let shape = [1, i, j];
         let Some(exact) = self.uncached_request(i, j)? else {
-            return Ok(self.empty_view(shape));
+            // f32 like every distance matrix, whatever the module's type.
+            return Ok(AlibiBias {
+                dtype: BiasDtype::F32,
+                ..self.empty_view(shape)
+            });
         };
         // The distances are f32 and unmasked, whatever the module's biases are.
         let generated = GenerateShape {

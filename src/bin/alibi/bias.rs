@@ -86,7 +86,8 @@ pub struct BiasArgs {
     )]
     pub positions_k: Option<Vec<i32>>,
 
-    /// Write the tensors as float32 [T, I, J]: FILE.safetensors holds every shape, named
+    /// Write the tensors as [T, I, J] of --dtype (float32, or float16 for f16; little-endian,
+    /// C order): FILE.safetensors holds every shape, named
     /// call-N-IxJ for the Nth (from 0), with the heads and slopes in its metadata; PATH
     /// ending in `/` (or an existing directory) gets DIR/call-N-IxJ.npy for the Nth shape;
     /// any other PATH is one .npy file, for exactly one shape. Checked before anything is
@@ -134,6 +135,15 @@ pub fn run(args: &BiasArgs) -> Result<(), CliError> {
     check_shapes(&slopes, total_heads, &shapes)?;
     let dtype = BiasDtype::from(args.dtype);
     let destination = Destination::from_arg(args.out.as_deref(), shapes.len())?;
+    if positions.is_some() && matches!(destination, Destination::Safetensors(_)) {
+        // Its metadata describes the module's own positions; a file that said so of a bias
+        // at other positions would misdescribe itself.
+        return Err(CliError::Usage(
+            "--out FILE.safetensors records the bias at the module's positions, not at \
+             --positions-q/--positions-k: write a .npy file instead"
+                .to_owned(),
+        ));
+    }
     let mut output = Output::prepare(
         destination,
         &shapes,

@@ -28,7 +28,7 @@ impl Rig {
     /// Buffers for `alibi.forward(i, j)`'s generated size (rows padded to 4 columns); the
     /// target is mappable when the module takes the host-mapped path.
     pub fn new(alibi: &AlibiPositionalBias, i: usize, j: usize) -> Result<Self, AlibiError> {
-        let bytes = (alibi.total_heads() * i * j.next_multiple_of(4) * 4) as u64;
+        let bytes = (alibi.total_heads() * i * j.next_multiple_of(4) * alibi.dtype().size()) as u64;
         let device = alibi.device();
         let buffer = |label, usage| {
             device.create_buffer(&wgpu::BufferDescriptor {

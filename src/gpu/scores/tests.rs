@@ -5,6 +5,7 @@
 
 use super::plan::{COLUMNS_PER_INVOCATION, WORKGROUP_SIZE};
 use super::*;
+use crate::error::AlibiError;
 use crate::gpu::windows::PlanLimits;
 use std::path::Path;
 
