@@ -16,10 +16,6 @@ use half::f16;
 
 const SCALES: [f32; 3] = [1.0, 0.125, 2.0];
 
-fn has_f16(device: &wgpu::Device) -> bool {
-    device.features().contains(wgpu::Features::SHADER_F16)
-}
-
 /// What a score becomes: `score * scale + bias` in f32, or `-inf` for a masked key.
 fn expected_value(
     module: &AlibiPositionalBias,
@@ -66,15 +62,6 @@ fn oracle(
         }
     }
     out
-}
-
-/// The SPEC's f16 of an f32 value: round to nearest even, finite values saturated first.
-fn spec_f16(value: f32) -> f16 {
-    if value.is_finite() {
-        f16::from_f32(value.clamp(-65504.0, 65504.0))
-    } else {
-        f16::from_f32(value)
-    }
 }
 
 /// Random f32 scores with full 24-bit mantissas in [-128, 128), and signed zeros (a -0.0
@@ -184,7 +171,7 @@ fn check_case(module: &AlibiPositionalBias, rng: &mut Rng, shape: AttentionScore
     );
 
     let f16_shape = shape.scale(scale).dtype(BiasDtype::F16);
-    if !has_f16(module.device()) {
+    if !common::has_f16(module.device()) {
         return;
     }
     let scores = f16_scores(rng, count);
@@ -193,7 +180,7 @@ fn check_case(module: &AlibiPositionalBias, rng: &mut Rng, shape: AttentionScore
     let widened: Vec<f32> = scores.iter().map(|s| s.to_f32()).collect();
     let expected: Vec<f16> = oracle(module, &widened, shape, scale)
         .into_iter()
-        .map(spec_f16)
+        .map(common::spec_f16)
         .collect();
     assert_bits(
         got,
@@ -311,7 +298,7 @@ fn f16_scores_need_shader_f16_and_saturate_otherwise_round_to_nearest_even() {
         .into_iter()
         .map(f16::from_f32)
         .collect();
-    if !has_f16(module.device()) {
+    if !common::has_f16(module.device()) {
         let buffer = score_buffer(
             module.device(),
             module.queue(),
@@ -413,7 +400,7 @@ fn errors_and_empty_shapes() {
             "{shape:?}"
         );
     }
-    if has_f16(device) {
+    if common::has_f16(device) {
         // 1 x 3 x 1 x 3 f16 is 18 bytes: a binding is whole words, so 20 are needed.
         let f16_shape = AttentionScores::new(1, 1, 3).dtype(BiasDtype::F16);
         assert!(matches!(

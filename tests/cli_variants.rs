@@ -39,14 +39,7 @@ fn npy(path: &std::path::Path, descr: &str, shape: [usize; 3]) -> Vec<f32> {
 fn as_f16(bias: &HostBias) -> Vec<u32> {
     bias.as_slice()
         .iter()
-        .map(|&v| {
-            let v = if v.is_finite() {
-                v.clamp(-65504.0, 65504.0)
-            } else {
-                v
-            };
-            half::f16::from_f32(v).to_f32().to_bits()
-        })
+        .map(|&v| common::spec_f16(v).to_f32().to_bits())
         .collect()
 }
 
@@ -55,7 +48,7 @@ fn bits(values: &[f32]) -> Vec<u32> {
 }
 
 fn has_f16() -> bool {
-    common::gpu().is_some_and(|gpu| gpu.device.features().contains(wgpu::Features::SHADER_F16))
+    common::gpu().is_some_and(|gpu| common::has_f16(&gpu.device))
 }
 
 #[test]

@@ -7,21 +7,13 @@
 mod common;
 
 use alibi_wgpu::{
-    reference, AlibiConfig, AlibiError, AlibiPositionalBias, BiasDtype, GpuDevice, HostBias,
-    Positions, MAX_POSITION,
+    reference, AlibiConfig, AlibiError, AlibiPositionalBias, BiasDtype, HostBias, Positions,
+    MAX_POSITION,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{TestCaseError, TestRunner};
 
 const CASES: u32 = 32;
-
-fn dtypes(gpu: &GpuDevice) -> Vec<BiasDtype> {
-    let mut dtypes = vec![BiasDtype::F32];
-    if gpu.device.features().contains(wgpu::Features::SHADER_F16) {
-        dtypes.push(BiasDtype::F16);
-    }
-    dtypes
-}
 
 /// The f32 values an f16 module's element holds, by the SPEC's rule (round to nearest
 /// even, finite values saturated at ±65504), written with `half` apart from the crate.
@@ -30,14 +22,7 @@ fn as_stored(dtype: BiasDtype, expected: HostBias) -> Vec<f32> {
     match dtype {
         BiasDtype::F16 => values
             .into_iter()
-            .map(|v| {
-                let v = if v.is_finite() {
-                    v.clamp(-65504.0, 65504.0)
-                } else {
-                    v
-                };
-                half::f16::from_f32(v).to_f32()
-            })
+            .map(|v| common::spec_f16(v).to_f32())
             .collect(),
         _ => values,
     }
@@ -120,7 +105,7 @@ fn custom_positions_equal_the_oracle() {
     let Some(gpu) = common::gpu() else { return };
     let strategy = (
         proptest::sample::select(common::generation_paths(gpu)),
-        proptest::sample::select(dtypes(gpu)),
+        proptest::sample::select(common::dtypes(gpu)),
         any::<bool>(),
         (1usize..=10, 0usize..=3),
         1usize..=3,

@@ -11,27 +11,13 @@
 mod common;
 
 use alibi_wgpu::{
-    reference, AlibiConfig, AlibiError, AlibiPositionalBias, BiasDtype, GenerationPath, GpuDevice,
-    HostBias,
+    reference, AlibiConfig, AlibiError, AlibiPositionalBias, BiasDtype, GenerationPath, HostBias,
 };
 use half::f16;
 use proptest::prelude::*;
 use proptest::test_runner::{TestCaseError, TestRunner};
 
 const CASES: u32 = 24;
-
-/// The SPEC's f16 of an f32 bias value.
-fn spec_f16(value: f32) -> f16 {
-    if value.is_finite() {
-        f16::from_f32(value.clamp(-65504.0, 65504.0))
-    } else {
-        f16::from_f32(value)
-    }
-}
-
-fn has_f16(gpu: &GpuDevice) -> bool {
-    gpu.device.features().contains(wgpu::Features::SHADER_F16)
-}
 
 /// The oracle for a module's configuration.
 fn oracle(module: &AlibiPositionalBias, i: usize, j: usize) -> HostBias {
@@ -80,7 +66,7 @@ fn forward_matches(
             let want: Vec<u16> = expected
                 .as_slice()
                 .iter()
-                .map(|&v| spec_f16(v).to_bits())
+                .map(|&v| common::spec_f16(v).to_bits())
                 .collect();
             let got: Vec<u16> = stored.as_slice().iter().map(|v| v.to_bits()).collect();
             if let Some(at) = got.iter().zip(&want).position(|(g, w)| g != w) {
@@ -107,21 +93,12 @@ fn forward_matches(
     Ok(())
 }
 
-/// The dtypes this device can build: f16 only with `SHADER_F16`.
-fn dtypes(gpu: &GpuDevice) -> Vec<BiasDtype> {
-    let mut dtypes = vec![BiasDtype::F32];
-    if has_f16(gpu) {
-        dtypes.push(BiasDtype::F16);
-    }
-    dtypes
-}
-
 #[test]
 fn causal_and_f16_call_sequences_equal_the_oracle_on_every_path() {
     let Some(gpu) = common::gpu() else { return };
     let strategy = (
         proptest::sample::select(common::generation_paths(gpu)),
-        proptest::sample::select(dtypes(gpu)),
+        proptest::sample::select(common::dtypes(gpu)),
         any::<bool>(),
         (1usize..=12, 0usize..=4),
         prop::collection::vec((1usize..=48, 1usize..=300), 1..6),
@@ -158,11 +135,11 @@ fn a_causal_decode_loop_is_served_from_the_cache_with_the_mask() {
     eprintln!(
         "{}: element types {:?}, paths {:?}",
         gpu.adapter_info.name,
-        dtypes(gpu),
+        common::dtypes(gpu),
         common::generation_paths(gpu)
     );
     for path in common::generation_paths(gpu) {
-        for dtype in dtypes(gpu) {
+        for dtype in common::dtypes(gpu) {
             let config = AlibiConfig::new(6)
                 .total_heads(8)
                 .causal(true)
@@ -186,7 +163,7 @@ fn a_causal_decode_loop_is_served_from_the_cache_with_the_mask() {
 #[test]
 fn f16_saturates_long_distances_and_keeps_the_mask() {
     let Some(gpu) = common::gpu() else { return };
-    if !has_f16(gpu) {
+    if !common::has_f16(&gpu.device) {
         // Refused with a typed error, never served as f32.
         let config = AlibiConfig::new(4).dtype(BiasDtype::F16);
         match AlibiPositionalBias::on_device(gpu, config) {
@@ -221,7 +198,7 @@ fn f16_saturates_long_distances_and_keeps_the_mask() {
 #[test]
 fn f16_views_bind_and_read_with_halved_strides() {
     let Some(gpu) = common::gpu() else { return };
-    if !has_f16(gpu) {
+    if !common::has_f16(&gpu.device) {
         return assert!(AlibiPositionalBias::on_device(
             gpu,
             AlibiConfig::new(2).dtype(BiasDtype::F16)

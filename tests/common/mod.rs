@@ -13,7 +13,8 @@ use std::io::Write as _;
 use std::sync::OnceLock;
 
 use alibi_wgpu::{
-    reference, AlibiBias, AlibiConfig, AlibiPositionalBias, GenerationPath, GpuDevice, HostBias,
+    reference, AlibiBias, AlibiConfig, AlibiPositionalBias, BiasDtype, GenerationPath, GpuDevice,
+    HostBias,
 };
 
 /// Set to `1` to let GPU tests pass, skipped, on a machine without any adapter.
@@ -275,6 +276,31 @@ pub fn read_buffer(device: &wgpu::Device, queue: &wgpu::Queue, buffer: &wgpu::Bu
         .to_vec();
     staging.unmap();
     data
+}
+
+/// Whether `device` can store f16 (`SHADER_F16`).
+pub fn has_f16(device: &wgpu::Device) -> bool {
+    device.features().contains(wgpu::Features::SHADER_F16)
+}
+
+/// The element types a module on `gpu` can have: f32, and f16 where it has `SHADER_F16`.
+pub fn dtypes(gpu: &GpuDevice) -> Vec<BiasDtype> {
+    let mut dtypes = vec![BiasDtype::F32];
+    if has_f16(&gpu.device) {
+        dtypes.push(BiasDtype::F16);
+    }
+    dtypes
+}
+
+/// The SPEC's f16 of an f32 value: finite values saturated at ±65504, then rounded to
+/// nearest even; infinities kept. Written with `half`, apart from the crate's conversion.
+pub fn spec_f16(value: f32) -> half::f16 {
+    let value = if value.is_finite() {
+        value.clamp(-65504.0, 65504.0)
+    } else {
+        value
+    };
+    half::f16::from_f32(value)
 }
 
 /// A small xorshift generator for tests that drive long call sequences by hand: the same
