@@ -37,17 +37,18 @@ impl Default for Readback {
 }
 
 impl Readback {
-    /// Copies `bias` into `out` (resized, then overwritten row-major `[heads, i, j]`), as
-    /// stored: `T` is the view's element type. `budget` bounds the staging bytes kept
-    /// afterwards.
-    pub async fn read_into<T: bytemuck::Pod + Send>(
+    /// Copies `bias` into `out` (resized, then overwritten row-major `[heads, i, j]`), each
+    /// run of values converted from the view's stored bytes by `convert`
+    /// ([`copy_from_bytes`] when `T` is the stored type, [`widen_f16`] for f16 into f32).
+    /// `budget` bounds the staging bytes kept afterwards.
+    pub async fn read_into<T: Send + Copy + bytemuck::Zeroable>(
         &self,
         gpu: &GpuContext,
         bias: &AlibiBias,
         budget: u64,
         out: &mut Vec<T>,
+        convert: impl Fn(&mut [T], &[u8]) + Sync + Send,
     ) -> Result<()> {
-        debug_assert_eq!(std::mem::size_of::<T>(), bias.dtype().size());
         gpu.ensure_alive()?;
         gpu.errors.settle().await?;
         let Some(buffer) = bias.buffer() else {
@@ -96,7 +97,7 @@ impl Readback {
                 let [heads, i, j] = bias.shape();
                 // The gather writes every element: a reused vector needs no zeroing first.
                 sized_host(out, heads, i, j)?;
-                gather(&mapped, bias, &bases, out);
+                gather(&mapped, bias, &bases, out, convert);
                 Ok(())
             });
         staging.unmap();
@@ -148,15 +149,17 @@ impl Readback {
 /// Copies the view's rows, row-major, from the staging bytes into `out`, which has exactly
 /// the view's length; `bases` are the staging byte offsets of the first element of each span
 /// (one for all heads, or one per head). Rows are split across cores.
-fn gather<T: bytemuck::Pod + Send>(
+fn gather<T: Send>(
     staging: &[u8],
     bias: &AlibiBias,
     bases: &[usize],
     out: &mut [T],
+    convert: impl Fn(&mut [T], &[u8]) + Sync + Send,
 ) {
     let [_, i, j] = bias.shape();
     let layout = bias.layout();
-    let size = std::mem::size_of::<T>();
+    // Bytes of one stored element (the view's type, whatever `T` is).
+    let size = bias.dtype().size();
     let single_span = bases.len() == 1;
     let contiguous = bias.is_contiguous();
     // Staging byte where row `global_row` (= h * i + r) of the view starts.
@@ -172,19 +175,19 @@ fn gather<T: bytemuck::Pod + Send>(
     for_each_row_chunk(out, j, |chunk, first_row| {
         if contiguous {
             let start = bases[0] + first_row * j * size;
-            copy_from_bytes(chunk, &staging[start..start + std::mem::size_of_val(chunk)]);
+            convert(chunk, &staging[start..start + chunk.len() * size]);
             return;
         }
         for (n, row) in chunk.chunks_exact_mut(j).enumerate() {
             let start = row_start(first_row + n);
-            copy_from_bytes(row, &staging[start..start + j * size]);
+            convert(row, &staging[start..start + j * size]);
         }
     });
 }
 
 /// Copies little-endian element bytes. Mapped memory is aligned in practice, so this is
 /// one memcpy; an unaligned start (an f16 span's, or a mapping's) takes the unaligned read.
-fn copy_from_bytes<T: bytemuck::Pod>(out: &mut [T], bytes: &[u8]) {
+pub(crate) fn copy_from_bytes<T: bytemuck::Pod>(out: &mut [T], bytes: &[u8]) {
     match bytemuck::try_cast_slice::<u8, T>(bytes) {
         Ok(values) => out.copy_from_slice(values),
         Err(_) => {
@@ -193,5 +196,45 @@ fn copy_from_bytes<T: bytemuck::Pod>(out: &mut [T], bytes: &[u8]) {
                 *value = bytemuck::pod_read_unaligned(b);
             }
         }
+    }
+}
+
+/// Widens little-endian f16 bytes into f32 values, exactly: `half`'s slice conversion (F16C
+/// where the CPU has it), or value by value from an unaligned start.
+pub(crate) fn widen_f16(out: &mut [f32], bytes: &[u8]) {
+    use half::slice::HalfFloatSliceExt as _;
+    match bytemuck::try_cast_slice::<u8, half::f16>(bytes) {
+        Ok(values) => values.convert_to_f32_slice(out),
+        Err(_) => {
+            for (value, b) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                *value = half::f16::from_le_bytes([b[0], b[1]]).to_f32();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn f16_bytes_widen_exactly_from_any_start() {
+        let values = [1.0f32, -2048.0, f32::NEG_INFINITY, -0.0, 65504.0];
+        let stored: Vec<u8> = values
+            .iter()
+            .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+            .collect();
+        // Aligned, and one byte in (a slice that cannot be cast).
+        let mut shifted = vec![0u8];
+        shifted.extend_from_slice(&stored);
+        for bytes in [&stored[..], &shifted[1..]] {
+            let mut out = [f32::NAN; 5];
+            widen_f16(&mut out, bytes);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&out), bits(&values));
+        }
+        let mut out = [0.0f32; 2];
+        copy_from_bytes(&mut out, &[0, 0, 128, 63, 0, 0, 0, 192]);
+        assert_eq!(out, [1.0, -2.0]);
     }
 }

@@ -8,8 +8,8 @@ use crate::bias::AlibiBias;
 use crate::dtype::BiasDtype;
 use crate::error::{AlibiError, Result};
 use crate::gpu::context::GpuContext;
-use crate::gpu::readback::Readback;
-use crate::host::{sized_host, HostBias};
+use crate::gpu::readback::{copy_from_bytes, widen_f16, Readback};
+use crate::host::HostBias;
 
 /// A module's readback, held apart from the module.
 pub(crate) struct Reader {
@@ -21,18 +21,13 @@ pub(crate) struct Reader {
 
 impl Reader {
     /// Reads `bias` back into `out` (resized, then overwritten row-major): f16 values
-    /// widened to f32, which is exact.
+    /// widened to f32, which is exact, as they are gathered.
     pub async fn read_into(&self, bias: &AlibiBias, out: &mut Vec<f32>) -> Result<()> {
         match bias.dtype() {
             BiasDtype::F16 => {
-                let mut stored: Vec<half::f16> = Vec::new();
-                self.read_stored(bias, &mut stored).await?;
-                let [heads, i, j] = bias.shape();
-                sized_host(out, heads, i, j)?;
-                for (value, half) in out.iter_mut().zip(&stored) {
-                    *value = half.to_f32();
-                }
-                Ok(())
+                self.readback
+                    .read_into(&self.gpu, bias, self.budget, out, widen_f16)
+                    .await
             }
             _ => self.read_stored(bias, out).await,
         }
@@ -44,8 +39,9 @@ impl Reader {
         bias: &AlibiBias,
         out: &mut Vec<T>,
     ) -> Result<()> {
+        debug_assert_eq!(std::mem::size_of::<T>(), bias.dtype().size());
         self.readback
-            .read_into(&self.gpu, bias, self.budget, out)
+            .read_into(&self.gpu, bias, self.budget, out, copy_from_bytes)
             .await
     }
 }
