@@ -22,7 +22,7 @@ fi
 # Mesa's GL driver asks for a runtime directory even when it renders nothing.
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 echo "WGPU_BACKEND=${WGPU_BACKEND:-<default adapter>}"
-cargo test --all-features "$@"
+cargo test --workspace --all-features "$@"
 
 # The examples, run as the README says; each exits non-zero on an error or a wrong value.
 for example in quickstart async_quickstart decode_loop own_device attention; do

@@ -95,8 +95,6 @@ mod pool;
 pub mod reference;
 mod slopes;
 mod validation;
-#[cfg(all(target_arch = "wasm32", feature = "web"))]
-pub mod web;
 mod wgsl;
 
 pub use bias::{AlibiBias, BiasBinding, BiasLayout};

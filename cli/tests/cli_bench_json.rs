@@ -1,11 +1,11 @@
 // Native only: the browser has its own suite, tests/web.rs.
 #![cfg(not(target_arch = "wasm32"))]
-#![cfg(feature = "cli")]
 //! `alibi bench --json`, piped: one JSON object per line, those of a case and of the decode
 //! loop with every field the README names (the typed records keep those names), and
 //! nothing on stderr (no progress bar when stderr is not a terminal).
 
 mod cli_support;
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use cli_support::succeed;

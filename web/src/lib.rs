@@ -1,4 +1,4 @@
-//! The JavaScript API (feature `web`, wasm32 only): the module as a JS class, for engines
+//! The JavaScript API of alibi-wgpu (wasm32 only; empty on other targets): the module as a JS class, for engines
 //! that run in the browser and call it from JavaScript.
 //!
 //! ```js
@@ -15,17 +15,15 @@
 //! its `forward` at once and only the readback is asynchronous, so a JS engine may keep
 //! several promises in flight. Every refusal rejects the promise (or throws) with the
 //! error's message; nothing panics, and the module stays usable.
+#![cfg(target_arch = "wasm32")]
 
 use js_sys::{Array, Float32Array, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 
-use crate::bias::AlibiBias;
-use crate::config::AlibiConfig;
-use crate::dtype::BiasDtype;
-use crate::error::{error_chain, AlibiError};
-use crate::gpu::device::{open_device, GpuDevice};
-use crate::module::{AlibiPositionalBias, Positions};
-use crate::validation::check_heads;
+use alibi_wgpu::{
+    error_chain, open_device, validate, AlibiBias, AlibiConfig, AlibiError, AlibiPositionalBias,
+    BiasDtype, GpuDevice, Positions,
+};
 
 /// `AlibiPositionalBias` in JavaScript: the module on a device of its own. Call `free()`
 /// when done with it (or let JavaScript's garbage collector): its GPU buffers and device go
@@ -63,7 +61,7 @@ impl WebAlibi {
         let total_heads = total_heads.map(|n| count("totalHeads", n)).transpose()?;
         let (causal, dtype) = create_options(&options)?;
         // Refused before a device is opened for nothing.
-        check_heads(heads, total_heads.unwrap_or(heads)).map_err(js_error)?;
+        validate(heads, total_heads.unwrap_or(heads), 0, 0).map_err(js_error)?;
         let has_webgpu = Reflect::get(&js_sys::global(), &"navigator".into())
             .and_then(|navigator| Reflect::get(&navigator, &"gpu".into()))
             .is_ok_and(|gpu| !gpu.is_undefined());

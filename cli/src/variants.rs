@@ -5,7 +5,7 @@
 //! from `forward`'s tensor) against the same attention with no bias.
 
 // The attention of `examples/attention/`, timed exactly as the example times it.
-#[path = "../../../examples/attention/attention.rs"]
+#[path = "../../examples/attention/attention.rs"]
 mod attention;
 
 use alibi_wgpu::{

@@ -1,10 +1,10 @@
 // Native only: the browser has its own suite, tests/web.rs.
 #![cfg(not(target_arch = "wasm32"))]
-#![cfg(feature = "cli")]
 //! `alibi plot`: a PNG decoded back, one heatmap per head, the colour of the diagonal
 //! (bias 0) present; refusals in one line, before anything is computed, leaving no file.
 
 mod cli_support;
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use cli_support::{fail, succeed, TempDir};

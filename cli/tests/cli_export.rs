@@ -1,12 +1,12 @@
 // Native only: the browser has its own suite, tests/web.rs.
 #![cfg(not(target_arch = "wasm32"))]
-#![cfg(feature = "cli")]
 //! `alibi bias --out FILE.safetensors`: the file read back with the `safetensors` crate,
 //! every tensor compared with the oracle of a fresh module, the metadata checked, and the
 //! refusals that leave nothing behind. (scripts/python-interop reads the same files with
 //! Python's `safetensors.numpy`.)
 
 mod cli_support;
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use alibi_wgpu::{alibi_slopes, max_bias_slopes, reference, HostBias};

@@ -10,7 +10,7 @@ use alibi_wgpu::{cpu, open_device_blocking, AlibiConfig, AlibiPositionalBias, Gp
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 // The CLI's timed primitives; its statistics helpers are the CLI's alone.
-#[path = "../src/bin/alibi/measure.rs"]
+#[path = "../src/measure.rs"]
 #[allow(dead_code)]
 mod measure;
 

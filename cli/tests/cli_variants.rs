@@ -1,11 +1,11 @@
 // Native only: the browser has its own suite, tests/web.rs.
 #![cfg(not(target_arch = "wasm32"))]
-#![cfg(feature = "cli")]
 //! `alibi bias --causal`, `--dtype f16` and `--positions-q/--positions-k` (issue 9): the
 //! `.npy` files read back and compared with the oracle bit for bit, on the adapter that
 //! `WGPU_BACKEND` picks and on the CPU path, and the refusals, one line each.
 
 mod cli_support;
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use alibi_wgpu::{alibi_slopes, reference, HostBias};

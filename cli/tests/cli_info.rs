@@ -1,10 +1,10 @@
 // Native only: the browser has its own suite, tests/web.rs.
 #![cfg(not(target_arch = "wasm32"))]
-#![cfg(feature = "cli")]
 //! `alibi info`: the adapters it lists against what wgpu says in this process, and its
 //! `auto` against the device and generation path the library really gives.
 
 mod cli_support;
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use alibi_wgpu::{AlibiConfig, AlibiPositionalBias};

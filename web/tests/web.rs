@@ -5,6 +5,7 @@
 //! several binding windows and several dispatch rows.
 #![cfg(target_arch = "wasm32")]
 
+#[path = "../../tests/closed_form/mod.rs"]
 mod closed_form;
 
 use alibi_wgpu::{

@@ -1,6 +1,5 @@
 // Native only: the browser has its own suite, tests/web.rs.
 #![cfg(not(target_arch = "wasm32"))]
-#![cfg(feature = "cli")]
 //! End-to-end tests of the `alibi` binary: `alibi bias` run as a user would, its `.npy`
 //! files read back with npyz and compared with the oracle (`alibi_wgpu::reference`) of a
 //! fresh module; refusals, each one line on stderr that leaves no file behind; `alibi
