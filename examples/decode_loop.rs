@@ -14,7 +14,7 @@ const PROMPT: usize = 512;
 const NEW_TOKENS: usize = 1024;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let gpu: GpuDevice = alibi_wgpu::open_device_blocking(None)?;
+    let gpu: GpuDevice = pollster::block_on(alibi_wgpu::open_device(None))?;
     println!(
         "adapter: {} ({:?})",
         gpu.adapter_info.name, gpu.adapter_info.backend
@@ -49,7 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("{NEW_TOKENS} steps, {per_step:?} per step on the host");
 
     // The last step, read back, equals the oracle's fresh computation bit for bit.
-    let last = alibi.read_blocking(&last.expect("at least one step"))?;
+    let last = pollster::block_on(alibi.read(&last.expect("at least one step")))?;
     let keys = PROMPT + NEW_TOKENS;
     let expected = reference::forward(alibi.slopes(), 16, 1, keys)?;
     assert!(

@@ -6,13 +6,13 @@
 use alibi_wgpu::{AlibiError, AlibiPositionalBias};
 
 fn main() -> Result<(), AlibiError> {
-    let mut alibi = AlibiPositionalBias::new_default_blocking(4, Some(8))?;
+    let mut alibi = pollster::block_on(AlibiPositionalBias::new_default(4, Some(8)))?;
     if let Some(info) = alibi.adapter_info() {
         println!("adapter: {} ({:?})", info.name, info.backend);
     }
     println!("slopes: {:?}", alibi.slopes());
 
-    let bias = alibi.forward_to_host_blocking(3, 5)?;
+    let bias = pollster::block_on(alibi.forward_to_host(3, 5))?;
     println!("forward(3, 5) -> {:?}", bias.shape());
     // The SPEC's worked example: head 0 is the distance part times 0.25.
     assert_eq!(bias.row(0, 0), &[-0.5, -0.25, 0.0, -0.25, -0.5]);
@@ -24,7 +24,7 @@ fn main() -> Result<(), AlibiError> {
 
     // A decode step after the prefill: the last query row, from the cached tensor.
     let step = alibi.forward(1, 5)?;
-    let step = alibi.read_blocking(&step)?;
+    let step = pollster::block_on(alibi.read(&step))?;
     println!("forward(1, 5) head 0: {:?}", step.row(0, 0));
     assert_eq!(
         step.row(0, 0),

@@ -12,15 +12,18 @@ use crate::slopes::SlopeSource;
 /// ```
 /// use alibi_wgpu::AlibiConfig;
 /// let config = AlibiConfig::new(12).total_heads(16).max_bias(8.0).cache_budget_bytes(64 << 20);
-/// assert_eq!(config.resolved_total_heads(), 16);
 /// ```
+///
+/// A builder has setters only: what a module made of it, the module's getters say, under the
+/// setters' names ([`AlibiPositionalBias::total_heads`](crate::AlibiPositionalBias::total_heads),
+/// [`causal`](crate::AlibiPositionalBias::causal), [`dtype`](crate::AlibiPositionalBias::dtype),
+/// [`generation_path`](crate::AlibiPositionalBias::generation_path)).
 #[derive(Clone, Debug, PartialEq)]
 pub struct AlibiConfig {
     pub(crate) heads: usize,
     pub(crate) total_heads: Option<usize>,
     pub(crate) slopes: SlopeSource,
     pub(crate) cache_budget_bytes: u64,
-    pub(crate) max_binding_window_bytes: Option<u64>,
     pub(crate) generation_path: GenerationPath,
     pub(crate) causal: bool,
     pub(crate) dtype: BiasDtype,
@@ -34,7 +37,6 @@ impl AlibiConfig {
             total_heads: None,
             slopes: SlopeSource::Paper,
             cache_budget_bytes: DEFAULT_CACHE_BUDGET_BYTES,
-            max_binding_window_bytes: None,
             generation_path: GenerationPath::Auto,
             causal: false,
             dtype: BiasDtype::F32,
@@ -85,13 +87,6 @@ impl AlibiConfig {
         self
     }
 
-    /// Bind at most this many bytes of output per dispatch, below the device's
-    /// `max_storage_buffer_binding_size`: a way to exercise windowing on small tensors.
-    pub fn max_binding_window_bytes(mut self, bytes: u64) -> Self {
-        self.max_binding_window_bytes = Some(bytes);
-        self
-    }
-
     /// Where generations are computed (default [`GenerationPath::Auto`]).
     pub fn generation_path(mut self, path: GenerationPath) -> Self {
         self.generation_path = path;
@@ -114,25 +109,8 @@ impl AlibiConfig {
         self
     }
 
-    /// The generation path asked for;
-    /// [`AlibiPositionalBias::generation_path`](crate::AlibiPositionalBias::generation_path)
-    /// says which one a module resolved it to.
-    pub fn requested_generation_path(&self) -> GenerationPath {
-        self.generation_path
-    }
-
-    /// Whether future keys are masked ([`causal`](Self::causal)).
-    pub fn is_causal(&self) -> bool {
-        self.causal
-    }
-
-    /// The element type asked for ([`dtype`](Self::dtype)).
-    pub fn requested_dtype(&self) -> BiasDtype {
-        self.dtype
-    }
-
     /// `total_heads`, or `heads` when unset.
-    pub fn resolved_total_heads(&self) -> usize {
+    pub(crate) fn resolved_total_heads(&self) -> usize {
         self.total_heads.unwrap_or(self.heads)
     }
 }

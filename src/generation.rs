@@ -8,9 +8,13 @@
 /// speed, and in that the host path fills the buffer before `forward` returns.
 ///
 /// ```
-/// use alibi_wgpu::{AlibiConfig, GenerationPath};
+/// # fn main() -> Result<(), alibi_wgpu::AlibiError> {
+/// use alibi_wgpu::{AlibiConfig, AlibiPositionalBias, GenerationPath};
+/// let gpu = pollster::block_on(alibi_wgpu::open_device(None))?;
 /// let config = AlibiConfig::new(8).generation_path(GenerationPath::Shader);
-/// assert_eq!(config.requested_generation_path(), GenerationPath::Shader);
+/// let alibi = AlibiPositionalBias::on_device(&gpu, config)?;
+/// assert_eq!(alibi.generation_path(), GenerationPath::Shader);
+/// # Ok(()) }
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum GenerationPath {

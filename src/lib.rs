@@ -43,8 +43,8 @@
 //! # fn main() -> Result<(), alibi_wgpu::AlibiError> {
 //! use alibi_wgpu::AlibiPositionalBias;
 //!
-//! let mut alibi = AlibiPositionalBias::new_default_blocking(4, Some(8))?;
-//! let bias = alibi.forward_to_host_blocking(3, 5)?;
+//! let mut alibi = pollster::block_on(AlibiPositionalBias::new_default(4, Some(8)))?;
+//! let bias = pollster::block_on(alibi.forward_to_host(3, 5))?;
 //! assert_eq!(bias.shape(), [8, 3, 5]);
 //! // Head 0's slope is 2^-2; query row 0 sits at position 5 - 3 + 0 = 2.
 //! assert_eq!(bias.row(0, 0), &[-0.5, -0.25, 0.0, -0.25, -0.5]);
@@ -52,7 +52,7 @@
 //!
 //! // A decode step: one query against the same keys, served from the cache.
 //! let step = alibi.forward(1, 5)?;
-//! assert_eq!(alibi.read_blocking(&step)?.row(0, 0), bias.row(0, 2));
+//! assert_eq!(pollster::block_on(alibi.read(&step))?.row(0, 0), bias.row(0, 2));
 //! assert_eq!(alibi.cache_stats().hits, 1);
 //! # Ok(()) }
 //! ```
@@ -103,8 +103,6 @@ pub use config::AlibiConfig;
 pub use dtype::BiasDtype;
 pub use error::{error_chain, AlibiError, MapError, Memory, Result};
 pub use generation::GenerationPath;
-#[cfg(not(target_arch = "wasm32"))]
-pub use gpu::device::open_device_blocking;
 pub use gpu::device::{open_device, GpuDevice};
 pub use gpu::health::DeviceLossReporter;
 pub use host::HostBias;

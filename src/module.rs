@@ -36,10 +36,10 @@ mod uncached;
 ///
 /// ```no_run
 /// # fn main() -> Result<(), alibi_wgpu::AlibiError> {
-/// let mut alibi = alibi_wgpu::AlibiPositionalBias::new_default_blocking(8, None)?;
+/// let mut alibi = pollster::block_on(alibi_wgpu::AlibiPositionalBias::new_default(8, None))?;
 /// let bias = alibi.forward(16, 16)?; // [8, 16, 16] on the GPU
 /// let step = alibi.forward(1, 16)?; // served from the cache: the last query row
-/// let host = alibi.read_blocking(&step)?;
+/// let host = pollster::block_on(alibi.read(&step))?;
 /// assert_eq!(host.row(0, 0)[15], 0.0);
 /// # let _ = bias; Ok(()) }
 /// ```
@@ -54,14 +54,14 @@ mod uncached;
 /// ```no_run
 /// use std::sync::{Arc, Mutex};
 /// # fn main() -> Result<(), alibi_wgpu::AlibiError> {
-/// let alibi = alibi_wgpu::AlibiPositionalBias::new_default_blocking(8, None)?;
+/// let alibi = pollster::block_on(alibi_wgpu::AlibiPositionalBias::new_default(8, None))?;
 /// let alibi = Arc::new(Mutex::new(alibi));
 /// let workers: Vec<_> = (1..=4)
 ///     .map(|n| {
 ///         let alibi = Arc::clone(&alibi);
 ///         std::thread::spawn(move || {
 ///             let mut alibi = alibi.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-///             alibi.forward_to_host_blocking(1, 64 * n)
+///             pollster::block_on(alibi.forward_to_host(1, 64 * n))
 ///         })
 ///     })
 ///     .collect();
@@ -143,7 +143,7 @@ impl AlibiPositionalBias {
     }
 
     /// Whether future keys are masked with `-inf` ([`AlibiConfig::causal`](crate::AlibiConfig::causal)).
-    pub fn is_causal(&self) -> bool {
+    pub fn causal(&self) -> bool {
         self.causal
     }
 

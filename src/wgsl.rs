@@ -57,7 +57,7 @@
 /// }
 /// ";
 ///
-/// let gpu = alibi_wgpu::open_device_blocking(None)?;
+/// let gpu = pollster::block_on(alibi_wgpu::open_device(None))?;
 /// let source = format!("{}\n{}", alibi_wgpu::ALIBI_WGSL, SCORES_WGSL);
 /// let module = gpu.device.create_shader_module(wgpu::ShaderModuleDescriptor {
 ///     label: Some("scores + alibi"),

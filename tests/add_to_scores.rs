@@ -26,7 +26,7 @@ fn expected_value(
     k: i64,
 ) -> f32 {
     let slope = module.slopes().get(h).copied();
-    let bias = match (slope, module.is_causal()) {
+    let bias = match (slope, module.causal()) {
         (Some(slope), false) => bias_value(slope, q, k),
         (Some(slope), true) => causal_bias_value(slope, q, k),
         (None, true) if k > q => f32::NEG_INFINITY,
@@ -154,7 +154,7 @@ fn check_case(module: &AlibiPositionalBias, rng: &mut Rng, shape: AttentionScore
     let count = dims.iter().product();
     let context = format!(
         "{dims:?}, scale {scale}, causal {}, heads {}, module path {:?}",
-        module.is_causal(),
+        module.causal(),
         module.heads(),
         module.generation_path()
     );
@@ -246,11 +246,8 @@ fn scores_larger_than_a_binding_are_updated_in_windows() {
     let mut rng = Rng::seeded(12);
     // 512-byte windows: whole batch items, heads, or a few rows per dispatch.
     for causal in [false, true] {
-        let config = AlibiConfig::new(5)
-            .total_heads(6)
-            .causal(causal)
-            .max_binding_window_bytes(512);
-        let module = common::module(gpu, config);
+        let config = AlibiConfig::new(5).total_heads(6).causal(causal);
+        let module = common::windowed_module(gpu, Some(512), config);
         for (batch, i, j) in [(3, 2, 3), (2, 5, 7), (2, 9, 31), (1, 40, 50), (3, 3, 1)] {
             check_case(&module, &mut rng, AttentionScores::new(batch, i, j), 0.125);
         }
@@ -417,7 +414,7 @@ fn errors_and_empty_shapes() {
     });
 
     // A row that no binding window holds.
-    let narrow = common::module(gpu, AlibiConfig::new(1).max_binding_window_bytes(300));
+    let narrow = common::windowed_module(gpu, Some(300), AlibiConfig::new(1));
     let mut encoder = device.create_command_encoder(&Default::default());
     let wide = make(4 * 100, wgpu::BufferUsages::STORAGE);
     assert!(matches!(

@@ -308,9 +308,9 @@ fn decode_past_a_window_limited_row_grows_within_the_binding_limit() {
     let Some(gpu) = common::gpu() else { return };
     // 4096-byte windows hold rows of up to ~1000 columns; 601 columns fit, so a module
     // that served (1, 600) must serve (1, 601) as a fresh one does.
-    let mut fresh = common::module(gpu, AlibiConfig::new(1).max_binding_window_bytes(4096));
+    let mut fresh = common::windowed_module(gpu, Some(4096), AlibiConfig::new(1));
     let expected = common::forward(&mut fresh, 1, 601);
-    let mut alibi = common::module(gpu, AlibiConfig::new(1).max_binding_window_bytes(4096));
+    let mut alibi = common::windowed_module(gpu, Some(4096), AlibiConfig::new(1));
     common::forward(&mut alibi, 1, 600);
     let view = alibi
         .forward(1, 601)

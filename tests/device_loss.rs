@@ -12,9 +12,7 @@ mod common;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use alibi_wgpu::{
-    open_device_blocking, AlibiConfig, AlibiError, AlibiPositionalBias, GenerationPath,
-};
+use alibi_wgpu::{open_device, AlibiConfig, AlibiError, AlibiPositionalBias, GenerationPath};
 
 /// How long any call may take once the device is lost.
 const BOUND: Duration = Duration::from_secs(10);
@@ -39,9 +37,7 @@ fn every_call_reports_the_loss(mut alibi: AlibiPositionalBias, device: wgpu::Dev
     std::thread::spawn(move || {
         // State from before the loss: a cached tensor, a view, a target buffer.
         let view = alibi.forward(16, 16).expect("forward before the loss");
-        alibi
-            .read_blocking(&view)
-            .expect("readback before the loss");
+        pollster::block_on(alibi.read(&view)).expect("readback before the loss");
         let target = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("caller target"),
             size: 4 * 4 * 16 * 16,
@@ -68,18 +64,18 @@ fn every_call_reports_the_loss(mut alibi: AlibiPositionalBias, device: wgpu::Dev
             assert_lost(alibi.forward(40, 40), &call("forward, a miss"), t);
             let t = Instant::now();
             assert_lost(
-                alibi.forward_to_host_blocking(1, 8),
+                pollster::block_on(alibi.forward_to_host(1, 8)),
                 &call("forward_to_host, a hit"),
                 t,
             );
             let t = Instant::now();
             assert_lost(
-                alibi.forward_to_host_into_blocking(50, 50, &mut out),
+                pollster::block_on(alibi.forward_to_host_into(50, 50, &mut out)),
                 &call("forward_to_host_into, a miss"),
                 t,
             );
             let t = Instant::now();
-            assert_lost(alibi.read_blocking(&view), &call("read"), t);
+            assert_lost(pollster::block_on(alibi.read(&view)), &call("read"), t);
             let t = Instant::now();
             assert_lost(alibi.get_bias(5, 5), &call("get_bias"), t);
             let mut encoder = device.create_command_encoder(&Default::default());
@@ -116,7 +112,7 @@ fn every_call_reports_the_loss(mut alibi: AlibiPositionalBias, device: wgpu::Dev
 
 /// A new module on a new device computes the SPEC's worked example.
 fn a_new_device_works() {
-    let gpu = open_device_blocking(None).expect("a new device");
+    let gpu = pollster::block_on(open_device(None)).expect("a new device");
     let mut alibi = AlibiPositionalBias::on_device(
         &gpu,
         AlibiConfig::new(4)
@@ -124,9 +120,7 @@ fn a_new_device_works() {
             .generation_path(common::generation_path_from_env()),
     )
     .expect("a module on the new device");
-    let host = alibi
-        .forward_to_host_blocking(3, 5)
-        .expect("forward_to_host");
+    let host = pollster::block_on(alibi.forward_to_host(3, 5)).expect("forward_to_host");
     assert_eq!(host.row(0, 0), &[-0.5, -0.25, 0.0, -0.25, -0.5]);
     common::assert_same(&host, &common::expected(&alibi, 3, 5), "on a new device");
 }
@@ -134,7 +128,7 @@ fn a_new_device_works() {
 #[test]
 fn a_device_opened_by_the_crate_reports_its_loss_on_every_call() {
     let Some(_) = common::gpu() else { return };
-    let gpu = open_device_blocking(None).expect("a device of this test's own");
+    let gpu = pollster::block_on(open_device(None)).expect("a device of this test's own");
     let config = AlibiConfig::new(4).generation_path(common::generation_path_from_env());
     let alibi = AlibiPositionalBias::on_device(&gpu, config.clone()).expect("a module");
     let sibling = AlibiPositionalBias::on_device(&gpu, config.clone()).expect("a second module");
@@ -179,7 +173,7 @@ fn an_engines_own_device_reports_its_loss_through_the_reporter() {
 #[test]
 fn cache_hits_learn_of_the_loss_within_milliseconds() {
     let Some(_) = common::gpu() else { return };
-    let gpu = open_device_blocking(None).expect("a device of this test's own");
+    let gpu = pollster::block_on(open_device(None)).expect("a device of this test's own");
     let config = AlibiConfig::new(4).generation_path(common::generation_path_from_env());
     let mut alibi = AlibiPositionalBias::on_device(&gpu, config).expect("a module");
     alibi.forward(16, 16).expect("forward before the loss");

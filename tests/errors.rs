@@ -6,8 +6,7 @@
 mod common;
 
 use alibi_wgpu::{
-    open_device_blocking, reference, AlibiConfig, AlibiError, AlibiPositionalBias, GpuDevice,
-    MAX_HEADS,
+    open_device, reference, AlibiConfig, AlibiError, AlibiPositionalBias, GpuDevice, MAX_HEADS,
 };
 
 /// The error building a module from `config` gives (the module has no `Debug`).
@@ -305,7 +304,7 @@ fn tensors_above_max_buffer_size_are_too_large() {
 #[test]
 fn rows_above_the_binding_window_are_too_large() {
     let Some(gpu) = common::gpu() else { return };
-    let mut alibi = common::module(gpu, AlibiConfig::new(2).max_binding_window_bytes(1024));
+    let mut alibi = common::windowed_module(gpu, Some(1024), AlibiConfig::new(2));
     // A window starts on a row but binds from the aligned offset below it: the row must fit
     // the window less that slack.
     let alignment = u64::from(gpu.device.limits().min_storage_buffer_offset_alignment);
@@ -432,7 +431,7 @@ fn an_absent_backend_has_no_adapter() {
     } else {
         wgpu::Backends::METAL
     };
-    match open_device_blocking(Some(absent)) {
+    match pollster::block_on(open_device(Some(absent))) {
         Err(error @ AlibiError::NoAdapter { .. }) => {
             assert_mentions(&error, &[&format!("{absent:?}")]);
         }

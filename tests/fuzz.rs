@@ -291,15 +291,18 @@ impl Fuzzer {
             Slopes::MaxBias(m) => SlopeSource::MaxBias(*m),
             Slopes::Custom(given) => SlopeSource::Custom(given.clone()),
         };
-        let mut built = AlibiConfig::new(config.heads)
+        let built = AlibiConfig::new(config.heads)
             .total_heads(config.total_heads)
             .slopes(slopes)
             .cache_budget_bytes(config.budget)
             .generation_path(common::generation_path_from_env());
-        if let Some(window) = config.window {
-            built = built.max_binding_window_bytes(window);
+        match config.window {
+            Some(bytes) => {
+                let (device, queue) = common::windowed_device(bytes);
+                AlibiPositionalBias::with_config(device, queue, built)
+            }
+            None => AlibiPositionalBias::on_device(self.gpu, built),
         }
-        AlibiPositionalBias::on_device(self.gpu, built)
     }
 
     fn count(&self, outcome: Outcome) {
@@ -361,29 +364,33 @@ impl Fuzzer {
                 return Ok(Outcome::Ok);
             }
             Call::Forward(i, j) => {
-                let read = module.forward(i, j).and_then(|v| module.read_blocking(&v));
+                let read = module
+                    .forward(i, j)
+                    .and_then(|v| pollster::block_on(module.read(&v)));
                 (read.map(HostBias::into_vec), [total_heads, i, j])
             }
             Call::ForwardToHost(i, j) => {
-                let read = module.forward_to_host_blocking(i, j);
+                let read = pollster::block_on(module.forward_to_host(i, j));
                 (read.map(HostBias::into_vec), [total_heads, i, j])
             }
             Call::ReadInto(i, j) => {
                 let mut host = self.host.borrow_mut();
                 let read = module
                     .forward(i, j)
-                    .and_then(|v| module.read_into_blocking(&v, &mut host));
+                    .and_then(|v| pollster::block_on(module.read_into(&v, &mut host)));
                 (read.map(|()| host.clone()), [total_heads, i, j])
             }
             Call::GetBias(i, j) => {
-                let read = module.get_bias(i, j).and_then(|v| module.read_blocking(&v));
+                let read = module
+                    .get_bias(i, j)
+                    .and_then(|v| pollster::block_on(module.read(&v)));
                 (read.map(HostBias::into_vec), [1, i, j])
             }
             Call::EncodeForward(i, j) => {
                 let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
                 let view = module.encode_forward(&mut encoder, i, j);
                 self.gpu.queue.submit([encoder.finish()]);
-                let read = view.and_then(|v| module.read_blocking(&v));
+                let read = view.and_then(|v| pollster::block_on(module.read(&v)));
                 (read.map(HostBias::into_vec), [total_heads, i, j])
             }
             Call::EncodeInto { i, j, short } => {
@@ -392,7 +399,7 @@ impl Fuzzer {
                 let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
                 let view = module.encode_into(&mut encoder, i, j, &target);
                 self.gpu.queue.submit([encoder.finish()]);
-                let read = view.and_then(|v| module.read_blocking(&v));
+                let read = view.and_then(|v| pollster::block_on(module.read(&v)));
                 (read.map(HostBias::into_vec), [total_heads, i, j])
             }
             Call::WriteInto { i, j, short } => {
@@ -400,7 +407,7 @@ impl Fuzzer {
                 let target = self.target(total_heads, i, j, short, usage);
                 let read = module
                     .write_into(i, j, &target)
-                    .and_then(|v| module.read_blocking(&v));
+                    .and_then(|v| pollster::block_on(module.read(&v)));
                 (read.map(HostBias::into_vec), [total_heads, i, j])
             }
         };

@@ -87,12 +87,14 @@ fn host_mapped_is_refused_without_mappable_primary_buffers() {
 /// Every module of `config` on each path `gpu` offers, with the path.
 fn on_each_path(
     gpu: &GpuDevice,
+    window: Option<u64>,
     config: &AlibiConfig,
 ) -> Vec<(GenerationPath, AlibiPositionalBias)> {
     common::generation_paths(gpu)
         .into_iter()
         .map(|path| {
-            let alibi = module_on(gpu, config.clone().generation_path(path));
+            let config = config.clone().generation_path(path);
+            let alibi = common::windowed_module(gpu, window, config);
             assert_eq!(alibi.generation_path(), path);
             (path, alibi)
         })
@@ -112,12 +114,9 @@ fn both_paths_generate_the_same_whole_tensors() {
         (7, 7, None, 130, 67),
     ];
     for (heads, total_heads, window, i, j) in cases {
-        let mut config = AlibiConfig::new(heads).total_heads(total_heads);
-        if let Some(bytes) = window {
-            config = config.max_binding_window_bytes(bytes);
-        }
+        let config = AlibiConfig::new(heads).total_heads(total_heads);
         let mut whole: Vec<(GenerationPath, HostBias)> = Vec::new();
-        for (path, mut alibi) in on_each_path(gpu, &config) {
+        for (path, mut alibi) in on_each_path(gpu, window, &config) {
             let context = format!("{path:?}, heads {heads}/{total_heads}, ({i}, {j})");
             common::assert_same(
                 &common::forward(&mut alibi, i, j),
@@ -151,7 +150,7 @@ fn both_paths_generate_the_same_whole_tensors() {
 fn evicted_buffers_still_in_use_on_the_gpu_are_reused_after_that_work() {
     let Some(gpu) = common::gpu() else { return };
     let (i, j) = (256, 512);
-    for (path, mut alibi) in on_each_path(gpu, &AlibiConfig::new(6).total_heads(8)) {
+    for (path, mut alibi) in on_each_path(gpu, None, &AlibiConfig::new(6).total_heads(8)) {
         let context = format!("{path:?}");
         let first = alibi.forward(i, j).expect("forward");
         // Work of the caller that reads the cached buffer, submitted and not waited for.
@@ -282,8 +281,7 @@ fn forward_to_host_equals_the_reference_on_each_path() {
             previous = (i, j);
             let context = format!("{path:?}, step {step} {request:?} -> ({i}, {j})");
             let expected = common::expected(&alibi, i, j);
-            alibi
-                .forward_to_host_into_blocking(i, j, &mut reused)
+            pollster::block_on(alibi.forward_to_host_into(i, j, &mut reused))
                 .map_err(|e| TestCaseError::fail(format!("{context}: {e}")))?;
             if let Some(difference) =
                 common::mismatch_values([total_heads, i, j], &reused, &expected)
@@ -292,8 +290,7 @@ fn forward_to_host_equals_the_reference_on_each_path() {
                     "{context}, reused vector: {difference}"
                 )));
             }
-            let fresh = alibi
-                .forward_to_host_blocking(i, j)
+            let fresh = pollster::block_on(alibi.forward_to_host(i, j))
                 .map_err(|e| TestCaseError::fail(format!("{context}: {e}")))?;
             if let Some(difference) = common::mismatch(&fresh, &expected) {
                 return Err(TestCaseError::fail(format!(
@@ -321,12 +318,11 @@ fn forward_to_host_of_large_tensors_on_each_path() {
         (7, 150_003),
         (513, 999),
     ];
-    for (path, mut alibi) in on_each_path(gpu, &AlibiConfig::new(5).total_heads(7)) {
+    for (path, mut alibi) in on_each_path(gpu, None, &AlibiConfig::new(5).total_heads(7)) {
         let mut reused = vec![f32::NAN; 10];
         for (i, j) in shapes {
             let context = format!("{path:?}, ({i}, {j})");
-            alibi
-                .forward_to_host_into_blocking(i, j, &mut reused)
+            pollster::block_on(alibi.forward_to_host_into(i, j, &mut reused))
                 .unwrap_or_else(|e| panic!("{context}: {e}"));
             if let Some(difference) =
                 common::mismatch_values([7, i, j], &reused, &common::expected(&alibi, i, j))

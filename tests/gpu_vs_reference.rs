@@ -33,8 +33,7 @@ fn gpu_forward(
     let view = module
         .forward(i, j)
         .map_err(|e| TestCaseError::fail(format!("forward({i}, {j}): {e}")))?;
-    let host = module
-        .read_blocking(&view)
+    let host = pollster::block_on(module.read(&view))
         .map_err(|e| TestCaseError::fail(format!("reading forward({i}, {j}): {e}")))?;
     Ok(host)
 }
@@ -63,7 +62,7 @@ where
     }
 }
 
-/// `(heads, total_heads, max_binding_window_bytes, path)`: what tells reusable modules apart.
+/// `(heads, total_heads, binding window bytes, path)`: what tells reusable modules apart.
 type ModuleKey = (usize, usize, Option<u64>, GenerationPath);
 
 /// One of the generation paths `gpu` offers.
@@ -89,13 +88,10 @@ impl Modules {
     }
 
     fn build(&self, (heads, total_heads, window, path): ModuleKey) -> AlibiPositionalBias {
-        let mut config = AlibiConfig::new(heads)
+        let config = AlibiConfig::new(heads)
             .total_heads(total_heads)
             .generation_path(path);
-        if let Some(bytes) = window {
-            config = config.max_binding_window_bytes(bytes);
-        }
-        let module = common::module(self.gpu, config);
+        let module = common::windowed_module(self.gpu, window, config);
         assert_eq!(module.slopes(), &alibi_slopes(heads).unwrap()[..]);
         assert_eq!(module.generation_path(), path);
         module
@@ -223,14 +219,11 @@ fn random_call_sequences_on_one_module_equal_fresh_computations() {
             path(gpu),
         ),
         |((heads, total_heads), budget, window, start, calls, path)| {
-            let mut config = AlibiConfig::new(heads)
+            let config = AlibiConfig::new(heads)
                 .total_heads(total_heads)
                 .cache_budget_bytes(budget)
                 .generation_path(path);
-            if let Some(bytes) = window {
-                config = config.max_binding_window_bytes(bytes);
-            }
-            let mut module = common::module(gpu, config.clone());
+            let mut module = common::windowed_module(gpu, window, config.clone());
             let slopes = alibi_slopes(heads).unwrap();
             let mut handed_out = Vec::new();
             let mut previous = start;
@@ -268,8 +261,7 @@ fn random_call_sequences_on_one_module_equal_fresh_computations() {
                         }
                     }
                 };
-                let host = module
-                    .read_blocking(&view)
+                let host = pollster::block_on(module.read(&view))
                     .map_err(|e| TestCaseError::fail(format!("reading {context}: {e}")))?;
                 let expected = reference(&slopes, total_heads, i, j);
                 compare(&host, &expected, &context)?;
@@ -285,8 +277,7 @@ fn random_call_sequences_on_one_module_equal_fresh_computations() {
             }
             // Later calls (new entries, evictions) never change a view handed out earlier.
             for (view, expected, (i, j)) in &handed_out {
-                let again = module
-                    .read_blocking(view)
+                let again = pollster::block_on(module.read(view))
                     .map_err(|e| TestCaseError::fail(format!("rereading ({i}, {j}): {e}")))?;
                 compare(
                     &again,

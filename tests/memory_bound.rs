@@ -105,8 +105,7 @@ fn twenty_thousand_calls_stay_within_the_budget() {
                 None
             }
             1..=9 => {
-                let host = alibi
-                    .forward_to_host_blocking(i, j)
+                let host = pollster::block_on(alibi.forward_to_host(i, j))
                     .unwrap_or_else(|e| panic!("{context}: {e}"));
                 if call % 16 == 0 {
                     common::assert_same(&host, &expected(i, j), &context);
@@ -187,9 +186,7 @@ fn lowering_the_budget_drops_what_no_longer_fits() {
         assert!(stats.staging_bytes <= budget, "{stats:?}");
     }
     // Nothing kept: every call still gives the right values.
-    let host = alibi
-        .forward_to_host_blocking(3, 9)
-        .expect("forward_to_host");
+    let host = pollster::block_on(alibi.forward_to_host(3, 9)).expect("forward_to_host");
     common::assert_same(&host, &common::expected(&alibi, 3, 9), "with a zero budget");
     let stats = alibi.cache_stats();
     assert_eq!(

@@ -51,7 +51,7 @@ fn positions_match(
     }
     let context = format!(
         "causal {}, {}, {:?}, heads {}/{}, queries {queries:?}, keys {keys:?}",
-        module.is_causal(),
+        module.causal(),
         module.dtype(),
         module.generation_path(),
         module.heads(),
@@ -66,15 +66,14 @@ fn positions_match(
     let j = keys.0.len() / keys.1.unwrap_or(1).max(1);
     for (b, view) in views.iter().enumerate() {
         prop_assert_eq!(view.shape(), [module.total_heads(), i, j]);
-        let host = module
-            .read_blocking(view)
+        let host = pollster::block_on(module.read(view))
             .map_err(|e| TestCaseError::fail(format!("{context}: reading: {e}")))?;
         let expected = reference::forward_positions(
             module.slopes(),
             module.total_heads(),
             item(queries.0, queries.1.is_some(), b, i),
             item(keys.0, keys.1.is_some(), b, j),
-            module.is_causal(),
+            module.causal(),
         )
         .unwrap();
         let shape = expected.shape();
@@ -117,15 +116,12 @@ fn custom_positions_equal_the_oracle() {
     let result = runner.run(
         &strategy,
         |(path, dtype, causal, (heads, pad), batch, (queries, qb), (keys, kb), window)| {
-            let mut config = AlibiConfig::new(heads)
+            let config = AlibiConfig::new(heads)
                 .total_heads(heads + pad)
                 .causal(causal)
                 .dtype(dtype)
                 .generation_path(path);
-            if let Some(bytes) = window {
-                config = config.max_binding_window_bytes(bytes);
-            }
-            let module = common::module(gpu, config);
+            let module = common::windowed_module(gpu, window, config);
             // A batched side repeats its positions, shifted, per item.
             let batched = |values: &[i32], on: bool| -> (Vec<i32>, Option<usize>) {
                 if !on {

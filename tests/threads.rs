@@ -57,10 +57,7 @@ fn run_thread(
         let context = |what: &str| format!("thread {seed}, call {call}: {what}({i}, {j})");
         match rng.next() % 4 {
             0 => {
-                alibi
-                    .write()
-                    .unwrap()
-                    .forward_to_host_into_blocking(i, j, &mut host)
+                pollster::block_on(alibi.write().unwrap().forward_to_host_into(i, j, &mut host))
                     .map_err(|e| format!("{}: {e}", context("forward_to_host_into")))?;
                 let shape = [oracle.total_heads, i, j];
                 let expected = oracle.expected(i, j, false);
@@ -74,10 +71,9 @@ fn run_thread(
                     .unwrap()
                     .forward(i, j)
                     .map_err(|e| format!("{}: {e}", context("forward")))?;
-                let actual = alibi
-                    .read()
-                    .unwrap()
-                    .read_blocking(&view)
+                // The readback holds neither the module nor its lock while it waits.
+                let reading = alibi.read().unwrap().read(&view);
+                let actual = pollster::block_on(reading)
                     .map_err(|e| format!("{}: {e}", context("reading forward")))?;
                 check(&actual, &oracle.expected(i, j, false), &context("forward"))?;
                 if held.len() < HELD_VIEWS {
@@ -91,8 +87,7 @@ fn run_thread(
                 let view = alibi
                     .get_bias(i, j)
                     .map_err(|e| format!("{}: {e}", context("get_bias")))?;
-                let actual = alibi
-                    .read_blocking(&view)
+                let actual = pollster::block_on(alibi.read(&view))
                     .map_err(|e| format!("{}: {e}", context("reading get_bias")))?;
                 check(&actual, &oracle.expected(i, j, true), &context("get_bias"))?;
             }
@@ -100,10 +95,8 @@ fn run_thread(
         // Now and then, read back a view held since an earlier call.
         if call % 50 == 49 {
             for (view, vi, vj) in &held {
-                let actual = alibi
-                    .read()
-                    .unwrap()
-                    .read_blocking(view)
+                let reading = alibi.read().unwrap().read(view);
+                let actual = pollster::block_on(reading)
                     .map_err(|e| format!("thread {seed}: re-reading ({vi}, {vj}): {e}"))?;
                 let context = format!(
                     "thread {seed}, call {call}: a view of ({vi}, {vj}) held since earlier"

@@ -22,7 +22,7 @@ const CASES: u32 = 24;
 /// The oracle for a module's configuration.
 fn oracle(module: &AlibiPositionalBias, i: usize, j: usize) -> HostBias {
     let (slopes, total) = (module.slopes(), module.total_heads());
-    let expected = if module.is_causal() {
+    let expected = if module.causal() {
         reference::forward_causal(slopes, total, i, j)
     } else {
         reference::forward(slopes, total, i, j)
@@ -39,7 +39,7 @@ fn forward_matches(
 ) -> Result<(), TestCaseError> {
     let context = format!(
         "causal {}, {}, {:?}, heads {}/{}, ({i}, {j})",
-        module.is_causal(),
+        module.causal(),
         module.dtype(),
         module.generation_path(),
         module.heads(),
@@ -49,8 +49,7 @@ fn forward_matches(
         .forward(i, j)
         .map_err(|e| TestCaseError::fail(format!("{context}: {e}")))?;
     prop_assert_eq!(view.dtype(), module.dtype());
-    let widened = module
-        .read_blocking(&view)
+    let widened = pollster::block_on(module.read(&view))
         .map_err(|e| TestCaseError::fail(format!("{context}: reading: {e}")))?;
     let expected = oracle(module, i, j);
     match module.dtype() {
@@ -60,8 +59,7 @@ fn forward_matches(
             }
         }
         _ => {
-            let stored = module
-                .read_f16_blocking(&view)
+            let stored = pollster::block_on(module.read_f16(&view))
                 .map_err(|e| TestCaseError::fail(format!("{context}: reading f16: {e}")))?;
             let want: Vec<u16> = expected
                 .as_slice()
@@ -108,16 +106,13 @@ fn causal_and_f16_call_sequences_equal_the_oracle_on_every_path() {
     let result = runner.run(
         &strategy,
         |(path, dtype, causal, (heads, pad), calls, window)| {
-            let mut config = AlibiConfig::new(heads)
+            let config = AlibiConfig::new(heads)
                 .total_heads(heads + pad)
                 .causal(causal)
                 .dtype(dtype)
                 .generation_path(path)
                 .cache_budget_bytes(1 << 20);
-            if let Some(bytes) = window {
-                config = config.max_binding_window_bytes(bytes);
-            }
-            let mut module = common::module(gpu, config);
+            let mut module = common::windowed_module(gpu, window, config);
             for (i, j) in calls {
                 forward_matches(&mut module, i, j)?;
             }
@@ -182,7 +177,7 @@ fn f16_saturates_long_distances_and_keeps_the_mask() {
             .generation_path(path);
         let mut module = common::module(gpu, config);
         let view = module.forward(2, 70_000).unwrap();
-        let stored = module.read_f16_blocking(&view).unwrap();
+        let stored = pollster::block_on(module.read_f16(&view)).unwrap();
         let row = stored.row(0, 0);
         assert_eq!(row[0], f16::from_f32(-65504.0), "{path:?}");
         assert_eq!(row[69_998], f16::ZERO, "{path:?}");
@@ -220,11 +215,12 @@ fn f16_views_bind_and_read_with_halved_strides() {
         .forward(5, 13)
         .unwrap();
     assert!(matches!(
-        module.read_f16_blocking(&f32_view),
+        pollster::block_on(module.read_f16(&f32_view)),
         Err(AlibiError::Unsupported { .. })
     ));
+    // The path a config leaves unset is `Auto`.
     assert_eq!(
-        GenerationPath::Auto,
-        AlibiConfig::new(1).requested_generation_path()
+        AlibiConfig::new(1),
+        AlibiConfig::new(1).generation_path(GenerationPath::Auto)
     );
 }

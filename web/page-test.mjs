@@ -83,10 +83,13 @@ await test("a_later_request_inside_a_cached_tensor_is_a_hit", async () => {
     const alibi = await AlibiPositionalBias.create(4);
     await alibi.forwardToHost(3, 5);
     const before = alibi.cacheStats();
+    const fields = Object.keys(before).sort().join(",");
     const step = await alibi.forwardToHost(1, 5); // the last query row of (3, 5)
     const after = alibi.cacheStats();
-    return { before, after, mismatch: firstMismatch(step, forward(4, 4, 1, 5), [4, 1, 5]) };
+    return { before, after, fields, mismatch: firstMismatch(step, forward(4, 4, 1, 5), [4, 1, 5]) };
   });
+  const nine = "budgetBytes,bytes,entries,evictions,hits,misses,peakBytes,recycledBytes,stagingBytes";
+  assert(result.fields === nine, `cacheStats fields ${result.fields}`);
   assert(result.after.hits === result.before.hits + 1, `hits ${JSON.stringify(result)}`);
   assert(result.after.misses === result.before.misses, `misses ${JSON.stringify(result)}`);
   assert(result.mismatch === null, `the decode step: ${result.mismatch}`);
@@ -177,11 +180,20 @@ await test("causal_f16_and_positions_equal_the_javascript_reference", async () =
     check("positions", await plain.forwardPositionsToHost(q, k), ref.forwardPositions(4, 6, q, k, false), [6, 4, 5]);
     check("causal positions", await causal.forwardPositionsToHost(q, k), ref.forwardPositions(4, 6, q, k, true), [6, 4, 5]);
     // Two sequences: queries [2] and keys [3] each, back to back.
-    const batched = await plain.forwardPositionsToHost(new Int32Array([0, 1, 5, 6]), [0, 1, 2, 4, 5, 6], 2);
+    const batched = await plain.forwardPositionsToHost(
+      { values: new Int32Array([0, 1, 5, 6]), batch: 2 },
+      { values: [0, 1, 2, 4, 5, 6], batch: 2 },
+    );
     const expected = new Float32Array(2 * 6 * 2 * 3);
     expected.set(ref.forwardPositions(4, 6, [0, 1], [0, 1, 2], false), 0);
     expected.set(ref.forwardPositions(4, 6, [5, 6], [4, 5, 6], false), 6 * 2 * 3);
     check("batched positions", batched, expected, [12, 2, 3]);
+    // Batched queries (left-padded rows) against keys shared by both items.
+    const mixed = await plain.forwardPositionsToHost({ values: [1, 2, 0, 2], batch: 2 }, [0, 1, 2]);
+    const expectedMixed = new Float32Array(2 * 6 * 2 * 3);
+    expectedMixed.set(ref.forwardPositions(4, 6, [1, 2], [0, 1, 2], false), 0);
+    expectedMixed.set(ref.forwardPositions(4, 6, [0, 2], [0, 1, 2], false), 6 * 2 * 3);
+    check("batched queries, shared keys", mixed, expectedMixed, [12, 2, 3]);
     const views = plain.forwardPositions(q, k);
     const viewInfo = { count: views.length, dtype: views[0].dtype, shape: views[0].shape };
 
@@ -202,7 +214,9 @@ await test("causal_f16_and_positions_equal_the_javascript_reference", async () =
       await AlibiPositionalBias.create(2, 2, options).catch((error) => refusals.push(error.message));
     }
     await plain.forwardPositionsToHost([0.5], [0]).catch((error) => refusals.push(error.message));
-    await plain.forwardPositionsToHost([0, 1, 2], [0], 2).catch((error) => refusals.push(error.message));
+    await plain.forwardPositionsToHost({ values: [0, 1, 2], batch: 2 }, [0]).catch((error) => refusals.push(error.message));
+    await plain.forwardPositionsToHost([0, 1], [0, 1], 2).catch((error) => refusals.push(error.message));
+    await plain.forwardPositionsToHost({ values: [0], batch: 1, extra: 1 }, [0]).catch((error) => refusals.push(error.message));
     return { mismatches, viewInfo, hasF16, f16, refusals };
   });
   assert(result.mismatches.length === 0, result.mismatches.join("; "));
@@ -214,7 +228,8 @@ await test("causal_f16_and_positions_equal_the_javascript_reference", async () =
   }
   console.log(`  shader-f16 on this adapter: ${result.hasF16}`);
   const expected = [/unknown option "causl"/, /options.dtype/, /options.causal/, /options must be an object/,
-    /queries\[0\] must be a whole number/, /do not split into a batch of 2/];
+    /queries\[0\] must be a whole number/, /do not split into a batch of 2/, /takes two arguments/,
+    /unknown key "extra" in queries/];
   assert(
     result.refusals.length === expected.length && expected.every((pattern, n) => pattern.test(result.refusals[n])),
     JSON.stringify(result.refusals),

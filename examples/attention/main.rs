@@ -40,7 +40,7 @@ fn run() -> Result<ExitCode, attention::Error> {
         Some("--bench") => true,
         Some(other) => return Err(format!("unknown argument {other:?} (only --bench)").into()),
     };
-    let gpu = alibi_wgpu::open_device_blocking(None)?;
+    let gpu = pollster::block_on(alibi_wgpu::open_device(None))?;
     let info = &gpu.adapter_info;
     println!("adapter: {} ({:?})", info.name, info.backend);
 

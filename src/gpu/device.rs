@@ -78,12 +78,6 @@ pub async fn open_device(backends: Option<wgpu::Backends>) -> Result<GpuDevice> 
     })
 }
 
-/// Blocking [`open_device`] (not on the web, where nothing may block).
-#[cfg(not(target_arch = "wasm32"))]
-pub fn open_device_blocking(backends: Option<wgpu::Backends>) -> Result<GpuDevice> {
-    pollster::block_on(open_device(backends))
-}
-
 impl GenerationPath {
     /// The path a module on `device` takes: [`Shader`](Self::Shader) or
     /// [`HostMapped`](Self::HostMapped), never `Auto`.

@@ -51,15 +51,11 @@ impl AlibiPositionalBias {
     }
 
     /// A module on the default adapter (`WGPU_BACKEND` picks the backends initialised).
+    /// Off the web, `pollster::block_on(AlibiPositionalBias::new_default(8, None))` waits
+    /// for it.
     pub async fn new_default(heads: usize, total_heads: Option<usize>) -> Result<Self> {
         let gpu = open_device(None).await?;
         Self::on_device(&gpu, AlibiConfig::padded(heads, total_heads))
-    }
-
-    /// Blocking [`AlibiPositionalBias::new_default`] (not on the web).
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn new_default_blocking(heads: usize, total_heads: Option<usize>) -> Result<Self> {
-        pollster::block_on(Self::new_default(heads, total_heads))
     }
 
     fn build(
@@ -72,7 +68,7 @@ impl AlibiPositionalBias {
         let gpu = GpuContext {
             device: device.clone(),
             queue: queue.clone(),
-            limits: PlanLimits::from_device(&device.limits(), config.max_binding_window_bytes),
+            limits: PlanLimits::from_device(&device.limits(), None),
             errors: Default::default(),
             health,
         };

@@ -75,14 +75,14 @@ impl AlibiPositionalBias {
     /// ```no_run
     /// # fn main() -> Result<(), alibi_wgpu::AlibiError> {
     /// use alibi_wgpu::{AlibiPositionalBias, Positions};
-    /// let alibi = AlibiPositionalBias::new_default_blocking(4, None)?;
+    /// let alibi = pollster::block_on(AlibiPositionalBias::new_default(4, None))?;
     /// // Two sequences of 3 queries against 4 shared keys: two [4, 3, 4] views.
     /// let queries = [1, 2, 3, 10, 11, 13];
     /// let views = alibi.forward_positions(
     ///     Positions::batched(&queries, 2),
     ///     Positions::shared(&[0, 1, 2, 3]),
     /// )?;
-    /// let second = alibi.read_blocking(&views[1])?;
+    /// let second = pollster::block_on(alibi.read(&views[1]))?;
     /// assert_eq!(second.row(0, 0), &[-2.5, -2.25, -2.0, -1.75]);
     /// # Ok(()) }
     /// ```

@@ -101,7 +101,7 @@ impl AlibiPositionalBias {
     /// ```no_run
     /// # fn main() -> Result<(), alibi_wgpu::AlibiError> {
     /// use alibi_wgpu::{AlibiConfig, AlibiPositionalBias, AttentionScores};
-    /// let gpu = alibi_wgpu::open_device_blocking(None)?;
+    /// let gpu = pollster::block_on(alibi_wgpu::open_device(None))?;
     /// let alibi = AlibiPositionalBias::on_device(&gpu, AlibiConfig::new(8).causal(true))?;
     /// let (batch, i, j) = (2, 16, 16);
     /// // Your engine's q·k^T scores, [2, 8, 16, 16] f32.

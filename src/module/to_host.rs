@@ -1,9 +1,11 @@
-//! The module's calls that end in host memory: readback of a view, `forward` followed by
-//! readback, and their blocking forms for native code.
+//! The module's calls that end in host memory: readback of a view, and `forward` (or
+//! `forward_positions`) followed by readback. They are `async` only: native code waits with
+//! `pollster::block_on` (or any executor), the web's event loop completes them.
 
+use std::future::Future;
 use std::sync::Arc;
 
-use super::AlibiPositionalBias;
+use super::{AlibiPositionalBias, Positions};
 use crate::bias::AlibiBias;
 use crate::dtype::BiasDtype;
 use crate::error::{AlibiError, Result};
@@ -47,40 +49,60 @@ impl Reader {
 }
 
 impl AlibiPositionalBias {
-    /// Reads a view back into a caller-owned host tensor.
-    pub async fn read(&self, bias: &AlibiBias) -> Result<HostBias> {
-        let mut data = Vec::new();
-        self.read_into(bias, &mut data).await?;
-        Ok(HostBias::new(bias.shape(), data))
+    /// Reads a view back into a caller-owned host tensor (f16 views widened to f32,
+    /// exactly).
+    ///
+    /// The future holds neither the module nor the view: the module can be called again
+    /// while it is pending, so a JavaScript engine or an async task can keep several
+    /// readbacks in flight.
+    pub fn read(&self, bias: &AlibiBias) -> impl Future<Output = Result<HostBias>> + 'static {
+        let (reader, bias) = (self.reader(), bias.clone());
+        async move {
+            let mut data = Vec::new();
+            reader.read_into(&bias, &mut data).await?;
+            Ok(HostBias::new(bias.shape(), data))
+        }
     }
 
-    /// Reads an f16 view (from a module of [`BiasDtype::F16`]) back as it is stored.
+    /// Reads an f16 view (from a module of [`BiasDtype::F16`]) back as it is stored. Like
+    /// [`read`](Self::read), the future holds neither the module nor the view.
     ///
     /// # Errors
     /// [`AlibiError::Unsupported`](crate::AlibiError::Unsupported) for an f32 view, which
     /// would have to be rounded: read it with [`read`](Self::read).
-    pub async fn read_f16(&self, bias: &AlibiBias) -> Result<HostBias<half::f16>> {
-        if bias.dtype() != BiasDtype::F16 {
-            return Err(AlibiError::Unsupported {
-                what: "f16 readbacks of f32 biases",
-                reason: "the values would be rounded; read them as f32",
-            });
+    pub fn read_f16(
+        &self,
+        bias: &AlibiBias,
+    ) -> impl Future<Output = Result<HostBias<half::f16>>> + 'static {
+        let (reader, bias) = (self.reader(), bias.clone());
+        async move {
+            if bias.dtype() != BiasDtype::F16 {
+                return Err(AlibiError::Unsupported {
+                    what: "f16 readbacks of f32 biases",
+                    reason: "the values would be rounded; read them as f32",
+                });
+            }
+            let mut data = Vec::new();
+            reader.read_stored(&bias, &mut data).await?;
+            Ok(HostBias::new(bias.shape(), data))
         }
-        let mut data = Vec::new();
-        self.reader().read_stored(bias, &mut data).await?;
-        Ok(HostBias::new(bias.shape(), data))
     }
 
     /// Reads a view back into `out` (resized, then overwritten row-major `[heads, i, j]`),
     /// reusing its capacity: a loop that reads into one vector pays for its pages once.
-    /// An f16 view's values are widened to f32, exactly.
-    pub async fn read_into(&self, bias: &AlibiBias, out: &mut Vec<f32>) -> Result<()> {
-        self.reader().read_into(bias, out).await
+    /// An f16 view's values are widened to f32, exactly. The future holds `out`, not the
+    /// module or the view.
+    pub fn read_into<'out>(
+        &self,
+        bias: &AlibiBias,
+        out: &'out mut Vec<f32>,
+    ) -> impl Future<Output = Result<()>> + 'out {
+        let (reader, bias) = (self.reader(), bias.clone());
+        async move { reader.read_into(&bias, out).await }
     }
 
-    /// What a readback needs, apart from the module, so that the module can be called
-    /// while readbacks are in flight (JavaScript does that: `crate::web`).
-    pub(crate) fn reader(&self) -> Reader {
+    /// What a readback needs, apart from the module.
+    fn reader(&self) -> Reader {
         Reader {
             gpu: self.gpu.clone(),
             readback: self.readback.clone(),
@@ -113,38 +135,19 @@ impl AlibiPositionalBias {
         }
         self.read_into(&bias, out).await
     }
-}
 
-/// Blocking wrappers of the `async` calls, for native code (nothing may block on the web).
-#[cfg(not(target_arch = "wasm32"))]
-impl AlibiPositionalBias {
-    /// Blocking [`AlibiPositionalBias::read`].
-    pub fn read_blocking(&self, bias: &AlibiBias) -> Result<HostBias> {
-        pollster::block_on(self.read(bias))
-    }
-
-    /// Blocking [`AlibiPositionalBias::read_f16`].
-    pub fn read_f16_blocking(&self, bias: &AlibiBias) -> Result<HostBias<half::f16>> {
-        pollster::block_on(self.read_f16(bias))
-    }
-
-    /// Blocking [`AlibiPositionalBias::read_into`].
-    pub fn read_into_blocking(&self, bias: &AlibiBias, out: &mut Vec<f32>) -> Result<()> {
-        pollster::block_on(self.read_into(bias, out))
-    }
-
-    /// Blocking [`AlibiPositionalBias::forward_to_host`].
-    pub fn forward_to_host_blocking(&mut self, i: usize, j: usize) -> Result<HostBias> {
-        pollster::block_on(self.forward_to_host(i, j))
-    }
-
-    /// Blocking [`AlibiPositionalBias::forward_to_host_into`].
-    pub fn forward_to_host_into_blocking(
-        &mut self,
-        i: usize,
-        j: usize,
-        out: &mut Vec<f32>,
-    ) -> Result<()> {
-        pollster::block_on(self.forward_to_host_into(i, j, out))
+    /// [`forward_positions`](Self::forward_positions) then [`read`](Self::read): one host
+    /// tensor `[total_heads, i, j]` per batch item.
+    pub async fn forward_positions_to_host(
+        &self,
+        queries: Positions<'_>,
+        keys: Positions<'_>,
+    ) -> Result<Vec<HostBias>> {
+        let views = self.forward_positions(queries, keys)?;
+        let mut tensors = Vec::with_capacity(views.len());
+        for view in &views {
+            tensors.push(self.read(view).await?);
+        }
+        Ok(tensors)
     }
 }

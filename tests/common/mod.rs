@@ -10,7 +10,7 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use alibi_wgpu::{
     reference, AlibiBias, AlibiConfig, AlibiPositionalBias, BiasDtype, GenerationPath, GpuDevice,
@@ -70,7 +70,7 @@ fn test_name() -> String {
 
 fn open() -> Result<GpuDevice, String> {
     let backend = std::env::var("WGPU_BACKEND").unwrap_or_else(|_| "<unset>".into());
-    let gpu = alibi_wgpu::open_device_blocking(None)
+    let gpu = pollster::block_on(alibi_wgpu::open_device(None))
         .map_err(|e| format!("no GPU device (WGPU_BACKEND={backend}): {e}"))?;
     let info = &gpu.adapter_info;
     let limits = gpu.device.limits();
@@ -121,19 +121,74 @@ pub fn generation_paths(gpu: &GpuDevice) -> Vec<GenerationPath> {
 /// A module on the shared device; on [`GENERATION_PATH`]'s path when the configuration
 /// leaves it at `Auto`.
 pub fn module(gpu: &GpuDevice, config: AlibiConfig) -> AlibiPositionalBias {
-    let config = match config.requested_generation_path() {
-        GenerationPath::Auto => config.generation_path(generation_path_from_env()),
-        _ => config,
-    };
+    let config = with_env_path(config);
     let description = format!("{config:?}");
     AlibiPositionalBias::on_device(gpu, config)
         .unwrap_or_else(|e| panic!("building a module from {description}: {e}"))
 }
 
+/// `config` on [`GENERATION_PATH`]'s path when it leaves the path at `Auto` (a builder has
+/// no getters: a config that setting `Auto` leaves unchanged asked for `Auto`).
+fn with_env_path(config: AlibiConfig) -> AlibiConfig {
+    if config.clone().generation_path(GenerationPath::Auto) == config {
+        config.generation_path(generation_path_from_env())
+    } else {
+        config
+    }
+}
+
+/// A device of the shared device's adapter and features whose storage bindings hold at
+/// most `binding_bytes`: modules on it generate, read and add in several binding windows
+/// even for small tensors. One device per size, opened once per test binary.
+pub fn windowed_device(binding_bytes: u64) -> &'static (wgpu::Device, wgpu::Queue) {
+    static DEVICES: Mutex<Vec<(u64, &'static (wgpu::Device, wgpu::Queue))>> =
+        Mutex::new(Vec::new());
+    let mut devices = DEVICES
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((_, device)) = devices.iter().find(|(bytes, _)| *bytes == binding_bytes) {
+        return device;
+    }
+    let shared = gpu().expect("windowed devices are opened on the shared device's adapter");
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let adapter = pollster::block_on(instance.request_adapter(&Default::default()))
+        .expect("the shared device's adapter");
+    let device = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+        label: Some("alibi-wgpu tests, small binding windows"),
+        required_features: shared.device.features(),
+        required_limits: wgpu::Limits {
+            max_storage_buffer_binding_size: binding_bytes,
+            ..adapter.limits()
+        },
+        ..Default::default()
+    }))
+    .unwrap_or_else(|e| panic!("a device binding at most {binding_bytes} bytes: {e}"));
+    let device: &'static _ = Box::leak(Box::new(device));
+    devices.push((binding_bytes, device));
+    device
+}
+
+/// A module on [`windowed_device`]`(bytes)` when `window` is set, else on the shared
+/// device; on [`GENERATION_PATH`]'s path when the configuration leaves it at `Auto`.
+pub fn windowed_module(
+    gpu: &GpuDevice,
+    window: Option<u64>,
+    config: AlibiConfig,
+) -> AlibiPositionalBias {
+    let Some(bytes) = window else {
+        return module(gpu, config);
+    };
+    let config = with_env_path(config);
+    let description = format!("{config:?} binding at most {bytes} bytes");
+    let (device, queue) = windowed_device(bytes);
+    AlibiPositionalBias::with_config(device, queue, config)
+        .unwrap_or_else(|e| panic!("building a module from {description}: {e}"))
+}
+
 /// Reads a view back.
 pub fn read(module: &AlibiPositionalBias, bias: &AlibiBias) -> HostBias {
-    module
-        .read_blocking(bias)
+    pollster::block_on(module.read(bias))
         .unwrap_or_else(|e| panic!("reading back a {:?} view: {e}", bias.shape()))
 }
 

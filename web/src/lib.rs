@@ -9,6 +9,9 @@
 //! const view = alibi.forward(3, 5);                // view.buffer is a GPUBuffer
 //! const causal = await AlibiPositionalBias.create(4, 8, { causal: true, dtype: "f16" });
 //! const atPositions = await alibi.forwardPositionsToHost([0, 1, 2, 4], [0, 1, 2, 3, 5]);
+//! // Per side, as Rust's `Positions::shared` / `Positions::batched`: two left-padded rows
+//! // of queries against keys shared by both.
+//! const rows = alibi.forwardPositions({ values: [0, 1, 2, 0, 0, 1], batch: 2 }, [0, 1, 2]);
 //! ```
 //!
 //! Calls go through the module's cache in the order they are made: `forwardToHost` runs
@@ -17,21 +20,21 @@
 //! error's message; nothing panics, and the module stays usable.
 #![cfg(target_arch = "wasm32")]
 
+mod convert;
+
+use alibi_wgpu::{open_device, validate, AlibiBias, AlibiConfig, AlibiPositionalBias, GpuDevice};
+use convert::{count, create_options, js_error, object, side};
 use js_sys::{Array, Float32Array, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
-
-use alibi_wgpu::{
-    error_chain, open_device, validate, AlibiBias, AlibiConfig, AlibiError, AlibiPositionalBias,
-    BiasDtype, GpuDevice, Positions,
-};
 
 /// `AlibiPositionalBias` in JavaScript: the module on a device of its own. Call `free()`
 /// when done with it (or let JavaScript's garbage collector): its GPU buffers and device go
 /// with it.
 #[wasm_bindgen(js_name = AlibiPositionalBias)]
 pub struct WebAlibi {
-    /// Readbacks in flight hold a `Reader`, not the module, so calls need no lock here:
-    /// wasm-bindgen's own borrow flag refuses a call made while another runs.
+    /// Readbacks in flight hold neither the module nor the view (`read`'s future owns
+    /// what it needs), so calls need no lock here: wasm-bindgen's own borrow flag refuses a
+    /// call made while another runs.
     module: AlibiPositionalBias,
     gpu: GpuDevice,
 }
@@ -40,8 +43,8 @@ pub struct WebAlibi {
 /// `offset + h * headStride + r * rowStride + k` of `buffer`, an f32 (or an f16 when
 /// `dtype` is `"f16"`). It keeps its buffer from
 /// being reused by the module until it is freed (`free()`, or garbage collection).
-#[wasm_bindgen]
-pub struct BiasView {
+#[wasm_bindgen(js_name = AlibiBias)]
+pub struct WebBias {
     view: AlibiBias,
 }
 
@@ -71,7 +74,8 @@ impl WebAlibi {
             ));
         }
         let gpu = open_device(None).await.map_err(js_error)?;
-        let config = AlibiConfig::padded(heads, total_heads)
+        let config = AlibiConfig::new(heads)
+            .total_heads(total_heads.unwrap_or(heads))
             .causal(causal)
             .dtype(dtype);
         let module = AlibiPositionalBias::on_device(&gpu, config).map_err(js_error)?;
@@ -86,67 +90,59 @@ impl WebAlibi {
             Ok(view) => view,
             Err(error) => return Promise::reject(&error.into()),
         };
-        let reader = self.module.reader();
+        let reading = self.module.read(&view);
         wasm_bindgen_futures::future_to_promise(async move {
-            let mut values = Vec::new();
-            reader
-                .read_into(&view, &mut values)
-                .await
-                .map_err(|error| JsValue::from(js_error(error)))?;
-            Ok(Float32Array::from(&values[..]).into())
+            let values = reading.await.map_err(js_error)?;
+            Ok(Float32Array::from(values.as_slice()).into())
         })
     }
 
-    /// The bias at custom positions, `[batch, totalHeads, queries.length / batch,
-    /// keys.length / batch]` read back, row-major: `-slope * |key - query|` (x-transformers'
-    /// `forward_custom_pos`). Without `batch` both arrays are one sequence's positions;
-    /// with it, both hold `batch` sequences' back to back. Positions are integers within
-    /// ±2^23.
+    /// The bias at custom positions read back, `[batch, totalHeads, i, j]` row-major:
+    /// `-slope * |key - query|` (x-transformers' `forward_custom_pos`). Each side is an
+    /// array of integer positions within ±2^23 shared by every batch item, or
+    /// `{ values, batch }`: `batch` items' positions back to back (Rust's
+    /// `Positions::shared` and `Positions::batched`). `i` and `j` are the positions per
+    /// item; two batched sides must agree on the batch.
     #[wasm_bindgen(
         js_name = forwardPositionsToHost,
         unchecked_return_type = "Promise<Float32Array>"
     )]
     pub fn forward_positions_to_host(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "ArrayLike<number>")] queries: Vec<f64>,
-        #[wasm_bindgen(unchecked_param_type = "ArrayLike<number>")] keys: Vec<f64>,
-        batch: Option<f64>,
+        #[wasm_bindgen(unchecked_param_type = "PositionsArg")] queries: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "PositionsArg")] keys: JsValue,
+        #[wasm_bindgen(js_name = removedBatch, unchecked_param_type = "never")] removed_batch: Option<f64>,
     ) -> Promise {
-        let views = match self.positions_views(&queries, &keys, batch) {
+        let views = match self.positions_views(&queries, &keys, removed_batch) {
             Ok(views) => views,
             Err(error) => return Promise::reject(&error.into()),
         };
-        let reader = self.module.reader();
+        let readings: Vec<_> = views.iter().map(|view| self.module.read(view)).collect();
         wasm_bindgen_futures::future_to_promise(async move {
             let mut all = Vec::new();
-            let mut values = Vec::new();
-            for view in &views {
-                reader
-                    .read_into(view, &mut values)
-                    .await
-                    .map_err(|error| JsValue::from(js_error(error)))?;
-                all.extend_from_slice(&values);
+            for reading in readings {
+                all.extend_from_slice(reading.await.map_err(js_error)?.as_slice());
             }
             Ok(Float32Array::from(&all[..]).into())
         })
     }
 
     /// [`forwardPositionsToHost`](Self::forward_positions_to_host)'s bias on the GPU: one
-    /// view per batch item, all in one buffer.
+    /// `AlibiBias` per batch item, all in one buffer.
     #[wasm_bindgen(js_name = forwardPositions)]
     pub fn forward_positions(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "ArrayLike<number>")] queries: Vec<f64>,
-        #[wasm_bindgen(unchecked_param_type = "ArrayLike<number>")] keys: Vec<f64>,
-        batch: Option<f64>,
-    ) -> Result<Vec<BiasView>, JsError> {
-        let views = self.positions_views(&queries, &keys, batch)?;
-        Ok(views.into_iter().map(|view| BiasView { view }).collect())
+        #[wasm_bindgen(unchecked_param_type = "PositionsArg")] queries: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "PositionsArg")] keys: JsValue,
+        #[wasm_bindgen(js_name = removedBatch, unchecked_param_type = "never")] removed_batch: Option<f64>,
+    ) -> Result<Vec<WebBias>, JsError> {
+        let views = self.positions_views(&queries, &keys, removed_batch)?;
+        Ok(views.into_iter().map(|view| WebBias { view }).collect())
     }
 
     /// The bias `[totalHeads, i, j]` on the GPU, from the cache when it can be.
-    pub fn forward(&mut self, i: f64, j: f64) -> Result<BiasView, JsError> {
-        Ok(BiasView {
+    pub fn forward(&mut self, i: f64, j: f64) -> Result<WebBias, JsError> {
+        Ok(WebBias {
             view: self.forward_view(i, j)?,
         })
     }
@@ -160,10 +156,11 @@ impl WebAlibi {
             .map_or(JsValue::NULL, |device| device.clone().into())
     }
 
-    /// `{ hits, misses, evictions, entries, bytes }`.
+    /// The cache's counters and memory, Rust's `CacheStats` in camelCase: `{ hits, misses,
+    /// evictions, entries, bytes, budgetBytes, recycledBytes, stagingBytes, peakBytes }`.
     #[wasm_bindgen(
         js_name = cacheStats,
-        unchecked_return_type = "{ hits: number, misses: number, evictions: number, entries: number, bytes: number }"
+        unchecked_return_type = "{ hits: number, misses: number, evictions: number, entries: number, bytes: number, budgetBytes: number, recycledBytes: number, stagingBytes: number, peakBytes: number }"
     )]
     pub fn cache_stats(&self) -> Object {
         let stats = self.module.cache_stats();
@@ -173,6 +170,10 @@ impl WebAlibi {
             ("evictions", (stats.evictions as f64).into()),
             ("entries", (stats.entries as f64).into()),
             ("bytes", (stats.bytes as f64).into()),
+            ("budgetBytes", (stats.budget_bytes as f64).into()),
+            ("recycledBytes", (stats.recycled_bytes as f64).into()),
+            ("stagingBytes", (stats.staging_bytes as f64).into()),
+            ("peakBytes", (stats.peak_bytes as f64).into()),
         ])
     }
 
@@ -193,17 +194,20 @@ impl WebAlibi {
 
     fn positions_views(
         &self,
-        queries: &[f64],
-        keys: &[f64],
-        batch: Option<f64>,
+        queries: &JsValue,
+        keys: &JsValue,
+        removed_batch: Option<f64>,
     ) -> Result<Vec<AlibiBias>, JsError> {
-        let (queries, keys) = (positions("queries", queries)?, positions("keys", keys)?);
-        let side = |values| match batch {
-            Some(batch) => count("batch", batch).map(|batch| Positions::batched(values, batch)),
-            None => Ok(Positions::shared(values)),
-        };
+        // The third argument once batched both sides: refused, never ignored (ignoring it
+        // would give another shape than the caller asked for).
+        if removed_batch.is_some() {
+            return Err(JsError::new(
+                "forwardPositions takes two arguments: write a batched side as { values, batch }",
+            ));
+        }
+        let (queries, keys) = (side("queries", queries)?, side("keys", keys)?);
         self.module
-            .forward_positions(side(&queries)?, side(&keys)?)
+            .forward_positions(queries.positions(), keys.positions())
             .map_err(js_error)
     }
 
@@ -213,8 +217,8 @@ impl WebAlibi {
     }
 }
 
-#[wasm_bindgen]
-impl BiasView {
+#[wasm_bindgen(js_class = AlibiBias)]
+impl WebBias {
     /// The `GPUBuffer` holding the view.
     #[wasm_bindgen(getter, unchecked_return_type = "GPUBuffer | null")]
     pub fn buffer(&self) -> JsValue {
@@ -259,95 +263,3 @@ impl BiasView {
     }
 }
 
-/// A JavaScript number as a count: a whole number from 0 to 2^32 - 1. Anything else (NaN,
-/// infinities, fractions, negatives) is refused rather than wrapped or truncated into
-/// another size; the module checks the counts it gets against its own limits.
-fn count(name: &str, value: f64) -> Result<usize, JsError> {
-    if value.is_finite() && value >= 0.0 && value.fract() == 0.0 && value <= f64::from(u32::MAX) {
-        Ok(value as usize)
-    } else {
-        Err(JsError::new(&format!(
-            "{name} must be a whole number from 0 to {}, got {value}",
-            u32::MAX
-        )))
-    }
-}
-
-/// JavaScript numbers as positions: whole numbers that fit an i32 (the module then checks
-/// its own range). Fractions, NaN and infinities are refused, never truncated.
-fn positions(name: &str, values: &[f64]) -> Result<Vec<i32>, JsError> {
-    values
-        .iter()
-        .enumerate()
-        .map(|(index, &value)| {
-            let whole = value.is_finite() && value.fract() == 0.0;
-            if whole && value >= f64::from(i32::MIN) && value <= f64::from(i32::MAX) {
-                Ok(value as i32)
-            } else {
-                Err(JsError::new(&format!(
-                    "{name}[{index}] must be a whole number, got {value}"
-                )))
-            }
-        })
-        .collect()
-}
-
-/// `create`'s options: `{ causal?: boolean, dtype?: "f32" | "f16" }`, `undefined` or
-/// `null` for none. An unknown key or a value of the wrong type is refused, so a typo
-/// does not silently give the default.
-fn create_options(options: &JsValue) -> Result<(bool, BiasDtype), JsError> {
-    if options.is_undefined() || options.is_null() {
-        return Ok((false, BiasDtype::F32));
-    }
-    let Some(object) = options.dyn_ref::<Object>() else {
-        return Err(JsError::new(
-            "options must be an object such as { causal: true, dtype: \"f16\" }",
-        ));
-    };
-    let mut chosen = (false, BiasDtype::F32);
-    for key in Object::keys(object).iter() {
-        let name = key.as_string().unwrap_or_default();
-        let value = Reflect::get(object, &key).unwrap_or(JsValue::UNDEFINED);
-        match name.as_str() {
-            "causal" => {
-                chosen.0 = value.as_bool().ok_or_else(|| {
-                    JsError::new(&format!(
-                        "options.causal must be true or false, got {value:?}"
-                    ))
-                })?;
-            }
-            "dtype" => {
-                chosen.1 = match value.as_string().as_deref() {
-                    Some("f32") => BiasDtype::F32,
-                    Some("f16") => BiasDtype::F16,
-                    _ => {
-                        return Err(JsError::new(&format!(
-                            "options.dtype must be \"f32\" or \"f16\", got {value:?}"
-                        )))
-                    }
-                };
-            }
-            _ => {
-                return Err(JsError::new(&format!(
-                    "unknown option {name:?}: the options are causal and dtype"
-                )))
-            }
-        }
-    }
-    Ok(chosen)
-}
-
-/// The error as JavaScript sees it: the message, then its causes, on one line.
-fn js_error(error: AlibiError) -> JsError {
-    JsError::new(&error_chain(&error))
-}
-
-/// A plain JS object with these properties.
-fn object(properties: &[(&str, JsValue)]) -> Object {
-    let object = Object::new();
-    for (key, value) in properties {
-        // Setting a property of a fresh plain object cannot fail.
-        let _ = Reflect::set(&object, &JsValue::from_str(key), value);
-    }
-    object
-}

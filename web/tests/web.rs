@@ -2,7 +2,7 @@
 //! wasm-bindgen-test). Every result is compared with `==` against the oracle compiled into
 //! the same wasm: the SPEC vectors, the slopes of 1..64 heads, a few hundred random shapes
 //! and call sequences through the cache (decode steps included), and tensors that need
-//! several binding windows and several dispatch rows.
+//! more dispatch rows than one dispatch allows.
 #![cfg(target_arch = "wasm32")]
 
 #[path = "../../tests/closed_form/mod.rs"]
@@ -177,19 +177,13 @@ async fn decode_steps_are_served_from_the_cache() {
     assert_eq!(alibi.cache_stats().misses - misses, 3);
 }
 
+// Binding windows are tested on native adapters, whose devices can be asked for a small
+// `max_storage_buffer_binding_size` (tests/common's `windowed_device`); a browser raises such a
+// request to WebGPU's default, 128 MiB, too large for a test here. The planner is the same
+// Rust code on both.
 #[wasm_bindgen_test]
-async fn several_binding_windows_and_dispatch_rows() {
+async fn more_rows_than_one_dispatch_allows() {
     let gpu = gpu().await;
-    // 4 KiB windows: each head of [3, 40, 100] is cut into several windows.
-    let mut windowed = module(
-        &gpu,
-        AlibiConfig::new(2)
-            .total_heads(3)
-            .max_binding_window_bytes(4096),
-    );
-    check_forward(&mut windowed, 40, 100, "4 KiB windows").await;
-    check_forward(&mut windowed, 7, 900, "rows of 3.6 KiB").await;
-    // More rows than one dispatch may have on an axis (65535).
     let max_rows = gpu.device.limits().max_compute_workgroups_per_dimension as usize;
     let mut tall = module(&gpu, AlibiConfig::new(1).total_heads(2));
     check_forward(&mut tall, max_rows + 100, 4, "rows past the dispatch limit").await;
@@ -217,14 +211,9 @@ async fn causal_modules_and_custom_positions_in_the_browser() {
             .forward_positions(Positions::shared(&queries), Positions::shared(&keys))
             .expect("positions");
         let total = module.total_heads();
-        let expected = reference::forward_positions(
-            module.slopes(),
-            total,
-            &queries,
-            &keys,
-            module.is_causal(),
-        )
-        .expect("oracle");
+        let expected =
+            reference::forward_positions(module.slopes(), total, &queries, &keys, module.causal())
+                .expect("oracle");
         assert_same(&read(module, &views[0]).await, &expected, "positions");
     }
     let has_f16 = gpu.device.features().contains(wgpu::Features::SHADER_F16);
