@@ -1,4 +1,4 @@
-//! The SPEC's worked example on the default adapter: heads = 4, total_heads = 8, i = 3, j = 5,
+//! The worked example of docs/semantics.md on the default adapter: heads = 4, total_heads = 8, i = 3, j = 5,
 //! then a decode step served from the cache.
 //!
 //! `cargo run --example quickstart` (set `WGPU_BACKEND=vulkan` or `gl` to pick a backend).
@@ -14,7 +14,7 @@ fn main() -> Result<(), AlibiError> {
 
     let bias = pollster::block_on(alibi.forward_to_host(3, 5))?;
     println!("forward(3, 5) -> {:?}", bias.shape());
-    // The SPEC's worked example: head 0 is the distance part times 0.25.
+    // The worked example of docs/semantics.md: head 0 is the distance part times 0.25.
     assert_eq!(bias.row(0, 0), &[-0.5, -0.25, 0.0, -0.25, -0.5]);
     for h in [0, 1, 4] {
         for r in 0..3 {

@@ -15,13 +15,14 @@ pub enum BiasDtype {
     #[default]
     F32,
     /// f16, where the device has `wgpu::Features::SHADER_F16`: each f32 value rounded to
-    /// nearest even, saturating at ±65504 (the largest finite f16) so that a long distance
-    /// never becomes an infinity; a causal mask's `-inf` stays `-inf`.
+    /// nearest even and saturated at ±65504 (the largest finite f16), so that a long
+    /// distance never becomes an infinity; a causal mask's `-inf` stays `-inf`.
+    /// [`BiasDtype::round`] is that rounding.
     ///
-    /// The host-mapped path rounds on the CPU, to nearest even. The kernel converts with
-    /// WGSL's `f16()`, whose rounding WGSL leaves to the implementation: nearest even on
-    /// lavapipe, where the tests check every value against [`BiasDtype::round`]; run
-    /// `tests/variants.rs` on the GPUs you ship to.
+    /// The host-mapped path converts with `half` (round to nearest even). The kernel
+    /// clamps, then converts with WGSL's `f16()`, whose rounding WGSL leaves to the
+    /// implementation: the tests check every value against `round` on each adapter CI
+    /// runs; run `tests/variants.rs` on the GPUs you ship to.
     F16,
 }
 

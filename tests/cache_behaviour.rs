@@ -1,4 +1,4 @@
-//! The cache (SPEC "The cache"), the call styles that bypass it, caller-owned devices, and
+//! The cache (docs/semantics.md, "Cache"), the call styles that bypass it, caller-owned devices, and
 //! the storage binding a view hands out, checked against the CPU reference.
 // Native only: the browser has its own suite, tests/web.rs.
 #![cfg(not(target_arch = "wasm32"))]

@@ -110,7 +110,7 @@ fn every_call_reports_the_loss(mut alibi: AlibiPositionalBias, device: wgpu::Dev
     }
 }
 
-/// A new module on a new device computes the SPEC's worked example.
+/// A new module on a new device computes the worked example of docs/semantics.md.
 fn a_new_device_works() {
     let gpu = pollster::block_on(open_device(None)).expect("a new device");
     let mut alibi = AlibiPositionalBias::on_device(

@@ -15,7 +15,7 @@ use proptest::test_runner::{TestCaseError, TestRunner};
 
 const CASES: u32 = 32;
 
-/// The f32 values an f16 module's element holds, by the SPEC's rule (round to nearest
+/// The f32 values an f16 module's element holds, by the rule of docs/semantics.md (round to nearest
 /// even, finite values saturated at ±65504), written with `half` apart from the crate.
 fn as_stored(dtype: BiasDtype, expected: HostBias) -> Vec<f32> {
     let values = expected.into_vec();

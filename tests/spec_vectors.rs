@@ -1,4 +1,4 @@
-//! SPEC.md's worked examples and known values, computed on the GPU and compared bit for bit
+//! docs/semantics.md's worked examples and known values, computed on the GPU and compared bit for bit
 //! (`to_bits`, so that `+0.0` on the diagonal and in padding heads, as PyTorch gives, is
 //! checked too).
 // Native only: the browser has its own suite, tests/web.rs.
@@ -10,13 +10,13 @@ mod common;
 use alibi_wgpu::{reference, AlibiConfig, AlibiPositionalBias, GpuDevice, SlopeSource};
 use closed_form::closed_form_slopes;
 
-/// `-|k - (j - i + r)|`: the distance part of SPEC "forward", as f32.
+/// `-|k - (j - i + r)|`: the distance part of docs/semantics.md, "Forward", as f32.
 fn distance(i: usize, j: usize, r: usize, k: usize) -> f32 {
     let query = j as i64 - i as i64 + r as i64;
     (-(k as i64 - query).abs()) as f32
 }
 
-/// SPEC "forward" written out: `distance * slope_h` for heads with a slope, `+0.0` after.
+/// docs/semantics.md, "Forward" written out: `distance * slope_h` for heads with a slope, `+0.0` after.
 fn spec_bias(slopes: &[f32], total_heads: usize, i: usize, j: usize) -> Vec<f32> {
     let mut values = Vec::with_capacity(total_heads * i * j);
     for h in 0..total_heads {
@@ -126,7 +126,7 @@ fn worked_example_4_heads_padded_to_8() {
     }
 }
 
-/// SPEC "The cache" checks: `second` served from `first`'s cached tensor has the distance
+/// docs/semantics.md, "Cache" checks: `second` served from `first`'s cached tensor has the distance
 /// part `expected_distance` (value / slope, per head) and equals a fresh computation.
 fn cache_check(
     gpu: &GpuDevice,

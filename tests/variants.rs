@@ -2,7 +2,7 @@
 //! generation path the device offers: random call sequences on reused modules, so that
 //! cache hits, growth and evictions serve the masked and narrowed tensors too.
 //!
-//! The f16 expectation is the oracle's f32 value converted by the SPEC's rule, written here
+//! The f16 expectation is the oracle's f32 value converted by the rule of docs/semantics.md, written here
 //! with `half` (round to nearest even, finite values saturated at ±65504): it shares no
 //! code with the crate's conversion.
 // Native only: the browser has its own suite, tests/web.rs.
@@ -145,7 +145,7 @@ fn a_causal_decode_loop_is_served_from_the_cache_with_the_mask() {
             for j in 18..=40 {
                 forward_matches(&mut module, 1, j).unwrap();
             }
-            // The SPEC's cache checks, masked: (4, 4) then (1, 3); (3, 5) then (2, 3).
+            // docs/semantics.md's cache checks, masked: (4, 4) then (1, 3); (3, 5) then (2, 3).
             for (i, j) in [(4, 4), (1, 3), (3, 5), (2, 3)] {
                 forward_matches(&mut module, i, j).unwrap();
             }

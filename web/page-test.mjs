@@ -66,14 +66,14 @@ await test("forward_to_host_equals_the_javascript_reference", async () => {
       const mismatch = firstMismatch(values, forward(heads, total, i, j), [total, i, j]);
       if (mismatch) mismatches.push(`[${heads}, ${total}, ${i}, ${j}]: ${mismatch}`);
     }
-    // SPEC's worked example, head 0, row 0, bit for bit (+0 on the diagonal).
+    // The worked example of docs/semantics.md, head 0, row 0, bit for bit (+0 on the diagonal).
     const alibi = await AlibiPositionalBias.create(4, 8);
     const row = (await alibi.forwardToHost(3, 5)).subarray(0, 5);
     const spec = firstMismatch(row, new Float32Array([-0.5, -0.25, 0, -0.25, -0.5]), [1, 1, 5]);
     return { mismatches, spec };
   });
   assert(result.mismatches.length === 0, result.mismatches.join("; "));
-  assert(result.spec === null, `SPEC row: ${result.spec}`);
+  assert(result.spec === null, `worked-example row: ${result.spec}`);
 });
 
 await test("a_later_request_inside_a_cached_tensor_is_a_hit", async () => {

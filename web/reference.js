@@ -1,9 +1,9 @@
-// The ALiBi bias in plain JavaScript, written from SPEC alone: the page and its test check
+// The ALiBi bias in plain JavaScript, written from docs/semantics.md alone: the page and its test check
 // the wasm module against it. Every f32 operation is a JavaScript double rounded once with
 // Math.fround; a product of two f32 values is exact in a double, so its fround is the f32
 // product, bit for bit.
 
-/** The paper's slope of head `h` of `heads`, rounded once to f32 (SPEC "Slopes"). */
+/** The paper's slope of head `h` of `heads`, rounded once to f32 (docs/semantics.md, "Slopes"). */
 export function slope(h, heads) {
   const c = 2 ** Math.floor(Math.log2(heads));
   const exponent = h < c ? (-8 * (h + 1)) / c : (-4 * (2 * (h - c) + 1)) / c;
@@ -73,7 +73,7 @@ export function forwardPositions(heads, totalHeads, queries, keys, causal) {
 }
 
 /**
- * The f16 an f32 bias value is stored as (SPEC "f16"), as a number: finite values saturate
+ * The f16 an f32 bias value is stored as (docs/semantics.md, "f16"), as a number: finite values saturate
  * at ±65504, then round to nearest even (11 significant bits; 2^-24 steps below 2^-14).
  */
 export function f16(value) {

@@ -347,7 +347,7 @@ pub fn dtypes(gpu: &GpuDevice) -> Vec<BiasDtype> {
     dtypes
 }
 
-/// The SPEC's f16 of an f32 value: finite values saturated at ±65504, then rounded to
+/// docs/semantics.md's f16 of an f32 value: finite values saturated at ±65504, then rounded to
 /// nearest even; infinities kept. Written with `half`, apart from the crate's conversion.
 pub fn spec_f16(value: f32) -> half::f16 {
     let value = if value.is_finite() {

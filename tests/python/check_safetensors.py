@@ -3,7 +3,7 @@
 Run by scripts/python-interop (which installs both): `python check_safetensors.py ALIBI`,
 ALIBI being the built `alibi` binary. Each file is loaded with
 `safetensors.numpy.load_file`, as a PyTorch or numpy user would, and compared bit for bit
-with ALiBi written here in numpy from the SPEC alone: slopes in float64 rounded once to
+with ALiBi written here in numpy from docs/semantics.md alone: slopes in float64 rounded once to
 float32, `bias = float32(-|k - (j - i + r)|) * slope`, zero padding heads.
 """
 

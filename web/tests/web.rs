@@ -1,6 +1,6 @@
 //! The crate in a real browser: headless Chromium on WebGPU (`scripts/web-test` runs it with
 //! wasm-bindgen-test). Every result is compared with `==` against the oracle compiled into
-//! the same wasm: the SPEC vectors, the slopes of 1..64 heads, a few hundred random shapes
+//! the same wasm: the vectors of docs/semantics.md, the slopes of 1..64 heads, a few hundred random shapes
 //! and call sequences through the cache (decode steps included), and tensors that need
 //! more dispatch rows than one dispatch allows.
 #![cfg(target_arch = "wasm32")]
@@ -99,7 +99,7 @@ async fn spec_worked_example_and_cache_checks() {
             assert_eq!(bias.row(h, r), &expected[..], "head {h}, row {r}");
         }
     }
-    // SPEC's two checks that tell the bottom-right slice from the wrong one.
+    // docs/semantics.md's two checks that tell the bottom-right slice from the wrong one.
     let mut distance = module(&gpu, AlibiConfig::new(1).custom_slopes(vec![1.0]));
     distance.forward(4, 4).expect("forward");
     assert_eq!(
