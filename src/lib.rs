@@ -78,6 +78,11 @@
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+/// The Rust guide's examples (docs/rust-api.md), compiled and run as doctests too.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/rust-api.md")]
+pub struct RustGuideDoctests;
+
 mod bias;
 mod cache;
 mod config;
