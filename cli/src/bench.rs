@@ -39,8 +39,8 @@ pub struct BenchArgs {
     /// One JSON object per line instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// The modules' generation path, as for `alibi bias`; the kernel alone is measured
-    /// too, whatever it says.
+    // `--generation-path`, as for `alibi bias` (the kernel alone is measured too, whatever
+    // it says: the command's help says so).
     #[command(flatten)]
     pub generation: GenerationArgs,
 }

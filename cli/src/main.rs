@@ -56,8 +56,9 @@ enum Command {
     /// once all are computed, print a summary of each (optionally writing them as .npy or
     /// .safetensors files).
     Bias(bias::BiasArgs),
-    /// Measure generation against a copy of the same bytes on the same device, readback,
-    /// the CPU path, cache hits and a decode loop; a table, or JSON lines.
+    /// Measure generation against a copy of the same bytes on the same device (on the
+    /// modules' --generation-path, and by the WGSL kernel whatever it says), readback, the
+    /// CPU path, cache hits and a decode loop; a table, or JSON lines.
     Bench(BenchCommand),
     /// Draw the bias of one shape as a PNG: one heatmap per head in a grid (64 heads at
     /// most), a colour scale, each head's slope as its caption, masked cells (--causal) in
