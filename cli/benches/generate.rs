@@ -6,7 +6,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use alibi_wgpu::{cpu, open_device_blocking, AlibiConfig, AlibiPositionalBias, GpuDevice};
+use alibi_wgpu::{cpu, open_device, AlibiConfig, AlibiPositionalBias, GpuDevice};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 // The CLI's timed primitives; its statistics helpers are the CLI's alone.
@@ -20,7 +20,8 @@ use measure::{wait_idle, Rig};
 const CASES: [(usize, usize, usize, usize); 2] = [(8, 8, 1024, 1024), (12, 16, 1, 4096)];
 
 fn device() -> GpuDevice {
-    match open_device_blocking(None) {
+    // No async runtime here: `pollster` waits on the library's async calls.
+    match pollster::block_on(open_device(None)) {
         Ok(gpu) => gpu,
         Err(error) => panic!("the benches need a GPU adapter (lavapipe will do): {error}"),
     }
@@ -55,8 +56,7 @@ fn forward_cases(c: &mut Criterion) {
         group.bench_function("forward_to_host", |b| {
             b.iter(|| {
                 alibi.clear_cache();
-                alibi
-                    .forward_to_host_into_blocking(i, j, &mut host)
+                pollster::block_on(alibi.forward_to_host_into(i, j, &mut host))
                     .expect("forward to host")
             })
         });

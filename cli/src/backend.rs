@@ -1,6 +1,6 @@
 //! `--backend`: which wgpu backend computes the bias, or the CPU path.
 
-use alibi_wgpu::{open_device_blocking, AlibiError, GenerationPath, GpuDevice};
+use alibi_wgpu::{open_device, AlibiError, GpuDevice};
 
 /// The choices of `--backend`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -26,7 +26,7 @@ pub enum Compute {
 }
 
 impl BackendChoice {
-    /// Opens what this choice names, for `alibi bias`.
+    /// Opens what this choice names, for `alibi bias` and `alibi plot`.
     ///
     /// A backend named explicitly must exist: silently computing elsewhere would make a
     /// "test on Vulkan" run prove nothing. Only `auto` falls back to the CPU, and only when
@@ -58,48 +58,7 @@ impl BackendChoice {
             BackendChoice::Vulkan => Some(wgpu::Backends::VULKAN),
             BackendChoice::Gl => Some(wgpu::Backends::GL),
         };
-        open_device_blocking(backends).map(Some)
-    }
-}
-
-/// The choices of `--generation`: where a GPU module computes what it generates.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum GenerationChoice {
-    /// The host-mapped path on CPU adapters that allow it (lavapipe's Vulkan), the kernel
-    /// elsewhere.
-    #[default]
-    Auto,
-    /// The WGSL kernel, on every adapter.
-    Shader,
-    /// The host's cores, writing through a mapping; an error where the device cannot.
-    HostMapped,
-}
-
-impl From<GenerationChoice> for GenerationPath {
-    fn from(choice: GenerationChoice) -> Self {
-        match choice {
-            GenerationChoice::Auto => GenerationPath::Auto,
-            GenerationChoice::Shader => GenerationPath::Shader,
-            GenerationChoice::HostMapped => GenerationPath::HostMapped,
-        }
-    }
-}
-
-/// `--dtype`: the element type of the bias.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum DtypeChoice {
-    /// 32-bit floats, the SPEC's values exactly.
-    #[default]
-    F32,
-    /// 16-bit floats (adapters with SHADER_F16, or the CPU path).
-    F16,
-}
-
-impl From<DtypeChoice> for alibi_wgpu::BiasDtype {
-    fn from(choice: DtypeChoice) -> Self {
-        match choice {
-            DtypeChoice::F32 => Self::F32,
-            DtypeChoice::F16 => Self::F16,
-        }
+        // The CLI has no async runtime: it waits for the device here.
+        pollster::block_on(open_device(backends)).map(Some)
     }
 }

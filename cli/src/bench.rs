@@ -7,18 +7,19 @@
 //! the oracle, `alibi_wgpu::reference`. Each figure is the median of `--runs` timed runs
 //! after a warm-up. Each case also measures the variants (causal, f16, `add_to_scores`:
 //! [`crate::variants`]), and the run ends with the attention example's timings.
+//!
+//! Everything is refused before the first line: the arguments before a device is opened,
+//! then what only the device can refuse ([`preflight`]).
 
-use std::hint::black_box;
 use std::io::Write;
-use std::time::Instant;
 
-use alibi_wgpu::{cpu, reference, AlibiConfig, AlibiError, AlibiPositionalBias, GpuDevice};
+use alibi_wgpu::{AlibiConfig, AlibiError, AlibiPositionalBias, GpuDevice};
 
-use crate::backend::GenerationChoice;
 use crate::error::CliError;
-use crate::measure::{median, round3, time_ms, wait_idle, Rig};
+use crate::forward_bench::{measure_case, measure_decode, DECODE_HEADS};
+use crate::module_args::{GenerationArgs, GenerationChoice};
 use crate::progress;
-use crate::report::{CaseReport, DecodeReport, Record, Tags};
+use crate::report::{Record, Tags};
 use crate::shape::{parse_fields, Syntax};
 use crate::variants;
 
@@ -38,19 +39,19 @@ pub struct BenchArgs {
     /// One JSON object per line instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// The modules' generation path (auto: host-mapped on CPU adapters, the kernel
-    /// elsewhere); the kernel alone is measured too, whatever this says.
-    #[arg(long, value_enum, value_name = "PATH", default_value_t = GenerationChoice::Auto)]
-    pub generation: GenerationChoice,
+    // `--generation-path`, as for `alibi bias` (the kernel alone is measured too, whatever
+    // it says: the command's help says so).
+    #[command(flatten)]
+    pub generation: GenerationArgs,
 }
 
 /// One benchmark shape: `heads` with slopes, padded to `total_heads`, `forward(i, j)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Case {
-    heads: usize,
-    total_heads: usize,
-    i: usize,
-    j: usize,
+    pub heads: usize,
+    pub total_heads: usize,
+    pub i: usize,
+    pub j: usize,
 }
 
 const DEFAULT_CASES: [Case; 4] = [
@@ -105,14 +106,53 @@ fn parse_case(text: &str) -> Result<Case, String> {
 }
 
 impl BenchArgs {
-    /// Checks every case with the library's own messages, so that a bad one is refused
-    /// before a device is opened or anything is measured or printed.
+    /// Checks every case and the decode loop's longest step with the library's own
+    /// messages, so that a bad one is refused before a device is opened or anything is
+    /// measured or printed.
     pub fn validate(&self) -> Result<(), AlibiError> {
         for case in &self.cases {
             alibi_wgpu::validate(case.heads, case.total_heads, case.i, case.j)?;
         }
-        Ok(())
+        let (heads, total_heads) = DECODE_HEADS;
+        alibi_wgpu::validate(heads, total_heads, 1, self.decode_steps)
     }
+
+    /// The cases to run: `--case`s, or the default ones.
+    fn cases(&self) -> Vec<Case> {
+        if self.cases.is_empty() {
+            DEFAULT_CASES.to_vec()
+        } else {
+            self.cases.clone()
+        }
+    }
+}
+
+/// What only the device can refuse, found before the table's first line: each case's
+/// module built on `--generation-path` (a path the device lacks) and its largest tensor
+/// generated once (one above the device's buffer limits), and the decode loop's last
+/// step. Every tensor a case measures (the causal and f16 ones, the scores, the bench
+/// buffers) is at most that large.
+fn preflight(
+    gpu: &GpuDevice,
+    cases: &[Case],
+    decode_steps: usize,
+    generation: GenerationChoice,
+) -> Result<(), AlibiError> {
+    let decode = Case {
+        heads: DECODE_HEADS.0,
+        total_heads: DECODE_HEADS.1,
+        i: 1,
+        j: decode_steps,
+    };
+    let decode = (decode_steps > 0).then_some(decode);
+    for case in cases.iter().chain(decode.as_ref()) {
+        let config = AlibiConfig::new(case.heads)
+            .total_heads(case.total_heads)
+            .generation_path(generation.into());
+        let mut module = AlibiPositionalBias::on_device(gpu, config)?;
+        module.forward(case.i, case.j)?;
+    }
+    Ok(())
 }
 
 /// Runs every case and the decode loop on `gpu`, printing as it goes.
@@ -121,11 +161,9 @@ pub fn run(args: &BenchArgs, gpu: &GpuDevice) -> Result<(), CliError> {
     // error to report in one line.
     let mut stdout = std::io::stdout().lock();
     let out = &mut stdout;
-    let cases = if args.cases.is_empty() {
-        DEFAULT_CASES.to_vec()
-    } else {
-        args.cases.clone()
-    };
+    let cases = args.cases();
+    let generation = args.generation.generation_path;
+    preflight(gpu, &cases, args.decode_steps, generation)?;
     let runs = args.runs as usize;
     let adapter = &gpu.adapter_info;
     let backend = format!("{:?}", adapter.backend).to_lowercase();
@@ -166,7 +204,7 @@ pub fn run(args: &BenchArgs, gpu: &GpuDevice) -> Result<(), CliError> {
             "{}x{}x{}x{}",
             case.heads, case.total_heads, case.i, case.j
         ));
-        let report = measure_case(gpu, case, runs, args.generation)?;
+        let report = measure_case(gpu, case, runs, generation)?;
         let line = if args.json {
             json_line(&tags.record("forward", &report))?
         } else {
@@ -175,7 +213,7 @@ pub fn run(args: &BenchArgs, gpu: &GpuDevice) -> Result<(), CliError> {
         bar.suspend(|| writeln!(out, "{line}"))
             .map_err(CliError::Stdout)?;
         let shape = (case.heads, case.total_heads, case.i, case.j);
-        let variants = variants::measure_variants(gpu, shape, runs, args.generation)?;
+        let variants = variants::measure_variants(gpu, shape, runs, generation)?;
         let line = if args.json {
             json_line(&tags.record("variants", &variants))?
         } else {
@@ -187,7 +225,7 @@ pub fn run(args: &BenchArgs, gpu: &GpuDevice) -> Result<(), CliError> {
     }
     if args.decode_steps > 0 {
         bar.set_message(format!("decode, {} steps", args.decode_steps));
-        let decode = measure_decode(gpu, args.decode_steps, args.generation)?;
+        let decode = measure_decode(gpu, args.decode_steps, generation)?;
         let line = if args.json {
             json_line(&tags.record("decode", &decode))?
         } else {
@@ -228,151 +266,4 @@ pub fn run(args: &BenchArgs, gpu: &GpuDevice) -> Result<(), CliError> {
 fn json_line<T: serde::Serialize>(record: &Record<'_, T>) -> Result<String, CliError> {
     // Only a map with non-string keys can fail to serialize; a record has none.
     serde_json::to_string(record).map_err(|error| CliError::Usage(error.to_string()))
-}
-
-fn measure_case(
-    gpu: &GpuDevice,
-    case: Case,
-    runs: usize,
-    generation: GenerationChoice,
-) -> Result<CaseReport, AlibiError> {
-    let Case {
-        heads,
-        total_heads,
-        i,
-        j,
-    } = case;
-    let tensor_bytes = (total_heads * i * j * 4) as u64;
-    let config = AlibiConfig::new(heads)
-        .total_heads(total_heads)
-        .cache_budget_bytes(alibi_wgpu::DEFAULT_CACHE_BUDGET_BYTES.max(2 * tensor_bytes))
-        .generation_path(generation.into());
-    let mut alibi = AlibiPositionalBias::on_device(gpu, config)?;
-
-    // Generation alone against a copy of the same bytes, alternated so both see the same noise.
-    let rig = Rig::new(&alibi, i, j)?;
-    // What one generation writes (rows padded to a multiple of 4), and what the copy moves.
-    let bytes = rig.bytes();
-    rig.generate(&alibi)?;
-    rig.generate_with_shader(&alibi)?;
-    let (mut generate, mut shader, mut copy) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..runs {
-        generate.push(time_ms(|| rig.generate(&alibi).map(drop))?);
-        shader.push(time_ms(|| rig.generate_with_shader(&alibi).map(drop))?);
-        copy.push(time_ms(|| rig.copy(&alibi))?);
-    }
-    drop(rig);
-
-    // Forward plus readback, cache cleared each time: into a reused vector (the steady state
-    // of an inference loop) and into a new one.
-    let mut host = Vec::new();
-    alibi.forward_to_host_into_blocking(i, j, &mut host)?;
-    let (mut to_host, mut to_fresh_host) = (Vec::new(), Vec::new());
-    for _ in 0..runs {
-        alibi.clear_cache();
-        to_host.push(time_ms(|| {
-            alibi.forward_to_host_into_blocking(i, j, &mut host)
-        })?);
-        alibi.clear_cache();
-        to_fresh_host.push(time_ms(|| alibi.forward_to_host_blocking(i, j).map(drop))?);
-    }
-
-    // The CPU path, timed into a reused vector; the oracle is computed once, untimed.
-    let expected = reference::forward(alibi.slopes(), total_heads, i, j)?.into_vec();
-    let mut on_cpu = Vec::new();
-    cpu::forward_into(alibi.slopes(), total_heads, i, j, &mut on_cpu)?;
-    let mut cpu_path = Vec::new();
-    for _ in 0..runs {
-        cpu_path.push(time_ms(|| {
-            cpu::forward_into(alibi.slopes(), total_heads, i, j, &mut on_cpu)
-        })?);
-    }
-
-    let (hit_ns, hit_misses) = cache_hit_ns(&mut alibi, i, j)?;
-    let generate_ms = median(generate);
-    let shader_ms = median(shader);
-    let copy_ms = median(copy);
-    Ok(CaseReport {
-        generation_path: format!("{:?}", alibi.generation_path()),
-        heads,
-        total_heads,
-        i,
-        j,
-        bytes,
-        generate_ms: round3(generate_ms),
-        generate_gb_per_s: round3(bytes as f64 / generate_ms / 1e6),
-        copy_ms: round3(copy_ms),
-        generate_over_copy: round3(generate_ms / copy_ms),
-        shader_generate_ms: round3(shader_ms),
-        shader_over_copy: round3(shader_ms / copy_ms),
-        forward_to_host_ms: round3(median(to_host)),
-        forward_to_new_host_vec_ms: round3(median(to_fresh_host)),
-        cpu_path_ms: round3(median(cpu_path)),
-        cache_hit_ns: hit_ns.round(),
-        cache_hit_misses: hit_misses,
-        exact: host == expected && on_cpu == expected,
-    })
-}
-
-/// Median host time of a repeated `forward(i, j)` served from the cache, and the misses
-/// among those repeats (0 unless the cache is broken).
-fn cache_hit_ns(
-    alibi: &mut AlibiPositionalBias,
-    i: usize,
-    j: usize,
-) -> Result<(f64, u64), AlibiError> {
-    const BATCH: u32 = 256;
-    alibi.forward(i, j)?;
-    let misses = alibi.cache_stats().misses;
-    let mut per_call = Vec::new();
-    for _ in 0..31 {
-        let start = Instant::now();
-        for _ in 0..BATCH {
-            black_box(alibi.forward(black_box(i), black_box(j))?);
-        }
-        per_call.push(start.elapsed().as_nanos() as f64 / f64::from(BATCH));
-    }
-    Ok((median(per_call), alibi.cache_stats().misses - misses))
-}
-
-/// The decode loop of a KV-cache inference: a (512, 512) prefill, then `forward(1, t)`.
-fn measure_decode(
-    gpu: &GpuDevice,
-    steps: usize,
-    generation: GenerationChoice,
-) -> Result<DecodeReport, AlibiError> {
-    let (heads, total_heads) = (12, 16);
-    let config = AlibiConfig::new(heads)
-        .total_heads(total_heads)
-        .generation_path(generation.into());
-    let mut alibi = AlibiPositionalBias::on_device(gpu, config)?;
-    alibi.forward(512, 512)?;
-    let checked_steps = [1, 511, 512, 513, 1024, 1025, steps / 2 + 1, steps];
-    let mut kept = Vec::new();
-    let mut step_ns = Vec::with_capacity(steps);
-    for t in 1..=steps {
-        let start = Instant::now();
-        let bias = alibi.forward(1, t)?;
-        step_ns.push(start.elapsed().as_nanos() as f64);
-        if checked_steps.contains(&t) {
-            kept.push((t, bias));
-        }
-    }
-    wait_idle(alibi.device())?;
-    let generations = alibi.cache_stats().misses;
-    let mut exact = true;
-    for (t, bias) in &kept {
-        let expected = reference::forward(alibi.slopes(), total_heads, 1, *t)?;
-        exact &= alibi.read_blocking(bias)? == expected;
-    }
-    Ok(DecodeReport {
-        generation_path: format!("{:?}", alibi.generation_path()),
-        heads,
-        total_heads,
-        prefill: [512, 512],
-        steps,
-        decode_generations: generations,
-        decode_step_ns: median(step_ns).round(),
-        exact,
-    })
 }

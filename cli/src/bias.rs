@@ -6,18 +6,19 @@
 //! fresh module's (SPEC "The cache"). `--backend cpu` computes the same files with the CPU
 //! path (`alibi_wgpu::cpu`), which has no cache, for comparison.
 //!
-//! Everything that can be checked is checked before a device is opened or anything is
-//! printed: the heads, every shape, and `--out` (see [`crate::output`] for how files are
-//! written, and why a failed run leaves none).
+//! Everything that can be checked is checked before a device is opened: the heads, every
+//! shape, and `--out` (see [`crate::output`] for how files are written, and why a failed
+//! run leaves none). What only the device can refuse is found by computing, which is done
+//! in full before the first line is printed.
 
 use std::io::Write;
 use std::path::PathBuf;
 
-use alibi_wgpu::{cpu, AlibiConfig, AlibiError, BiasDtype, HostBias, SlopeSource};
+use alibi_wgpu::{cpu, AlibiError, BiasDtype, HostBias};
 
-use crate::backend::{BackendChoice, DtypeChoice, GenerationChoice};
 use crate::engine::Engine;
 use crate::error::CliError;
+use crate::module_args::{ModuleArgs, ModuleSpec};
 use crate::output::{Destination, Output};
 use crate::preview::{head_preview, min_max, short_list};
 use crate::shape::{parse_shape, Shape};
@@ -25,106 +26,71 @@ use crate::shape::{parse_shape, Shape};
 /// Arguments of `alibi bias`.
 #[derive(clap::Args, Debug)]
 pub struct BiasArgs {
-    /// Heads with a slope (at least 1).
-    #[arg(long, value_name = "H")]
-    pub heads: usize,
-
-    /// Output heads: heads past --heads are all zero. Defaults to --heads; must not be
-    /// smaller.
-    #[arg(long, value_name = "T")]
-    pub total_heads: Option<usize>,
-
-    /// Use ggml / llama.cpp's slopes with this max_bias, computed exactly, instead of the
-    /// paper's (8 gives the paper's).
-    #[arg(long, value_name = "F", conflicts_with = "ggml_max_bias")]
-    pub max_bias: Option<f64>,
-
-    /// Use llama.cpp's f32 slopes with this max_bias, bit for bit what its CPU backend
-    /// computes (they differ from --max-bias's by an ulp or a few).
-    #[arg(long, value_name = "F")]
-    pub ggml_max_bias: Option<f32>,
+    #[command(flatten)]
+    pub module: ModuleArgs,
 
     /// Shapes IxJ (I queries by J keys, e.g. 10x10 or 1x4096; 0x5 is empty), computed in
     /// order on one module.
     #[arg(
-        required_unless_present = "positions_q",
-        conflicts_with = "positions_q",
+        required_unless_present = "query_positions",
+        conflicts_with = "query_positions",
         value_name = "SHAPE",
         value_parser = parse_shape
     )]
     pub shapes: Vec<Shape>,
 
-    /// Mask every future key (k > j - i + r; with positions, pos_k > pos_q) with -inf, in
-    /// every head.
-    #[arg(long)]
-    pub causal: bool,
-
-    /// Element type of the bias: f16 rounds to nearest even and saturates at -65504
-    /// (-inf stays -inf), on adapters with SHADER_F16 (and on the CPU path); .npy files
-    /// are then <f2.
-    #[arg(long, value_enum, value_name = "TYPE", default_value_t = DtypeChoice::F32)]
-    pub dtype: DtypeChoice,
-
     /// Query positions instead of shapes, comma-separated integers (e.g. 0,1,2,4): the
-    /// bias is -slope * |pos_k - pos_q|, of shape [T, len(q), len(k)], uncached.
+    /// bias is -slope * |key position - query position|, of shape [T, len(queries),
+    /// len(keys)], uncached.
+    // `--positions-q` was its first spelling.
     #[arg(
         long,
+        alias = "positions-q",
         value_name = "P,P,..",
         value_delimiter = ',',
         allow_hyphen_values = true,
-        requires = "positions_k"
+        requires = "key_positions"
     )]
-    pub positions_q: Option<Vec<i32>>,
+    pub query_positions: Option<Vec<i32>>,
 
-    /// Key positions, comma-separated integers (e.g. 0,1,2,3,5); goes with --positions-q.
+    /// Key positions, comma-separated integers (e.g. 0,1,2,3,5); goes with
+    /// --query-positions.
+    // `--positions-k` was its first spelling.
     #[arg(
         long,
+        alias = "positions-k",
         value_name = "P,P,..",
         value_delimiter = ',',
         allow_hyphen_values = true,
-        requires = "positions_q"
+        requires = "query_positions"
     )]
-    pub positions_k: Option<Vec<i32>>,
+    pub key_positions: Option<Vec<i32>>,
 
     /// Write the tensors as [T, I, J] of --dtype (float32, or float16 for f16; little-endian,
     /// C order): FILE.safetensors holds every shape, named
     /// call-N-IxJ for the Nth (from 0), with the heads and slopes in its metadata; PATH
-    /// ending in `/` (or an existing directory) gets DIR/call-N-IxJ.npy for the Nth shape;
-    /// any other PATH is one .npy file, for exactly one shape. Checked before anything is
-    /// computed; the files are put in place only once every shape has succeeded.
+    /// ending in `/` (or an existing directory) gets DIR/call-N-IxJ.npy for the Nth shape
+    /// (.npy files of f16 are <f2); any other PATH is one .npy file, for exactly one
+    /// shape. Checked before anything is computed; the files are put in place only once
+    /// every shape has succeeded.
     #[arg(long, value_name = "PATH")]
     pub out: Option<PathBuf>,
-
-    /// Where to compute: auto is the default adapter (WGPU_BACKEND picks), falling back to
-    /// the CPU path when there is none; vulkan and gl fail when absent.
-    #[arg(long, value_enum, value_name = "BACKEND", default_value_t = BackendChoice::Auto)]
-    pub backend: BackendChoice,
-
-    /// How a GPU module computes: auto takes the host-mapped path on CPU adapters that
-    /// allow it (lavapipe's Vulkan; not llvmpipe's GL) and the WGSL kernel elsewhere. Both
-    /// give the same bytes. Not used by the CPU path (--backend cpu, or its fallback).
-    #[arg(long, value_enum, value_name = "PATH", default_value_t = GenerationChoice::Auto)]
-    pub generation: GenerationChoice,
 }
 
-/// Runs `alibi bias`: checks every argument, then computes, summarizes and writes each
-/// shape in order, puts the files in place once all succeeded, and prints the cache
-/// counters.
+/// Runs `alibi bias`: checks every argument, computes, summarizes and stages each shape in
+/// order, and only then prints: a run that is refused (by the checks, or by the device, as
+/// for a tensor larger than it can hold) or fails halfway prints nothing on stdout, only
+/// its one line on stderr. The files are put in place once all succeeded, then the cache
+/// counters printed.
 pub fn run(args: &BiasArgs) -> Result<(), CliError> {
-    let total_heads = args.total_heads.unwrap_or(args.heads);
-    let slope_source = match (args.max_bias, args.ggml_max_bias) {
-        (Some(max_bias), _) => SlopeSource::MaxBias(max_bias),
-        (None, Some(max_bias)) => SlopeSource::GgmlF32(max_bias),
-        (None, None) => SlopeSource::Paper,
-    };
-    let slopes = slope_source.resolve(args.heads)?;
-    let positions = match (&args.positions_q, &args.positions_k) {
+    let spec = args.module.resolve()?;
+    let positions = match (&args.query_positions, &args.key_positions) {
         (Some(queries), Some(keys)) => Some((queries.as_slice(), keys.as_slice())),
         _ => None,
     };
     let shapes = match positions {
         Some((queries, keys)) => {
-            check_positions(&slopes, total_heads, queries, keys)?;
+            check_positions(&spec, queries, keys)?;
             vec![Shape {
                 i: queries.len(),
                 j: keys.len(),
@@ -132,86 +98,76 @@ pub fn run(args: &BiasArgs) -> Result<(), CliError> {
         }
         None => args.shapes.clone(),
     };
-    check_shapes(&slopes, total_heads, &shapes)?;
-    let dtype = BiasDtype::from(args.dtype);
+    for shape in &shapes {
+        alibi_wgpu::validate(spec.heads, spec.total_heads, shape.i, shape.j)?;
+    }
     let destination = Destination::from_arg(args.out.as_deref(), shapes.len())?;
     if positions.is_some() && matches!(destination, Destination::Safetensors(_)) {
         // Its metadata describes the module's own positions; a file that said so of a bias
         // at other positions would misdescribe itself.
         return Err(CliError::Usage(
             "--out FILE.safetensors records the bias at the module's positions, not at \
-             --positions-q/--positions-k: write a .npy file instead"
+             --query-positions/--key-positions: write a .npy file instead"
                 .to_owned(),
         ));
     }
     let mut output = Output::prepare(
         destination,
         &shapes,
-        &slopes,
-        total_heads,
-        args.causal,
-        dtype,
+        &spec.slopes,
+        spec.total_heads,
+        spec.causal,
+        spec.dtype,
     )?;
+    let mut engine = Engine::open(args.module.backend, &spec)?;
 
-    let config = AlibiConfig::new(args.heads)
-        .total_heads(total_heads)
-        .slopes(slope_source)
-        .causal(args.causal)
-        .dtype(dtype)
-        .generation_path(args.generation.into());
-    let mut engine = Engine::open(args.backend, config, &slopes)?;
-
-    let mut stdout = std::io::stdout().lock();
-    let out = &mut stdout;
+    // The report is held until every shape is computed and staged: the device's refusals
+    // (a tensor above its buffer limits) come from computing, and must come before the
+    // first line.
+    let mut report = Vec::new();
+    let out = &mut report;
     say(out, format_args!("adapter: {}", engine.describe()))?;
     say(
         out,
         format_args!(
-            "heads {} (total {total_heads}), slopes {}",
-            args.heads,
-            short_list(&slopes)
+            "heads {} (total {}), slopes {}",
+            spec.heads,
+            spec.total_heads,
+            short_list(&spec.slopes)
         ),
     )?;
-    if args.causal || dtype != BiasDtype::F32 {
-        let mask = if args.causal { "causal" } else { "not causal" };
-        say(out, format_args!("{dtype}, {mask}"))?;
+    if spec.causal || spec.dtype != BiasDtype::F32 {
+        let mask = if spec.causal { "causal" } else { "not causal" };
+        say(out, format_args!("{}, {mask}", spec.dtype))?;
     }
     for (call, &shape) in shapes.iter().enumerate() {
         let bias = match positions {
             Some((queries, keys)) => engine.forward_positions(queries, keys)?,
             None => engine.forward(shape)?,
         };
-        summarize(out, call, shape, &bias, &slopes)?;
+        summarize(out, call, shape, &bias, &spec.slopes)?;
         output.write(call, shape, &bias)?;
     }
+
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(&report).map_err(CliError::Stdout)?;
     for path in output.commit()? {
-        say(out, format_args!("wrote {}", path.display()))?;
+        say(&mut stdout, format_args!("wrote {}", path.display()))?;
     }
-    say(out, format_args!("cache: {}", engine.cache_summary()))
+    say(
+        &mut stdout,
+        format_args!("cache: {}", engine.cache_summary()),
+    )
 }
 
 /// Reports positions the library would refuse before a device is opened, with its own
 /// messages (the CPU path checks exactly what a module does).
-fn check_positions(
-    slopes: &[f32],
-    total_heads: usize,
-    queries: &[i32],
-    keys: &[i32],
-) -> Result<(), AlibiError> {
+fn check_positions(spec: &ModuleSpec, queries: &[i32], keys: &[i32]) -> Result<(), AlibiError> {
     // With the other side empty the result is empty: this checks every value of each side
     // (their range, their count) and nothing is computed.
+    let (slopes, total_heads) = (&spec.slopes, spec.total_heads);
     cpu::forward_positions(slopes, total_heads, queries, &[], false)?;
     cpu::forward_positions(slopes, total_heads, &[], keys, false)?;
-    Ok(())
-}
-
-/// Reports bad heads or shapes before a device is opened or anything is printed, with the
-/// library's own messages.
-fn check_shapes(slopes: &[f32], total_heads: usize, shapes: &[Shape]) -> Result<(), AlibiError> {
-    alibi_wgpu::validate(slopes.len(), total_heads, 0, 0)?;
-    for shape in shapes {
-        alibi_wgpu::validate(slopes.len(), total_heads, shape.i, shape.j)?;
-    }
     Ok(())
 }
 
@@ -243,8 +199,8 @@ fn summarize(
     Ok(())
 }
 
-/// Writes one line to stdout. A closed pipe (`alibi bias ... | head`) is an error to
-/// report, not a panic as `println!` would make it.
+/// Writes one line to the report or stdout. A closed pipe (`alibi bias ... | head`) is an
+/// error to report, not a panic as `println!` would make it.
 fn say(out: &mut impl Write, line: std::fmt::Arguments<'_>) -> Result<(), CliError> {
     writeln!(out, "{line}").map_err(CliError::Stdout)
 }

@@ -1,11 +1,12 @@
-//! What computes `alibi bias`'s tensors: one module on a GPU, so later shapes may come from
-//! its cache, or the CPU path (`alibi_wgpu::cpu`) when there is no adapter.
+//! What computes the tensors of `alibi bias` and `alibi plot`: one module on a GPU, so later
+//! shapes may come from its cache, or the CPU path (`alibi_wgpu::cpu`) when there is no
+//! adapter. The CLI has no async runtime, so it waits on the library's async readbacks
+//! with `pollster`.
 
-use alibi_wgpu::{
-    cpu, AlibiConfig, AlibiError, AlibiPositionalBias, BiasDtype, HostBias, Positions,
-};
+use alibi_wgpu::{cpu, AlibiError, AlibiPositionalBias, BiasDtype, HostBias, Positions};
 
 use crate::backend::{BackendChoice, Compute};
+use crate::module_args::ModuleSpec;
 use crate::shape::Shape;
 
 /// What computes the shapes.
@@ -37,24 +38,31 @@ pub struct GpuEngine {
 }
 
 impl Engine {
-    /// Resolves `--backend` and builds the module there.
-    pub fn open(
-        backend: BackendChoice,
-        config: AlibiConfig,
-        slopes: &[f32],
-    ) -> Result<Self, AlibiError> {
+    /// Resolves `--backend` and builds the module there: what the device refuses (f16
+    /// without SHADER_F16, a generation path it lacks) is refused here, before anything
+    /// is printed.
+    pub fn open(backend: BackendChoice, spec: &ModuleSpec) -> Result<Self, AlibiError> {
         Ok(match backend.open()? {
             Compute::Gpu(gpu) => Engine::Gpu(Box::new(GpuEngine {
-                module: AlibiPositionalBias::on_device(&gpu, config)?,
+                module: AlibiPositionalBias::on_device(&gpu, spec.config())?,
                 adapter: gpu.adapter_info.clone(),
             })),
+            // The spec, not the configuration: the CLI knows what it asked for.
             Compute::Cpu => Engine::Cpu(CpuEngine {
-                slopes: slopes.to_vec(),
-                total_heads: config.resolved_total_heads(),
-                causal: config.is_causal(),
-                dtype: config.requested_dtype(),
+                slopes: spec.slopes.clone(),
+                total_heads: spec.total_heads,
+                causal: spec.causal,
+                dtype: spec.dtype,
             }),
         })
+    }
+
+    /// The adapter's name, or that the CPU path computes: for `alibi plot`'s captions.
+    pub fn adapter_name(&self) -> String {
+        match self {
+            Engine::Gpu(gpu) => gpu.adapter.name.clone(),
+            Engine::Cpu(_) => "the CPU path".to_owned(),
+        }
     }
 
     /// The adapter's name and backend, or that the CPU path is in use.
@@ -75,7 +83,7 @@ impl Engine {
     pub fn forward(&mut self, shape: Shape) -> Result<HostBias, AlibiError> {
         let (i, j) = (shape.i, shape.j);
         match self {
-            Engine::Gpu(gpu) => gpu.module.forward_to_host_blocking(i, j),
+            Engine::Gpu(gpu) => pollster::block_on(gpu.module.forward_to_host(i, j)),
             Engine::Cpu(cpu) => {
                 let bias = if cpu.causal {
                     cpu::forward_causal(&cpu.slopes, cpu.total_heads, i, j)
@@ -98,7 +106,7 @@ impl Engine {
                 let views = gpu
                     .module
                     .forward_positions(Positions::shared(queries), Positions::shared(keys))?;
-                gpu.module.read_blocking(&views[0])
+                pollster::block_on(gpu.module.read(&views[0]))
             }
             Engine::Cpu(cpu) => {
                 let (slopes, total_heads) = (&cpu.slopes, cpu.total_heads);

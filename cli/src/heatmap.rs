@@ -4,7 +4,9 @@
 //! plotters draws into an RGB buffer (its bitmap backend) with a font compiled in (DejaVu
 //! Sans through ab_glyph, so no system font or fontconfig is needed), and `image` encodes
 //! it. One colour scale serves every head, so heads compare at a glance: the steep first
-//! heads fade fast from the diagonal, the last ones barely.
+//! heads fade fast from the diagonal, the last ones barely. The -inf of a causal bias's
+//! future keys has no place on a scale: those cells get a colour outside viridis, which the
+//! legend names "masked".
 
 use alibi_wgpu::HostBias;
 use plotters::prelude::*;
@@ -25,6 +27,12 @@ const TITLE: u32 = 40;
 
 /// The font family every text uses; registered once, by [`draw`].
 const FONT: &str = "sans-serif";
+
+/// Masked (-inf) cells: light coral, a hue that neither viridis (purple to yellow) nor the
+/// grey anti-aliased text ever gives.
+pub const MASKED: RGBColor = RGBColor(240, 128, 128);
+/// The height of the legend row that names [`MASKED`], under the colour bar.
+const MASKED_LEGEND: u32 = 30;
 
 /// `bias` drawn as RGB pixels (`width * height * 3` bytes), with `slopes` for the
 /// captions (heads past them are padding) and `title` on top.
@@ -61,7 +69,9 @@ pub fn draw(bias: &HostBias, slopes: &[f32], title: &str) -> Result<(Vec<u8>, u3
             };
             draw_head(area, bias, h, &caption, (low, high)).map_err(|e| e.to_string())?;
         }
-        draw_scale(&scale, (low, high), panel.1.min(height - TITLE)).map_err(|e| e.to_string())?;
+        let masked = bias.as_slice().contains(&f32::NEG_INFINITY);
+        draw_scale(&scale, (low, high), panel.1.min(height - TITLE), masked)
+            .map_err(|e| e.to_string())?;
         root.present().map_err(|e| e.to_string())?;
     }
     Ok((pixels, width, height))
@@ -80,16 +90,18 @@ fn head_size(i: usize, j: usize) -> (u32, u32) {
     }
 }
 
-/// The smallest and largest value, widened to a non-empty range (an all-zero tensor
-/// still gets a scale).
+/// The smallest and largest finite value (masked cells are drawn apart), widened to a
+/// non-empty range (an all-zero or all-masked tensor still gets a scale).
 fn value_range(bias: &HostBias) -> (f32, f32) {
-    let values = bias.as_slice().iter().copied();
+    let values = bias.as_slice().iter().copied().filter(|v| v.is_finite());
     let low = values.clone().fold(f32::INFINITY, f32::min);
     let high = values.fold(f32::NEG_INFINITY, f32::max);
     if low < high {
         (low, high)
-    } else {
+    } else if high.is_finite() {
         (high - 1.0, high)
+    } else {
+        (-1.0, 0.0)
     }
 }
 
@@ -125,7 +137,11 @@ fn draw_head<DB: DrawingBackend>(
         let (r0, r1) = (a * i / shown_rows, (a + 1) * i / shown_rows);
         let (k0, k1) = (b * j / shown_cols, (b + 1) * j / shown_cols);
         let value = bias.get(h, r0, k0).unwrap_or(0.0);
-        let colour = ViridisRGB.get_color_normalized(value, low, high);
+        let colour = if value == f32::NEG_INFINITY {
+            MASKED
+        } else {
+            ViridisRGB.get_color_normalized(value, low, high)
+        };
         Rectangle::new(
             [(k0 as f64, r0 as f64), (k1 as f64, r1 as f64)],
             colour.filled(),
@@ -134,13 +150,32 @@ fn draw_head<DB: DrawingBackend>(
     Ok(())
 }
 
-/// The colour bar: the scale from `low` to `high`, with labelled ticks.
+/// The colour bar: the scale from `low` to `high`, with labelled ticks, and under it, when
+/// some cells are `masked`, the legend of their colour.
 fn draw_scale<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     (low, high): (f32, f32),
     height: u32,
+    masked: bool,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     let (area, _) = area.split_vertically(height);
+    let area = if masked {
+        let (bar, legend) = area.split_vertically(height.saturating_sub(MASKED_LEGEND));
+        let swatch = (MARGIN as i32, MARGIN as i32);
+        let side = 14;
+        legend.draw(&Rectangle::new(
+            [swatch, (swatch.0 + side, swatch.1 + side)],
+            MASKED.filled(),
+        ))?;
+        legend.draw(&Text::new(
+            "masked (-inf)",
+            (swatch.0 + side + 6, swatch.1),
+            (FONT, 12),
+        ))?;
+        bar
+    } else {
+        area
+    };
     let mut chart = ChartBuilder::on(&area)
         .caption("bias", (FONT, 14))
         .margin(MARGIN)
@@ -198,5 +233,22 @@ mod tests {
         // The padding head's heatmap is one colour, the top of the scale (bias 0).
         let top = ViridisRGB.get_color(1.0);
         assert!(pixels.chunks(3).any(|p| p == [top.0, top.1, top.2]));
+        let coral = [MASKED.0, MASKED.1, MASKED.2];
+        assert!(!pixels.chunks(3).any(|p| p == coral), "nothing is masked");
+    }
+
+    #[test]
+    fn masked_cells_have_their_colour_off_the_scale() {
+        let slopes = alibi_wgpu::alibi_slopes(2).unwrap();
+        let bias = alibi_wgpu::reference::forward_causal(&slopes, 2, 3, 5).unwrap();
+        // The finite values alone: the plain bias's range (head 0's slope 2^-4 times the
+        // distance 4 of the last query to key 0), not -inf.
+        assert_eq!(value_range(&bias), (-0.25, 0.0));
+        let (pixels, _, _) = draw(&bias, &slopes, "causal").unwrap();
+        let coral = [MASKED.0, MASKED.1, MASKED.2];
+        assert!(pixels.chunks(3).any(|p| p == coral));
+        // No finite value at all: still a scale.
+        let all_masked = bias.map(|_| f32::NEG_INFINITY);
+        assert_eq!(value_range(&all_masked), (-1.0, 0.0));
     }
 }

@@ -9,7 +9,7 @@
 
 use std::io::Write;
 
-use alibi_wgpu::{open_device_blocking, AlibiError, GenerationPath};
+use alibi_wgpu::{open_device, AlibiError, GenerationPath};
 use serde::Serialize;
 
 use crate::error::CliError;
@@ -89,7 +89,7 @@ fn survey() -> Result<Report, CliError> {
     let instance = wgpu::Instance::new(descriptor);
     let found = pollster::block_on(instance.enumerate_adapters(backends));
 
-    let (auto, auto_info, auto_error) = match open_device_blocking(None) {
+    let (auto, auto_info, auto_error) = match pollster::block_on(open_device(None)) {
         Ok(gpu) => {
             let path = GenerationPath::Auto.resolve(&gpu.device)?;
             let auto = Auto {
@@ -194,7 +194,7 @@ fn backend_name(backend: wgpu::Backend) -> String {
     format!("{backend:?}").to_lowercase()
 }
 
-/// The `--generation` spelling of a resolved path.
+/// The `--generation-path` spelling of a resolved path.
 fn path_name(path: GenerationPath) -> &'static str {
     match path {
         GenerationPath::HostMapped => "host-mapped",

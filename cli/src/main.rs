@@ -6,8 +6,10 @@
 //!
 //! Each subcommand is a variant of [`Command`] that holds its clap `Args`, and a module
 //! with a `run` function: adding one takes a module, a variant and a match arm in [`run`];
-//! shared pieces such as backend selection ([`backend`]), the `IxJ`-style size arguments
-//! ([`shape`]), output files ([`output`]) and errors ([`error`]) live in their own modules.
+//! shared pieces such as the module's flags ([`module_args`], one group flattened into every
+//! subcommand that builds a module), backend selection ([`backend`]), the `IxJ`-style size
+//! arguments ([`shape`]), output files ([`output`]) and errors ([`error`]) live in their
+//! own modules.
 
 mod backend;
 mod bench;
@@ -15,15 +17,18 @@ mod bias;
 mod destination;
 mod engine;
 mod error;
+mod forward_bench;
 mod heatmap;
 mod info;
 mod measure;
+mod module_args;
 mod npy;
 mod output;
 mod plot;
 mod preview;
 mod progress;
 mod report;
+mod scale_only;
 mod shape;
 mod variants;
 
@@ -47,14 +52,17 @@ struct Cli {
 /// The subcommands of `alibi`.
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Compute the bias tensors of one module for a sequence of shapes, in order, and
-    /// print a summary of each (optionally writing them as .npy files).
+    /// Compute the bias tensors of one module for a sequence of shapes, in order, and,
+    /// once all are computed, print a summary of each (optionally writing them as .npy or
+    /// .safetensors files).
     Bias(bias::BiasArgs),
-    /// Measure generation against a copy of the same bytes on the same device, readback,
-    /// the CPU path, cache hits and a decode loop; a table, or JSON lines.
+    /// Measure generation against a copy of the same bytes on the same device (on the
+    /// modules' --generation-path, and by the WGSL kernel whatever it says), readback, the
+    /// CPU path, cache hits and a decode loop; a table, or JSON lines.
     Bench(BenchCommand),
-    /// Draw the bias of one shape as a PNG: one heatmap per head in a grid, a colour
-    /// scale, each head's slope as its caption.
+    /// Draw the bias of one shape as a PNG: one heatmap per head in a grid (64 heads at
+    /// most), a colour scale, each head's slope as its caption, masked cells (--causal) in
+    /// a colour of their own.
     Plot(plot::PlotArgs),
     /// List every adapter wgpu finds (name, backend, type, driver), its limits and
     /// features that matter here, and which adapter and generation path auto picks.

@@ -1,19 +1,21 @@
 //! `alibi plot`: the bias of one shape as a picture, one heatmap per head.
 //!
-//! The tensor comes from the library exactly as `alibi bias` computes it (the default
-//! adapter, or the CPU path with `--backend cpu` or when there is no adapter), then
-//! [`crate::heatmap`] draws it. Like `--out` of `bias`, the PNG is written under a
+//! It takes the same module flags as `alibi bias` ([`crate::module_args`]), and the tensor
+//! comes from the same engine (the default adapter, or the CPU path with `--backend cpu` or
+//! when there is no adapter), then [`crate::heatmap`] draws it: masked cells of a causal
+//! bias in a colour of their own. Like `--out` of `bias`, the PNG is written under a
 //! temporary name and renamed into place, so a failed run leaves no partial file.
 
 use std::fs;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 
-use alibi_wgpu::{cpu, AlibiConfig, AlibiPositionalBias, HostBias, SlopeSource};
+use alibi_wgpu::BiasDtype;
 
-use crate::backend::{BackendChoice, Compute, GenerationChoice};
+use crate::engine::Engine;
 use crate::error::CliError;
 use crate::heatmap;
+use crate::module_args::ModuleArgs;
 use crate::shape::{parse_shape, Shape};
 
 /// Heads drawn at most: past 64 panels a picture is no longer readable.
@@ -22,18 +24,9 @@ const MAX_PLOTTED_HEADS: usize = 64;
 /// Arguments of `alibi plot`.
 #[derive(clap::Args, Debug)]
 pub struct PlotArgs {
-    /// Heads with a slope (at least 1).
-    #[arg(long, value_name = "H")]
-    pub heads: usize,
-
-    /// Output heads, drawn too (all zero past --heads). Defaults to --heads; at most 64.
-    #[arg(long, value_name = "T")]
-    pub total_heads: Option<usize>,
-
-    /// Use ggml / llama.cpp's slopes with this max_bias, computed exactly, instead of the
-    /// paper's.
-    #[arg(long, value_name = "F")]
-    pub max_bias: Option<f64>,
+    // The module, as for `alibi bias`; every head is drawn, so at most 64 of them.
+    #[command(flatten)]
+    pub module: ModuleArgs,
 
     /// The shape IxJ to draw (I queries by J keys); larger than 200 in a direction, every
     /// n-th row or column is shown.
@@ -43,25 +36,17 @@ pub struct PlotArgs {
     /// The PNG file to write (its directory must exist).
     #[arg(long, value_name = "FILE.png")]
     pub out: PathBuf,
-
-    /// Where to compute, as for `alibi bias`: auto is the default adapter, falling back
-    /// to the CPU path when there is none.
-    #[arg(long, value_enum, value_name = "BACKEND", default_value_t = BackendChoice::Auto)]
-    pub backend: BackendChoice,
 }
 
 /// Runs `alibi plot`: checks everything, computes the bias, draws it and writes the PNG.
 pub fn run(args: &PlotArgs) -> Result<(), CliError> {
-    let total_heads = args.total_heads.unwrap_or(args.heads);
-    let source = args
-        .max_bias
-        .map_or(SlopeSource::Paper, SlopeSource::MaxBias);
-    let slopes = source.resolve(args.heads)?;
+    let spec = args.module.resolve()?;
     let Shape { i, j } = args.shape;
-    alibi_wgpu::validate(slopes.len(), total_heads, i, j)?;
-    if total_heads > MAX_PLOTTED_HEADS {
+    alibi_wgpu::validate(spec.heads, spec.total_heads, i, j)?;
+    if spec.total_heads > MAX_PLOTTED_HEADS {
         return Err(CliError::Usage(format!(
-            "plot draws at most {MAX_PLOTTED_HEADS} heads, got --total-heads {total_heads}; pick fewer heads"
+            "plot draws at most {MAX_PLOTTED_HEADS} heads, got --total-heads {}; pick fewer heads",
+            spec.total_heads
         )));
     }
     if i == 0 || j == 0 {
@@ -72,16 +57,29 @@ pub fn run(args: &PlotArgs) -> Result<(), CliError> {
     }
     let dir = check_out(&args.out)?;
 
-    let config = AlibiConfig::new(args.heads)
-        .total_heads(total_heads)
-        .slopes(source)
-        .generation_path(GenerationChoice::Auto.into());
-    let (bias, adapter) = compute(args.backend, config, &slopes, args.shape)?;
+    // The same engine as `alibi bias`: an f16 bias comes back widened to f32 (exactly),
+    // a causal one with its -inf, which the heatmap draws as masked.
+    let mut engine = Engine::open(args.module.backend, &spec)?;
+    let bias = engine.forward(args.shape)?;
+    let adapter = engine.adapter_name();
+    let mut variant = Vec::new();
+    if spec.dtype != BiasDtype::F32 {
+        variant.push(spec.dtype.to_string());
+    }
+    if spec.causal {
+        variant.push("causal".to_owned());
+    }
+    let variant = if variant.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", variant.join(", "))
+    };
     let title = format!(
-        "ALiBi bias, {} of {total_heads} heads with a slope, forward({i}, {j}) on {adapter}",
-        args.heads
+        "ALiBi bias{variant}, {} of {} heads with a slope, forward({i}, {j}) on {adapter}",
+        spec.heads, spec.total_heads
     );
-    let (pixels, width, height) = heatmap::draw(&bias, &slopes, &title).map_err(CliError::Draw)?;
+    let (pixels, width, height) =
+        heatmap::draw(&bias, &spec.slopes, &title).map_err(CliError::Draw)?;
     write_png(&args.out, &dir, &pixels, width, height)?;
     // Not `println!`, which panics on a closed pipe.
     writeln!(
@@ -90,27 +88,6 @@ pub fn run(args: &PlotArgs) -> Result<(), CliError> {
         args.out.display()
     )
     .map_err(CliError::Stdout)
-}
-
-/// The bias of `shape` on what `backend` names, and a name for where it was computed.
-fn compute(
-    backend: BackendChoice,
-    config: AlibiConfig,
-    slopes: &[f32],
-    shape: Shape,
-) -> Result<(HostBias, String), CliError> {
-    let total_heads = config.resolved_total_heads();
-    Ok(match backend.open()? {
-        Compute::Gpu(gpu) => {
-            let mut module = AlibiPositionalBias::on_device(&gpu, config)?;
-            let bias = module.forward_to_host_blocking(shape.i, shape.j)?;
-            (bias, gpu.adapter_info.name.clone())
-        }
-        Compute::Cpu => (
-            cpu::forward(slopes, total_heads, shape.i, shape.j)?,
-            "the CPU path".to_owned(),
-        ),
-    })
 }
 
 /// Refuses an `--out` that cannot take the file before anything is computed, and returns

@@ -8,15 +8,13 @@
 #[path = "../../examples/attention/attention.rs"]
 mod attention;
 
-use alibi_wgpu::{
-    reference, AlibiConfig, AlibiError, AlibiPositionalBias, AttentionScores, BiasDtype, GpuDevice,
-};
+use alibi_wgpu::{reference, AlibiConfig, AlibiError, AlibiPositionalBias, BiasDtype, GpuDevice};
 use serde::Serialize;
 
-use crate::backend::GenerationChoice;
 use crate::error::CliError;
-use crate::measure::Rig;
-use crate::measure::{median, round3, time_ms};
+use crate::measure::{median, round3, time_ms, Rig};
+use crate::module_args::GenerationChoice;
+use crate::scale_only;
 
 /// The variants' figures for one case `[total_heads, i, j]`.
 #[derive(Debug, Serialize)]
@@ -158,10 +156,11 @@ pub fn measure_variants(
     }
     let [path_plain, path_causal, kernel_plain, kernel_causal, path_f16, kernel_f16] =
         times.map(median);
-    let scores = AttentionScores::new(1, i, j).scale(0.125);
-    let [add, scale_only] = plain.time_add_over_scale(scores, runs)?;
+    // The CLI's own scale-only kernel, on the same buffer as `add_to_scores`.
+    let [add, scale_only] =
+        scale_only::time_add_over_scale(&plain, [1, i, j], 0.125, BiasDtype::F32, runs)?;
     let expected = reference::forward_causal(causal.slopes(), total_heads, i, j)?;
-    let exact = causal.forward_to_host_blocking(i, j)? == expected;
+    let exact = pollster::block_on(causal.forward_to_host(i, j))? == expected;
     Ok(VariantReport {
         generation_path: format!("{:?}", plain.generation_path()),
         heads,

@@ -1,6 +1,6 @@
 // Native only: the browser has its own suite, tests/web.rs.
 #![cfg(not(target_arch = "wasm32"))]
-//! `alibi bias --causal`, `--dtype f16` and `--positions-q/--positions-k` (issue 9): the
+//! `alibi bias --causal`, `--dtype f16` and `--query-positions/--key-positions` (issue 9): the
 //! `.npy` files read back and compared with the oracle bit for bit, on the adapter that
 //! `WGPU_BACKEND` picks and on the CPU path, and the refusals, one line each.
 
@@ -9,7 +9,7 @@ mod cli_support;
 mod common;
 
 use alibi_wgpu::{alibi_slopes, reference, HostBias};
-use cli_support::{fail, succeed, TempDir};
+use cli_support::{refuse, succeed, TempDir};
 
 /// The values of a `.npy` file written by `alibi`, as f32 (an f16 file's widened), after
 /// checking its dtype and shape.
@@ -114,7 +114,7 @@ fn f16_files_are_f2_with_the_spec_rounding_or_refused_without_shader_f16() {
         assert_eq!(values[0], -65504.0, "{backend}: saturated, not -inf");
     }
     if !has_f16() {
-        let line = fail(&["bias", "--heads", "2", "--dtype", "f16", "3x3"]);
+        let line = refuse(&["bias", "--heads", "2", "--dtype", "f16", "3x3"]);
         assert!(line.contains("f16 biases are unsupported here"), "{line}");
     }
 }
@@ -136,9 +136,9 @@ fn positions_give_the_oracle_at_those_positions() {
             "6",
             "--backend",
             backend,
-            "--positions-q",
+            "--query-positions",
             "0,1,2,4",
-            "--positions-k",
+            "--key-positions",
             "0,1,2,3,5",
             "--out",
             &out,
@@ -161,46 +161,46 @@ fn positions_give_the_oracle_at_those_positions() {
         "bias",
         "--heads",
         "1",
-        "--positions-q",
+        "--query-positions",
         "-3,-1",
-        "--positions-k",
+        "--key-positions",
         "-2,0",
     ]);
     assert!(stdout.contains("call 0: 2x2 -> [1, 2, 2]"), "{stdout}");
 }
 
 #[test]
-fn bad_variant_arguments_are_one_line_refusals() {
-    let line = fail(&["bias", "--heads", "2", "--positions-q", "1,2", "3x3"]);
+fn bad_variant_arguments_are_refused_before_printing() {
+    let line = refuse(&["bias", "--heads", "2", "--query-positions", "1,2", "3x3"]);
     assert!(line.contains("cannot be used with"), "{line}");
-    let line = fail(&["bias", "--heads", "2", "--positions-q", "1,2"]);
-    assert!(line.contains("--positions-k"), "{line}");
-    let line = fail(&[
+    let line = refuse(&["bias", "--heads", "2", "--query-positions", "1,2"]);
+    assert!(line.contains("--key-positions"), "{line}");
+    let line = refuse(&[
         "bias",
         "--heads",
         "2",
-        "--positions-q",
+        "--query-positions",
         "1,x",
-        "--positions-k",
+        "--key-positions",
         "0",
     ]);
     assert!(line.contains("invalid"), "{line}");
-    let line = fail(&[
+    let line = refuse(&[
         "bias",
         "--heads",
         "2",
-        "--positions-q",
+        "--query-positions",
         "0",
-        "--positions-k",
+        "--key-positions",
         "0,9000000",
     ]);
     assert!(line.contains("key position 1 is 9000000"), "{line}");
-    let line = fail(&["bias", "--heads", "2", "--dtype", "f64", "3x3"]);
+    let line = refuse(&["bias", "--heads", "2", "--dtype", "f64", "3x3"]);
     assert!(line.contains("f64"), "{line}");
     let tmp = TempDir::new("positions-safetensors");
     let out = tmp.arg("p.safetensors");
-    let positions = ["--positions-q", "0,1", "--positions-k", "0,1"];
-    let line = fail(&[&["bias", "--heads", "2", "--out", &out][..], &positions[..]].concat());
+    let positions = ["--query-positions", "0,1", "--key-positions", "0,1"];
+    let line = refuse(&[&["bias", "--heads", "2", "--out", &out][..], &positions[..]].concat());
     assert!(line.contains("write a .npy file instead"), "{line}");
     assert!(tmp.names().is_empty(), "nothing is written");
 }

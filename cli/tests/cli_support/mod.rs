@@ -30,12 +30,30 @@ pub fn succeed(args: &[&str]) -> String {
 /// Runs `alibi` with `args`, asserts that it failed with one line on stderr, and returns
 /// that line.
 pub fn fail(args: &[&str]) -> String {
+    failure(args).0
+}
+
+/// Runs `alibi` with `args`, asserts that it was refused before printing anything: one
+/// line on stderr, nothing on stdout. Returns that line.
+pub fn refuse(args: &[&str]) -> String {
+    let (line, stdout) = failure(args);
+    assert!(
+        stdout.is_empty(),
+        "alibi {args:?} printed before refusing: {}",
+        String::from_utf8_lossy(&stdout)
+    );
+    line
+}
+
+/// Runs `alibi` with `args`, asserts that it failed with one line on stderr, and returns
+/// that line and the stdout.
+fn failure(args: &[&str]) -> (String, Vec<u8>) {
     let output = alibi(args);
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(!output.status.success(), "alibi {args:?} succeeded");
     assert_eq!(stderr.lines().count(), 1, "alibi {args:?}: {stderr}");
     assert!(stderr.starts_with("alibi: "), "{stderr}");
-    stderr.trim_end().to_owned()
+    (stderr.trim_end().to_owned(), output.stdout)
 }
 
 /// A fresh directory under the system's temporary directory, removed when dropped.
