@@ -105,8 +105,8 @@ pub use error::{error_chain, AlibiError, MapError, Memory, Result};
 pub use generation::GenerationPath;
 #[cfg(not(target_arch = "wasm32"))]
 pub use gpu::device::open_device_blocking;
+pub use gpu::device::DeviceLossReporter;
 pub use gpu::device::{open_device, GpuDevice};
-pub use gpu::health::DeviceLossReporter;
 pub use host::HostBias;
 pub use module::scores::AttentionScores;
 pub use module::{AlibiPositionalBias, Positions};

@@ -1,6 +1,6 @@
 //! [`AlibiPositionalBias`]: the module. It owns the cache and its memory, and hands the
-//! work to the pieces beside it: the writer (`gpu/writer.rs`) generates, the readback
-//! (`gpu/readback.rs`) copies to the host, the pool (`pool.rs`) keeps evicted buffers.
+//! work to the pieces beside it: the writer (`gpu/bias/writer.rs`) generates, the readback
+//! (`gpu/device/readback.rs`) copies to the host, the pool (`pool.rs`) keeps evicted buffers.
 
 use std::sync::Arc;
 
@@ -8,12 +8,11 @@ use crate::bias::{AlibiBias, BiasLayout};
 use crate::cache::{BiasCache, CacheStats};
 use crate::dtype::BiasDtype;
 use crate::error::Result;
-use crate::generation::GenerationPath;
-use crate::gpu::context::GpuContext;
-use crate::gpu::health::{DeviceLossReporter, LossPoll};
-use crate::gpu::readback::Readback;
-use crate::gpu::windows::{check_fits, GenerateShape};
-use crate::gpu::writer::{BiasWriter, SlopeUniform};
+use crate::generation::{GenerateShape, GenerationPath};
+use crate::gpu::bias::{check_fits, BiasWriter, SlopeUniform};
+use crate::gpu::device::context::GpuContext;
+use crate::gpu::device::health::{DeviceLossReporter, LossPoll};
+use crate::gpu::device::readback::Readback;
 use crate::host::{sized_host, Tee};
 use crate::pool::BufferPool;
 use crate::validation::{check_sequence, MAX_SEQUENCE};

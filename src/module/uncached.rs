@@ -8,7 +8,8 @@ use super::AlibiPositionalBias;
 use crate::bias::AlibiBias;
 use crate::dtype::BiasDtype;
 use crate::error::Result;
-use crate::gpu::windows::{check_fits, GenerateShape};
+use crate::generation::GenerateShape;
+use crate::gpu::bias::check_fits;
 use crate::validation::{check_sequence, check_target, BIAS_TARGET};
 
 impl AlibiPositionalBias {

@@ -3,9 +3,9 @@
 
 use crate::dtype::BiasDtype;
 use crate::error::{AlibiError, Result};
-use crate::gpu::health::DeviceHealth;
-use crate::gpu::scope::{DeferredErrors, Work};
-use crate::gpu::windows::PlanLimits;
+use crate::gpu::device::health::DeviceHealth;
+use crate::gpu::device::limits::PlanLimits;
+use crate::gpu::device::scope::{DeferredErrors, Work};
 use crate::pool::ByteSize;
 
 pub(crate) struct GpuContext {

@@ -2,7 +2,7 @@
 
 use crate::error::{AlibiError, Result};
 use crate::generation::GenerationPath;
-use crate::gpu::health::DeviceHealth;
+use crate::gpu::device::health::DeviceHealth;
 
 /// A device this crate opened, with the adapter it came from.
 ///

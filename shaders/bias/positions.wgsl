@@ -2,11 +2,11 @@
 // `-slope[h] * |key_positions[k] - query_positions[r]|` (zero for padding heads; -inf for
 // future keys, pos_k > pos_q, when the module is causal) for one window of a
 // `[batch * heads, I, C]` tensor, batch item b's heads first. Rows hold C = ceil4(J)
-// columns, the J keys at their end (as the generator's rows do), so every vec4 lies in one
-// row and the generator's window planner serves this kernel too.
+// columns, the J keys at their end (as `generate.wgsl`'s rows do), so every vec4 lies in one
+// row and the same window planner serves both kernels.
 //
-// Compiled after one of `store/f32.wgsl` or `store/f16.wgsl` and `bias_common.wgsl`, like
-// the generator. Keep the bindings in sync with `src/gpu/kernel.rs`.
+// Composed like `generate.wgsl`, after `window.wgsl`; its own bindings are numbered by
+// `src/gpu/bias/kernel.rs`, which mirrors `PositionLayout`.
 
 // Where each batch item's positions lie, the same for every window.
 struct PositionLayout {
@@ -20,9 +20,9 @@ struct PositionLayout {
     key_pad: u32,
 }
 
-@group(0) @binding(3) var<uniform> positions: PositionLayout;
-@group(0) @binding(4) var<storage, read> query_positions: array<i32>;
-@group(0) @binding(5) var<storage, read> key_positions: array<i32>;
+@group(0) @binding(BINDING_POSITION_LAYOUT) var<uniform> positions: PositionLayout;
+@group(0) @binding(BINDING_QUERY_POSITIONS) var<storage, read> query_positions: array<i32>;
+@group(0) @binding(BINDING_KEY_POSITIONS) var<storage, read> key_positions: array<i32>;
 
 // The key position of row column `column`; the padding columns before the first key,
 // never read back, take the first key's.
@@ -31,15 +31,8 @@ fn key_position(batch: u32, column: u32) -> i32 {
     return key_positions[batch * positions.key_stride + key];
 }
 
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn generate_positions(
-    @builtin(workgroup_id) group: vec3<u32>,
-    @builtin(local_invocation_index) lane: u32,
-) {
-    let at = slot(group, lane);
-    if at.col4 >= params.cols4 {
-        return;
-    }
+// The keys of `at`: batch item b's query and keys, the slope of its head.
+fn row_keys(at: Slot) -> RowKeys {
     let batch = at.head / positions.heads;
     let query = query_positions[batch * positions.query_stride + at.row];
     let column = at.col4 * 4u;
@@ -49,5 +42,5 @@ fn generate_positions(
         key_position(batch, column + 2u),
         key_position(batch, column + 3u),
     );
-    store_bias(at.index, keys - vec4<i32>(query), at.head % positions.heads);
+    return RowKeys(keys - vec4<i32>(query), at.head % positions.heads);
 }

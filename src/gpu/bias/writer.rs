@@ -3,19 +3,26 @@
 //! mapping. Both write every element of the shape, padding heads included, so a reused
 //! buffer needs no clearing.
 
+use std::sync::OnceLock;
+
 use crate::dtype::BiasDtype;
 use crate::error::Result;
-use crate::generation::GenerationPath;
-use crate::gpu::context::GpuContext;
-use crate::gpu::generator::Generator;
+use crate::generation::{GenerateShape, GenerationPath};
+use crate::gpu::bias::kernel::{BiasKernel, GenerateParams};
+use crate::gpu::bias::positions::{self, PositionData};
 #[cfg(not(target_arch = "wasm32"))]
-use crate::gpu::host_write::write_mapped;
-use crate::gpu::kernel::Kernel;
+use crate::gpu::bias::windows::check_fits;
+use crate::gpu::bias::windows::plan_windows;
+use crate::gpu::device::context::GpuContext;
 #[cfg(not(target_arch = "wasm32"))]
-use crate::gpu::map::map_buffer;
-use crate::gpu::scope::Work;
-use crate::gpu::windows::{plan_windows, GenerateShape, Window};
+use crate::gpu::device::map::map_buffer;
+use crate::gpu::device::scope::Work;
+use crate::gpu::dispatch::{slope_buffer, Buffers, Window, WindowedKernel};
+#[cfg(not(target_arch = "wasm32"))]
+use crate::host::mapped::write_mapped;
 use crate::host::Tee;
+
+type Kernel = WindowedKernel<GenerateParams>;
 
 /// A set of slopes: the values (for the host path) and the uniform holding them (for the
 /// kernel).
@@ -24,17 +31,18 @@ pub(crate) struct SlopeUniform {
     pub buffer: wgpu::Buffer,
 }
 
-/// The generation machinery of one module, built once.
+/// What writes a module's biases, on its generation path: its bias kernels, built once or
+/// on first use, and the host path's writing.
 pub(crate) struct BiasWriter {
     path: GenerationPath,
     /// The kernel of the module's biases (`dtype`, `causal`).
-    own: Generator,
+    own: Kernel,
     /// The plain f32 kernel of `get_bias` (f32 and unmasked whatever the module's biases
     /// are) when `own` is not that one: built on first use.
-    plain: std::sync::OnceLock<Generator>,
+    plain: OnceLock<Kernel>,
     /// The kernel at custom positions, for the module's element type and mask, built on
-    /// first use (`gpu/positions.rs`).
-    pub(super) positions: std::sync::OnceLock<Generator>,
+    /// first use (most modules never need it).
+    positions: OnceLock<Kernel>,
     dtype: BiasDtype,
     causal: bool,
 }
@@ -55,9 +63,9 @@ impl BiasWriter {
         gpu.require(dtype, "f16 biases")?;
         Ok(Self {
             path,
-            own: build_generator(gpu, Kernel::Bias, dtype, causal)?,
-            plain: std::sync::OnceLock::new(),
-            positions: std::sync::OnceLock::new(),
+            own: BiasKernel::Generate.build(gpu, dtype, causal)?,
+            plain: OnceLock::new(),
+            positions: OnceLock::new(),
             dtype,
             causal,
         })
@@ -65,39 +73,24 @@ impl BiasWriter {
 
     /// The kernel that writes `shape`: the module's own, or the plain f32 one (`get_bias`),
     /// built on first use.
-    fn generator(&self, gpu: &GpuContext, shape: GenerateShape) -> Result<&Generator> {
+    fn kernel(&self, gpu: &GpuContext, shape: GenerateShape) -> Result<&Kernel> {
         if (shape.dtype, shape.causal) == (self.dtype, self.causal) {
             return Ok(&self.own);
         }
         debug_assert_eq!((shape.dtype, shape.causal), (BiasDtype::F32, false));
-        if let Some(plain) = self.plain.get() {
-            return Ok(plain);
-        }
-        let plain = build_generator(gpu, Kernel::Bias, BiasDtype::F32, false)?;
-        // Another thread may have built one meanwhile: either serves.
-        Ok(self.plain.get_or_init(|| plain))
+        built_once(&self.plain, || {
+            BiasKernel::Generate.build(gpu, BiasDtype::F32, false)
+        })
     }
 
     /// Uploads `values` as a slope uniform.
     pub fn slopes(&self, gpu: &GpuContext, values: Vec<f32>) -> Result<SlopeUniform> {
-        let buffer = gpu.run(Work::named("uploading the slopes"), || {
-            Generator::slope_buffer(&gpu.device, &gpu.queue, &values)
-        })?;
+        let buffer = slope_buffer(gpu, &values)?;
         Ok(SlopeUniform { values, buffer })
     }
 
     pub fn path(&self) -> GenerationPath {
         self.path
-    }
-
-    /// The element type of the module's biases.
-    pub fn dtype(&self) -> BiasDtype {
-        self.dtype
-    }
-
-    /// Whether the module's biases mask future keys.
-    pub fn causal(&self) -> bool {
-        self.causal
     }
 
     /// Generates `shape` into `reuse`, or a new buffer: on the host path written from the
@@ -111,9 +104,9 @@ impl BiasWriter {
         reuse: Option<wgpu::Buffer>,
         tee: Option<Tee<'_>>,
     ) -> Result<wgpu::Buffer> {
-        let (windows, bytes) = plan(gpu, shape)?;
         #[cfg(not(target_arch = "wasm32"))]
         if self.path == GenerationPath::HostMapped {
+            let (bytes, _) = check_fits(shape, gpu.limits)?;
             let (buffer, mapped) = match reuse {
                 Some(buffer) => (buffer, false),
                 None => (self.new_buffer(gpu, bytes, true)?, true),
@@ -122,16 +115,46 @@ impl BiasWriter {
             return Ok(buffer);
         }
         debug_assert!(tee.is_none(), "only the host-mapped path tees");
+        let windows = plan(gpu, shape)?;
         let buffer = match reuse {
             Some(buffer) => buffer,
-            None => self.new_buffer(gpu, bytes, false)?,
+            None => self.new_buffer(gpu, bytes(shape), false)?,
         };
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         self.record(gpu, &mut encoder, slopes, shape, &windows, &buffer)?;
-        gpu.run(Work::named("submitting the bias generation"), || {
-            gpu.queue.submit([encoder.finish()]);
-        })?;
+        submit(gpu, encoder, "submitting the bias generation")?;
         Ok(buffer)
+    }
+
+    /// Generates `shape` (`total_heads` = batch items x heads per item, `cols` the keys
+    /// rounded up to a multiple of 4, padding columns first) at these positions into a new
+    /// buffer, with the positions kernel on every generation path; submitted, not waited
+    /// for.
+    pub fn generate_positions(
+        &self,
+        gpu: &GpuContext,
+        slopes: &SlopeUniform,
+        shape: GenerateShape,
+        heads_per_item: usize,
+        queries: PositionData<'_>,
+        keys: PositionData<'_>,
+    ) -> Result<wgpu::Buffer> {
+        let windows = plan(gpu, shape)?;
+        let kernel = built_once(&self.positions, || {
+            BiasKernel::Positions.build(gpu, self.dtype, self.causal)
+        })?;
+        let output = self.new_buffer(gpu, bytes(shape), false)?;
+        let extras = positions::upload(gpu, shape, heads_per_item, queries, keys)?;
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        let buffers = Buffers {
+            slopes: &slopes.buffer,
+            tensor: &output,
+            extras: &extras.each_ref(),
+        };
+        let what = "recording the bias at custom positions";
+        kernel.encode(gpu, &mut encoder, what, &windows, buffers)?;
+        submit(gpu, encoder, "submitting the bias at custom positions")?;
+        Ok(output)
     }
 
     /// Records the kernel's generation of `shape` into `target` (at least the shape's
@@ -144,7 +167,7 @@ impl BiasWriter {
         shape: GenerateShape,
         target: &wgpu::Buffer,
     ) -> Result<()> {
-        let (windows, _) = plan(gpu, shape)?;
+        let windows = plan(gpu, shape)?;
         self.record(gpu, encoder, slopes, shape, &windows, target)
     }
 
@@ -156,8 +179,8 @@ impl BiasWriter {
         slopes: &SlopeUniform,
         shape: GenerateShape,
     ) -> Result<wgpu::Buffer> {
-        let (windows, bytes) = plan(gpu, shape)?;
-        let buffer = self.new_buffer(gpu, bytes, false)?;
+        let windows = plan(gpu, shape)?;
+        let buffer = self.new_buffer(gpu, bytes(shape), false)?;
         self.record(gpu, encoder, slopes, shape, &windows, &buffer)?;
         Ok(buffer)
     }
@@ -168,21 +191,17 @@ impl BiasWriter {
         encoder: &mut wgpu::CommandEncoder,
         slopes: &SlopeUniform,
         shape: GenerateShape,
-        windows: &[Window],
-        output: &wgpu::Buffer,
+        windows: &[Window<GenerateParams>],
+        target: &wgpu::Buffer,
     ) -> Result<()> {
-        let generator = self.generator(gpu, shape)?;
-        gpu.run(Work::named("recording the bias generation"), || {
-            generator.encode(
-                &gpu.device,
-                &gpu.queue,
-                encoder,
-                &slopes.buffer,
-                windows,
-                output,
-                &[],
-            );
-        })
+        let buffers = Buffers {
+            slopes: &slopes.buffer,
+            tensor: target,
+            extras: &[],
+        };
+        let what = "recording the bias generation";
+        self.kernel(gpu, shape)?
+            .encode(gpu, encoder, what, windows, buffers)
     }
 
     /// Writes `shape` into the caller's `target` (`MAP_WRITE`, unmapped, at least the
@@ -195,19 +214,14 @@ impl BiasWriter {
         shape: GenerateShape,
         target: &wgpu::Buffer,
     ) -> Result<()> {
-        let (_, bytes) = plan(gpu, shape)?;
+        let (bytes, _) = check_fits(shape, gpu.limits)?;
         self.write_on_host(gpu, &slopes.values, shape, bytes, target, false, None)
     }
 
     /// A new buffer of `bytes`, with the usage of the module's buffers: no COPY_DST, so
     /// nothing handed out can be overwritten by a copy or `write_buffer`; on the host path
     /// also MAP_WRITE, and then mapped at creation when asked.
-    pub(super) fn new_buffer(
-        &self,
-        gpu: &GpuContext,
-        bytes: u64,
-        mapped: bool,
-    ) -> Result<wgpu::Buffer> {
+    fn new_buffer(&self, gpu: &GpuContext, bytes: u64, mapped: bool) -> Result<wgpu::Buffer> {
         let mut usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
         if self.path == GenerationPath::HostMapped {
             usage |= wgpu::BufferUsages::MAP_WRITE;
@@ -249,22 +263,32 @@ impl BiasWriter {
     }
 }
 
-/// Builds `kernel`'s pipeline for `dtype`, masking future keys when `causal`.
-pub(super) fn build_generator(
-    gpu: &GpuContext,
-    kernel: Kernel,
-    dtype: BiasDtype,
-    causal: bool,
-) -> Result<Generator> {
-    gpu.run(Work::named("building a generator pipeline"), || {
-        Generator::new(&gpu.device, kernel, dtype, causal)
-    })
+/// The kernel in `cell`, built by `build` on first use. Another thread may build one
+/// meanwhile: either serves.
+fn built_once(cell: &OnceLock<Kernel>, build: impl FnOnce() -> Result<Kernel>) -> Result<&Kernel> {
+    match cell.get() {
+        Some(built) => Ok(built),
+        None => {
+            let built = build()?;
+            Ok(cell.get_or_init(|| built))
+        }
+    }
 }
 
-/// The dispatch windows of `shape` on this device, and its bytes: checked against the
-/// device's buffer and binding limits.
-pub(super) fn plan(gpu: &GpuContext, shape: GenerateShape) -> Result<(Vec<Window>, u64)> {
-    let windows = plan_windows(shape, gpu.limits)?;
-    // plan_windows refuses a shape whose bytes overflow, so they are known here.
-    Ok((windows, shape.bytes().unwrap_or(u64::MAX)))
+/// The dispatch windows of `shape` on this device, checked against its buffer and binding
+/// limits.
+fn plan(gpu: &GpuContext, shape: GenerateShape) -> Result<Vec<Window<GenerateParams>>> {
+    plan_windows(shape, gpu.limits)
+}
+
+/// The bytes of a shape its plan has checked: they do not overflow.
+fn bytes(shape: GenerateShape) -> u64 {
+    shape.bytes().unwrap_or(u64::MAX)
+}
+
+/// Submits `encoder`, `what` naming the work in errors.
+fn submit(gpu: &GpuContext, encoder: wgpu::CommandEncoder, what: &'static str) -> Result<()> {
+    gpu.run(Work::named(what), || {
+        gpu.queue.submit([encoder.finish()]);
+    })
 }

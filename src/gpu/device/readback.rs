@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex};
 
 use crate::bias::AlibiBias;
 use crate::error::{AlibiError, MapError, Result};
-use crate::gpu::context::GpuContext;
-use crate::gpu::map::map_buffer;
-use crate::gpu::scope::Work;
+use crate::gpu::device::context::GpuContext;
+use crate::gpu::device::map::map_buffer;
+use crate::gpu::device::scope::Work;
 use crate::host::sized_host;
 use crate::parallel::for_each_row_chunk;
 use crate::pool::BufferPool;

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{AlibiError, Result};
-use crate::gpu::scope::Work;
+use crate::gpu::device::scope::Work;
 
 /// The health of one device, shared by every module on it.
 ///

@@ -15,7 +15,7 @@ use std::ops::Range;
 use crate::cpu::fill_elements;
 use crate::dtype::{saturate_to_f16_range, BiasDtype};
 use crate::error::{AlibiError, MapError, Result};
-use crate::gpu::windows::GenerateShape;
+use crate::generation::GenerateShape;
 use crate::host::Tee;
 use crate::parallel::{run, split_at_ends, split_ranges};
 use half::slice::HalfFloatSliceExt as _;
