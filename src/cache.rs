@@ -1,4 +1,4 @@
-//! The host-side cache of generated biases (SPEC "The cache").
+//! The host-side cache of generated biases (docs/semantics.md, "Cache").
 //!
 //! An entry holds a generated `[total_heads, rows, cols]` tensor. A request `(i, j)` is served
 //! by any entry with `rows >= i` and `cols >= j`, as its bottom-right `[.., rows-i.., cols-j..]`

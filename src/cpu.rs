@@ -10,7 +10,7 @@ use crate::host::{sized_host, HostBias};
 use crate::parallel::for_each_row_chunk;
 use crate::validation::{check_heads, check_positions, check_sequence};
 
-/// The bias `[total_heads, i, j]` of a fresh module with these slopes (SPEC "forward"),
+/// The bias `[total_heads, i, j]` of a fresh module with these slopes (docs/semantics.md, "Forward"),
 /// computed on the host's cores.
 ///
 /// ```

@@ -11,7 +11,7 @@
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum BiasDtype {
-    /// f32, the SPEC's values exactly.
+    /// f32, the values of docs/semantics.md exactly.
     #[default]
     F32,
     /// f16, where the device has `wgpu::Features::SHADER_F16`: each f32 value rounded to

@@ -224,7 +224,7 @@ fn describe(slopes: &[f32], total_heads: usize, causal: bool) -> HashMap<String,
     ])
 }
 
-/// The `formula` entry: the SPEC's, with the mask when `causal`.
+/// The `formula` entry: docs/semantics.md's, with the mask when `causal`.
 fn formula(causal: bool) -> &'static str {
     if causal {
         "bias[h, r, k] = -slope_h * |k - (j - i + r)|, zero for h >= heads; -inf where k > j - i + r"

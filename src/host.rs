@@ -1,5 +1,9 @@
 //! Bias tensors on the host: [`HostBias`], what readback and the CPU paths return, and the
-//! sizing of the caller's vectors they write into.
+//! sizing of the caller's vectors they write into; and (`mapped`) the host-mapped
+//! generation path, which writes a device buffer from the host.
+
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) mod mapped;
 
 use crate::error::{AlibiError, Result};
 

@@ -1,6 +1,6 @@
 //! [`AlibiPositionalBias`]: the module. It owns the cache and its memory, and hands the
-//! work to the pieces beside it: the writer (`gpu/writer.rs`) generates, the readback
-//! (`gpu/readback.rs`) copies to the host, the pool (`pool.rs`) keeps evicted buffers.
+//! work to the pieces beside it: the writer (`gpu/bias/writer.rs`) generates, the readback
+//! (`gpu/device/readback.rs`) copies to the host, the pool (`pool.rs`) keeps evicted buffers.
 
 use std::sync::Arc;
 
@@ -8,12 +8,11 @@ use crate::bias::{AlibiBias, BiasLayout};
 use crate::cache::{BiasCache, CacheStats};
 use crate::dtype::BiasDtype;
 use crate::error::Result;
-use crate::generation::GenerationPath;
-use crate::gpu::context::GpuContext;
-use crate::gpu::health::{DeviceLossReporter, LossPoll};
-use crate::gpu::readback::Readback;
-use crate::gpu::windows::{check_fits, GenerateShape};
-use crate::gpu::writer::{BiasWriter, SlopeUniform};
+use crate::generation::{GenerateShape, GenerationPath};
+use crate::gpu::bias::{check_fits, BiasWriter, SlopeUniform};
+use crate::gpu::device::context::GpuContext;
+use crate::gpu::device::health::{DeviceLossReporter, LossPoll};
+use crate::gpu::device::readback::Readback;
 use crate::host::{sized_host, Tee};
 use crate::pool::BufferPool;
 use crate::validation::{check_sequence, MAX_SEQUENCE};
@@ -27,7 +26,7 @@ mod to_host;
 mod uncached;
 
 /// ALiBi positional bias on a wgpu device: x-transformers' `AlibiPositionalBias(heads,
-/// total_heads)` with an exact cache (SPEC).
+/// total_heads)` with an exact cache (docs/semantics.md).
 ///
 /// Pipelines, layouts and the slope uniform are built once, in the constructor. On the
 /// shader path `forward` records and submits GPU work but never waits for it; on the
@@ -213,7 +212,7 @@ impl AlibiPositionalBias {
         self.keep_evicted(evicted);
     }
 
-    /// The bias `[total_heads, i, j]` on the GPU (SPEC "forward").
+    /// The bias `[total_heads, i, j]` on the GPU (docs/semantics.md, "Forward").
     ///
     /// A request inside a cached tensor is its bottom-right slice: no GPU work, no
     /// allocation. A miss generates (and caches) a new tensor; when the request extends the

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-/// Anything with a size in bytes: a `wgpu::Buffer` (`gpu/context.rs`), or a number in the
+/// Anything with a size in bytes: a `wgpu::Buffer` (`gpu/device/context.rs`), or a number in the
 /// tests.
 pub(crate) trait ByteSize {
     fn bytes(&self) -> u64;

@@ -1,4 +1,4 @@
-//! The oracle: SPEC's formula, one element at a time, written to be obviously right rather
+//! The oracle: the formula of docs/semantics.md, one element at a time, written to be obviously right rather
 //! than fast. Every path of the crate (the WGSL kernel, the host-mapped writer, the CPU path)
 //! is tested against it with `==`, and it shares no code with any of them but the request
 //! checks.
@@ -7,7 +7,7 @@ use crate::error::{AlibiError, Result};
 use crate::host::HostBias;
 use crate::validation::{check_heads, check_positions, check_sequence};
 
-/// One bias value: `(-|key - query|) as f32 * slope` (SPEC "forward").
+/// One bias value: `(-|key - query|) as f32 * slope` (docs/semantics.md, "Forward").
 ///
 /// Negating the exact integer distance before the f32 multiplication gives the same value
 /// as `-(slope * distance)`, and `+0.0` (not `-0.0`) on the diagonal, as PyTorch does.
@@ -17,7 +17,7 @@ pub fn bias_value(slope: f32, query_position: i64, key_position: i64) -> f32 {
 }
 
 /// One causal bias value: [`bias_value`], or `-inf` for a future key
-/// (`key_position > query_position`) (SPEC "Variants").
+/// (`key_position > query_position`) (docs/semantics.md, "Causal").
 #[inline]
 pub fn causal_bias_value(slope: f32, query_position: i64, key_position: i64) -> f32 {
     if key_position > query_position {
@@ -27,7 +27,7 @@ pub fn causal_bias_value(slope: f32, query_position: i64, key_position: i64) -> 
     }
 }
 
-/// The bias `[total_heads, i, j]` of a fresh module with these slopes (SPEC "forward"):
+/// The bias `[total_heads, i, j]` of a fresh module with these slopes (docs/semantics.md, "Forward"):
 /// query row `r` sits at position `j - i + r`, key column `k` at `k`, heads past
 /// `slopes.len()` are +0.0.
 ///
@@ -59,7 +59,7 @@ pub fn forward_causal(slopes: &[f32], total_heads: usize, i: usize, j: usize) ->
 }
 
 /// The bias `[total_heads, i, j]` at custom positions (x-transformers'
-/// `forward_custom_pos`, SPEC "Variants"): query row `r` at `queries[r]`, key column `k` at
+/// `forward_custom_pos`, docs/semantics.md, "Positions"): query row `r` at `queries[r]`, key column `k` at
 /// `keys[k]`; padding heads +0.0; when `causal`, `-inf` wherever `keys[k] > queries[r]`.
 /// One batch item: call it once per item for a batch.
 pub fn forward_positions(
@@ -122,7 +122,7 @@ fn build_at(
     Ok(HostBias::new([total_heads, i, j], data))
 }
 
-/// The distance matrix `[1, i, j]`: `-|k - (j - i + r)|` (SPEC "get_bias").
+/// The distance matrix `[1, i, j]`: `-|k - (j - i + r)|` (docs/semantics.md, "get_bias").
 pub fn get_bias(i: usize, j: usize) -> Result<HostBias> {
     forward(&[1.0], 1, i, j)
 }

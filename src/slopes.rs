@@ -1,4 +1,4 @@
-//! Per-head slopes, computed on the CPU in f64 and rounded once to f32 (SPEC "Slopes").
+//! Per-head slopes, computed on the CPU in f64 and rounded once to f32 (docs/semantics.md, "Slopes").
 
 use crate::error::{AlibiError, Result};
 use crate::validation::{check_head_count, check_max_bias, check_slope};
@@ -194,7 +194,7 @@ mod tests {
 
     #[test]
     fn rounding_once_differs_from_rounding_each_step_in_f32() {
-        // Guards SPEC's "compute in f64, round once": the same chain in f32 gives other bits.
+        // Guards the rule "compute in f64, round once" (docs/semantics.md): the same chain in f32 gives other bits.
         let differing_head_counts = (1..=64usize)
             .filter(|&heads| {
                 let f32_chain: Vec<f32> = {

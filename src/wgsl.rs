@@ -73,7 +73,7 @@ pub const ALIBI_WGSL: &str = include_str!("../shaders/alibi.wgsl");
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::ALIBI_WGSL;
-    use crate::gpu::shader_interface::translate_to_every_backend;
+    use crate::gpu::tests::translate::translate_to_every_backend;
     use naga::valid::{Capabilities, ValidationFlags, Validator};
 
     /// A small engine shader calling every function of the snippet.

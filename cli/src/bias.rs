@@ -3,7 +3,7 @@
 //! Every shape goes through the same [`alibi_wgpu::AlibiPositionalBias`], in order, so a
 //! later shape that fits inside an earlier one is served from the cache: running
 //! `alibi bias --heads 8 16x16 1x16` shows a cache hit whose result must still equal a
-//! fresh module's (SPEC "The cache"). `--backend cpu` computes the same files with the CPU
+//! fresh module's (docs/semantics.md, "Cache"). `--backend cpu` computes the same files with the CPU
 //! path (`alibi_wgpu::cpu`), which has no cache, for comparison.
 //!
 //! Everything that can be checked is checked before a device is opened: the heads, every

@@ -151,7 +151,7 @@ impl From<GenerationChoice> for GenerationPath {
 /// `--dtype`: the element type of the bias.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum DtypeChoice {
-    /// 32-bit floats, the SPEC's values exactly.
+    /// 32-bit floats, the values of docs/semantics.md exactly.
     #[default]
     F32,
     /// 16-bit floats (adapters with SHADER_F16, or the CPU path).

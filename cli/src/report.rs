@@ -2,7 +2,7 @@
 //! printed as a table row or as one JSON object per line (`--json`).
 //!
 //! The JSON field names are an interface: scripts and `tests/cli.rs` read them, and the
-//! README lists them. Renaming a field here renames it there.
+//! docs/command-line.md lists them. Renaming a field here renames it there.
 
 use serde::Serialize;
 

@@ -300,7 +300,7 @@ fn out_file_holds_the_single_shape() {
         "cpu",
     ]);
     assert_npy_equals(&file, &fresh(4, 8, 3, 5));
-    // SPEC's worked example, head 0: the distances times 0.25.
+    // the worked example of docs/semantics.md, head 0: the distances times 0.25.
     assert!(
         stdout.contains("call 0: 3x5 -> [8, 3, 5], min -1, max 0"),
         "{stdout}"
@@ -423,7 +423,7 @@ fn cpu_backend_writes_the_same_files_as_the_gpu() {
     if !gpu_available(None) {
         return;
     }
-    // Prefill then decode steps served from the cache, SPEC's two cache checks, more
+    // Prefill then decode steps served from the cache, docs/semantics.md's two cache checks, more
     // queries than keys, an empty shape and a long row.
     let shapes = [
         "16x16", "1x16", "4x4", "1x3", "3x5", "2x3", "7x3", "0x5", "1x4096",

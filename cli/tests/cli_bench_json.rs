@@ -1,7 +1,7 @@
 // Native only: the browser has its own suite, tests/web.rs.
 #![cfg(not(target_arch = "wasm32"))]
 //! `alibi bench --json`, piped: one JSON object per line, those of a case and of the decode
-//! loop with every field the README names (the typed records keep those names), and
+//! loop with every field docs/command-line.md names (the typed records keep those names), and
 //! nothing on stderr (no progress bar when stderr is not a terminal).
 
 mod cli_support;

@@ -24,7 +24,7 @@ fn tensor(file: &SafeTensors<'_>, name: &str, shape: [usize; 3]) -> Vec<f32> {
         .collect()
 }
 
-/// Bit patterns, so that `-0.0 != +0.0` as the SPEC requires (PyTorch gives `+0.0`).
+/// Bit patterns, so that `-0.0 != +0.0` as docs/semantics.md requires (PyTorch gives `+0.0`).
 fn bits(values: &[f32]) -> Vec<u32> {
     values.iter().map(|v| v.to_bits()).collect()
 }

@@ -34,7 +34,7 @@ fn npy(path: &std::path::Path, descr: &str, shape: [usize; 3]) -> Vec<f32> {
     }
 }
 
-/// The SPEC's f16 of each value, widened: round to nearest even, finite values saturated
+/// docs/semantics.md's f16 of each value, widened: round to nearest even, finite values saturated
 /// at ±65504 (written with `half`, apart from the crate).
 fn as_f16(bias: &HostBias) -> Vec<u32> {
     bias.as_slice()

@@ -1,18 +1,15 @@
-//! Everything that talks to wgpu.
+//! Everything that talks to wgpu: the device side (`device`), the windowed dispatch every
+//! kernel uses (`dispatch`), and its users, the bias kernels (`bias`) and the score kernel
+//! (`scores`). Each layer imports only those before it.
 
-pub(crate) mod context;
 pub(crate) mod device;
-pub(crate) mod generator;
-pub(crate) mod health;
-#[cfg(not(target_arch = "wasm32"))]
-pub(crate) mod host_write;
-pub(crate) mod kernel;
-pub(crate) mod map;
-pub(crate) mod positions;
-pub(crate) mod readback;
-pub(crate) mod scope;
+pub(crate) mod dispatch;
+
+pub(crate) mod bias;
 pub(crate) mod scores;
+
 #[cfg(all(test, not(target_arch = "wasm32")))]
-pub(crate) mod shader_interface;
-pub(crate) mod windows;
-pub(crate) mod writer;
+pub(crate) mod tests {
+    pub(crate) mod shader_interface;
+    pub(crate) mod translate;
+}

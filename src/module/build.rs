@@ -7,12 +7,12 @@ use super::AlibiPositionalBias;
 use crate::cache::BiasCache;
 use crate::config::AlibiConfig;
 use crate::error::Result;
-use crate::gpu::context::GpuContext;
+use crate::gpu::bias::BiasWriter;
+use crate::gpu::device::context::GpuContext;
+use crate::gpu::device::health::{DeviceHealth, LossPoll};
+use crate::gpu::device::limits::PlanLimits;
+use crate::gpu::device::readback::Readback;
 use crate::gpu::device::{open_device, GpuDevice};
-use crate::gpu::health::{DeviceHealth, LossPoll};
-use crate::gpu::readback::Readback;
-use crate::gpu::windows::PlanLimits;
-use crate::gpu::writer::BiasWriter;
 use crate::pool::BufferPool;
 use crate::validation::check_heads;
 
@@ -68,7 +68,7 @@ impl AlibiPositionalBias {
         let gpu = GpuContext {
             device: device.clone(),
             queue: queue.clone(),
-            limits: PlanLimits::from_device(&device.limits(), None),
+            limits: PlanLimits::from_device(&device.limits()),
             errors: Default::default(),
             health,
         };

@@ -1,4 +1,4 @@
-//! The bias at custom positions (x-transformers' `forward_custom_pos`, SPEC "Variants"):
+//! The bias at custom positions (x-transformers' `forward_custom_pos`, docs/semantics.md, "Positions"):
 //! integer query and key positions, optionally batched, never cached.
 
 use std::sync::Arc;
@@ -6,8 +6,8 @@ use std::sync::Arc;
 use super::AlibiPositionalBias;
 use crate::bias::{AlibiBias, BiasLayout};
 use crate::error::{AlibiError, Result};
-use crate::gpu::positions::PositionData;
-use crate::gpu::windows::GenerateShape;
+use crate::generation::GenerateShape;
+use crate::gpu::bias::PositionData;
 use crate::validation::{check_positions, check_sequence};
 
 /// Query or key positions for

@@ -5,7 +5,7 @@
 use super::AlibiPositionalBias;
 use crate::dtype::BiasDtype;
 use crate::error::Result;
-use crate::gpu::scores::{check_score_fits, plan_score_windows, ScoreOp, ScoreShape};
+use crate::gpu::scores::{check_score_fits, plan_score_windows, ScoreShape};
 use crate::validation::{check_sequence, check_target};
 
 /// The caller's attention scores that
@@ -125,16 +125,15 @@ impl AlibiPositionalBias {
         scores: &wgpu::Buffer,
         shape: AttentionScores,
     ) -> Result<()> {
-        self.record_scores(encoder, scores, shape, ScoreOp::AddBias)
+        self.record_scores(encoder, scores, shape)
     }
 
-    /// Checks a score update, plans its windows and records `op` over them.
+    /// Checks a score update, plans its windows and records them.
     fn record_scores(
         &self,
         encoder: &mut wgpu::CommandEncoder,
         scores: &wgpu::Buffer,
         shape: AttentionScores,
-        op: ScoreOp,
     ) -> Result<()> {
         self.gpu.ensure_alive()?;
         // The element type first: f16 is refused on such a device whatever the shape.
@@ -166,60 +165,13 @@ impl AlibiPositionalBias {
             (what, as_bias),
         )?;
         let windows = plan_score_windows(planned, self.gpu.limits)?;
-        let kernel = self
-            .score_kernels
-            .get(&self.gpu, shape.dtype, self.causal)?;
-        kernel.encode(
+        self.score_kernels.encode(
             &self.gpu,
             encoder,
             &self.slopes.buffer,
+            planned,
             &windows,
             scores,
-            op,
         )
-    }
-
-    /// Median times of [`add_to_scores`](Self::add_to_scores) and of a kernel that only
-    /// scales the same scores in place (the same bytes read and written), each recorded,
-    /// submitted and waited for alone, `runs` times each, alternated so both see the same
-    /// noise: `[add, scale_only]`. The `add_over_scale` bench; not a stable API.
-    #[doc(hidden)]
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn time_add_over_scale(
-        &self,
-        shape: AttentionScores,
-        runs: usize,
-    ) -> Result<[std::time::Duration; 2]> {
-        let [batch, heads, i, j] = shape.shape(self.total_heads);
-        let bytes = (batch * heads * i * j * shape.dtype.size()).next_multiple_of(4) as u64;
-        let usage = wgpu::BufferUsages::STORAGE;
-        let scores = self
-            .gpu
-            .create_buffer("bench scores", bytes, usage, false)?;
-        let time = |op| -> Result<std::time::Duration> {
-            let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
-            self.record_scores(&mut encoder, &scores, shape, op)?;
-            let start = std::time::Instant::now();
-            self.gpu.queue.submit([encoder.finish()]);
-            self.gpu
-                .device
-                .poll(wgpu::PollType::wait_indefinitely())
-                .map_err(crate::error::AlibiError::Poll)?;
-            Ok(start.elapsed())
-        };
-        // Once each unmeasured: pipelines, first touches of the buffer.
-        time(ScoreOp::AddBias)?;
-        time(ScoreOp::ScaleOnly)?;
-        let mut add = Vec::with_capacity(runs);
-        let mut scale_only = Vec::with_capacity(runs);
-        for _ in 0..runs.max(1) {
-            add.push(time(ScoreOp::AddBias)?);
-            scale_only.push(time(ScoreOp::ScaleOnly)?);
-        }
-        let median = |mut times: Vec<std::time::Duration>| {
-            times.sort();
-            times[times.len() / 2]
-        };
-        Ok([median(add), median(scale_only)])
     }
 }

@@ -9,8 +9,8 @@ use super::{AlibiPositionalBias, Positions};
 use crate::bias::AlibiBias;
 use crate::dtype::BiasDtype;
 use crate::error::{AlibiError, Result};
-use crate::gpu::context::GpuContext;
-use crate::gpu::readback::{copy_from_bytes, widen_f16, Readback};
+use crate::gpu::device::context::GpuContext;
+use crate::gpu::device::readback::{copy_from_bytes, widen_f16, Readback};
 use crate::host::HostBias;
 
 /// A module's readback, held apart from the module.

@@ -8,7 +8,8 @@ use super::AlibiPositionalBias;
 use crate::bias::AlibiBias;
 use crate::dtype::BiasDtype;
 use crate::error::Result;
-use crate::gpu::windows::{check_fits, GenerateShape};
+use crate::generation::GenerateShape;
+use crate::gpu::bias::check_fits;
 use crate::validation::{check_sequence, check_target, BIAS_TARGET};
 
 impl AlibiPositionalBias {
@@ -66,7 +67,7 @@ impl AlibiPositionalBias {
         })
     }
 
-    /// The distance matrix `[1, i, j]`, `-|k - (j - i + r)|`, uncached (SPEC "get_bias").
+    /// The distance matrix `[1, i, j]`, `-|k - (j - i + r)|`, uncached (docs/semantics.md, "get_bias").
     pub fn get_bias(&self, i: usize, j: usize) -> Result<AlibiBias> {
         let shape = [1, i, j];
         let Some(exact) = self.uncached_request(i, j)? else {

@@ -55,9 +55,9 @@ pub(crate) fn side(name: &str, value: &JsValue) -> Result<Side, JsError> {
     let get = |key: &str| Reflect::get(value, &key.into()).unwrap_or(JsValue::UNDEFINED);
     let values_name = format!("{name}.values");
     let values = numbers(&values_name, &get("values"))?;
-    let batch = get("batch").as_f64().ok_or_else(|| {
-        JsError::new(&format!("{name}.batch must be a number of batch items"))
-    })?;
+    let batch = get("batch")
+        .as_f64()
+        .ok_or_else(|| JsError::new(&format!("{name}.batch must be a number of batch items")))?;
     Ok(Side {
         values: positions(&values_name, &values)?,
         batch: Some(count(&format!("{name}.batch"), batch)?),

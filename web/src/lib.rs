@@ -111,7 +111,8 @@ impl WebAlibi {
         &self,
         #[wasm_bindgen(unchecked_param_type = "PositionsArg")] queries: JsValue,
         #[wasm_bindgen(unchecked_param_type = "PositionsArg")] keys: JsValue,
-        #[wasm_bindgen(js_name = removedBatch, unchecked_param_type = "never")] removed_batch: Option<f64>,
+        #[wasm_bindgen(js_name = removedBatch, unchecked_param_type = "never")]
+        removed_batch: Option<f64>,
     ) -> Promise {
         let views = match self.positions_views(&queries, &keys, removed_batch) {
             Ok(views) => views,
@@ -134,7 +135,8 @@ impl WebAlibi {
         &self,
         #[wasm_bindgen(unchecked_param_type = "PositionsArg")] queries: JsValue,
         #[wasm_bindgen(unchecked_param_type = "PositionsArg")] keys: JsValue,
-        #[wasm_bindgen(js_name = removedBatch, unchecked_param_type = "never")] removed_batch: Option<f64>,
+        #[wasm_bindgen(js_name = removedBatch, unchecked_param_type = "never")]
+        removed_batch: Option<f64>,
     ) -> Result<Vec<WebBias>, JsError> {
         let views = self.positions_views(&queries, &keys, removed_batch)?;
         Ok(views.into_iter().map(|view| WebBias { view }).collect())
@@ -262,4 +264,3 @@ impl WebBias {
             .collect()
     }
 }
-

@@ -1,7 +1,7 @@
 // `scores = scores * scale`, in place, over one window of the caller's row-major
 // `[batch, total_heads, I, J]` scores: the baseline of `alibi bench`'s `add_over_scale`.
 // It loads and stores the scores exactly as the library's `add_to_scores` kernel
-// (`shaders/add_bias.wgsl`) does, so that the ratio of the two is what the bias costs:
+// (`shaders/scores/add_bias.wgsl`) does, so that the ratio of the two is what the bias costs:
 // the same workgroup size, COLUMNS_PER_INVOCATION scalar columns of one row per invocation
 // (a row may start anywhere in a vec4), a dispatch grid of x = column chunks, y = rows,
 // z = heads, and a loop over the batches of the window.

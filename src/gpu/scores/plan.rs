@@ -1,26 +1,17 @@
 //! The plan that keeps every dispatch of a score update within the device's limits, as
-//! `windows.rs` does for a generation: each window of the caller's `[batch, total_heads, I,
+//! `bias/windows.rs` does for a generation: each window of the caller's `[batch, total_heads, I,
 //! J]` scores fits one storage binding (bound at an aligned offset) and one dispatch.
 //!
 //! A window is whole batch items when one fits a binding (the kernel then loops over the
 //! batches, reusing each bias), else whole heads of one batch item, else rows of one head.
 
 use crate::dtype::BiasDtype;
-use crate::error::{AlibiError, Result};
-use crate::gpu::kernel::FUTURE_BITS;
-use crate::gpu::windows::PlanLimits;
+use crate::error::Result;
+use crate::gpu::device::limits::PlanLimits;
+use crate::gpu::dispatch::fit::{binding, Extent, IndexFrom};
+use crate::gpu::dispatch::{column_groups, Window, FUTURE_BITS};
 
-/// `@workgroup_size` of both entry points of `shaders/add_bias.wgsl` (keep in sync).
-pub(crate) const WORKGROUP_SIZE: u32 = 256;
-/// Columns one invocation updates (keep in sync with the WGSL).
-pub(crate) const COLUMNS_PER_INVOCATION: usize = 4;
-/// Columns one workgroup covers along a row.
-const COLUMNS_PER_WORKGROUP: usize = WORKGROUP_SIZE as usize * COLUMNS_PER_INVOCATION;
-
-/// The kernel indexes a binding's elements with u32.
-const MAX_WINDOW_ELEMENTS: u64 = 1 << 32;
-
-/// Mirror of the WGSL `ScoreParams` uniform.
+/// Mirror of the WGSL `Params` uniform of `shaders/scores/add_bias.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 pub(crate) struct ScoreParams {
@@ -78,72 +69,36 @@ impl ScoreShape {
     }
 }
 
-/// One dispatch: a window of the scores bound at an aligned offset.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct ScoreWindow {
-    pub params: ScoreParams,
-    pub bind_offset: u64,
-    pub bind_size: u64,
-    pub groups: [u32; 3],
-}
-
-/// The binding alignment a plan uses: the device's, and at least 4 bytes, because a storage
-/// binding's offset and size must be multiples of 4 (f16 windows may start mid-word).
-fn alignment(limits: PlanLimits) -> u64 {
-    limits.binding_alignment.max(4)
-}
-
 /// Checks that `shape` fits this device: its bytes (rounded up to a multiple of 4, the
 /// least a buffer holding them can bind) within `max_buffer_size`, one row within a binding
-/// window, its heads countable in u32. Returns the bytes the caller's buffer needs and the
+/// window. Returns the bytes the caller's buffer needs and the
 /// usable bytes of a window.
 pub(crate) fn check_score_fits(shape: ScoreShape, limits: PlanLimits) -> Result<(u64, u64)> {
-    let too_large = |bytes, limit, limit_name| AlibiError::TooLarge {
-        // The error names a bias `[heads, i, j]`: the batch items are counted as heads.
-        heads: shape.batch.saturating_mul(shape.total_heads),
-        i: shape.rows,
-        j: shape.cols,
-        bytes,
-        limit,
-        limit_name,
-    };
-    let bytes = shape
-        .bytes()
-        .and_then(|bytes| bytes.checked_next_multiple_of(4))
-        .unwrap_or(u64::MAX);
-    if bytes > limits.max_buffer_bytes {
-        return Err(too_large(bytes, limits.max_buffer_bytes, "max_buffer_size"));
-    }
-    if u32::try_from(shape.total_heads).is_err() {
-        let limit = u64::from(u32::MAX);
-        return Err(too_large(bytes, limit, "the kernel's u32 head index"));
-    }
     let element = shape.dtype.size() as u64;
-    // A window's binding starts up to `alignment - element` bytes before its first score and
-    // ends up to `4 - element` bytes after its last (rounded up to a multiple of 4).
-    let slack = alignment(limits) + 4 - 2 * element;
-    let usable = limits
-        .max_binding_bytes
-        .saturating_sub(slack)
-        .min((MAX_WINDOW_ELEMENTS - alignment(limits)) * element)
-        / element
-        * element;
-    let row_bytes = shape.cols as u64 * element;
-    if row_bytes > usable {
-        return Err(AlibiError::RowTooLarge {
-            j: shape.cols,
-            bytes: row_bytes,
-            limit: usable,
-        });
-    }
-    Ok((bytes, usable))
+    let extent = Extent {
+        // The error names a bias `[heads, i, j]`: the batch items are counted as heads.
+        named: [
+            shape.batch.saturating_mul(shape.total_heads),
+            shape.rows,
+            shape.cols,
+        ],
+        bytes: shape
+            .bytes()
+            .and_then(|bytes| bytes.checked_next_multiple_of(4)),
+        row_bytes: shape.cols as u64 * element,
+        unit_bytes: element,
+        index: IndexFrom::Window,
+    };
+    // A module's heads are at most MAX_HEADS: the kernel counts them in u32.
+    debug_assert!(u32::try_from(shape.total_heads).is_ok());
+    extent.check(limits)
 }
 
 /// Splits a score update into windows that each fit one storage binding and one dispatch.
 pub(crate) fn plan_score_windows(
     shape: ScoreShape,
     limits: PlanLimits,
-) -> Result<Vec<ScoreWindow>> {
+) -> Result<Vec<Window<ScoreParams>>> {
     let (_, usable) = check_score_fits(shape, limits)?;
     let ScoreShape {
         batch,
@@ -158,12 +113,7 @@ pub(crate) fn plan_score_windows(
     let head_elements = rows as u64 * row_elements;
     let item_elements = total_heads as u64 * head_elements;
     let max_groups = limits.max_workgroups_per_dimension as usize;
-    let col_groups = cols.div_ceil(COLUMNS_PER_WORKGROUP);
-    debug_assert!(
-        col_groups <= max_groups,
-        "cols <= 2^24 keeps this under 65535"
-    );
-    let align = alignment(limits);
+    let col_groups = column_groups(cols, limits.max_workgroups_per_dimension);
     let fits = |elements: u64| elements * element <= usable;
     // Elements between consecutive items of a window: 0 when it has one, which then never
     // multiplies it (and keeps the field within u32 when the stride is not).
@@ -179,9 +129,8 @@ pub(crate) fn plan_score_windows(
             + (heads as u64 - 1) * head_elements
             + rows_ as u64 * row_elements;
         let start = first * element;
-        let bind_offset = start / align * align;
-        let bind_end = (end * element).next_multiple_of(4);
-        windows.push(ScoreWindow {
+        let (bind_offset, bind_size) = binding(start, end * element, limits);
+        windows.push(Window {
             params: ScoreParams {
                 rows: rows as u32,
                 cols: cols as u32,
@@ -197,8 +146,8 @@ pub(crate) fn plan_score_windows(
                 scale: shape.scale,
             },
             bind_offset,
-            bind_size: bind_end - bind_offset,
-            groups: [col_groups as u32, rows_ as u32, heads as u32],
+            bind_size,
+            groups: [col_groups, rows_ as u32, heads as u32],
         });
     };
     if rows <= max_groups && total_heads <= max_groups && fits(item_elements) {

@@ -1,16 +1,10 @@
-//! The score kernel without a GPU: its plans, checked element by element (every score is
-//! updated exactly once, inside its window's binding, within the device's limits), and its
-//! WGSL, parsed, validated and translated to every backend by naga, against the Rust side
-//! that binds and dispatches it.
+//! The score kernel's plans without a GPU, checked element by element: every score is
+//! updated exactly once, inside its window's binding, within the device's limits. (Its
+//! WGSL is checked with every kernel's, in `gpu/tests/shader_interface.rs`.)
 
-use super::plan::{COLUMNS_PER_INVOCATION, WORKGROUP_SIZE};
 use super::*;
 use crate::error::AlibiError;
-use crate::gpu::windows::PlanLimits;
-use std::path::Path;
-
-use crate::gpu::shader_interface::{translate_to_every_backend, translate_with_f16};
-use naga::{Module, TypeInner};
+use crate::gpu::device::limits::PlanLimits;
 
 const LAVAPIPE: PlanLimits = PlanLimits {
     max_buffer_bytes: 1 << 32,
@@ -41,7 +35,7 @@ fn limits(max_binding_bytes: u64) -> PlanLimits {
 
 /// Plans `shape` and checks, element by element as the WGSL indexes them, that every score
 /// is updated exactly once, inside its window's binding, with its own head and row.
-fn assert_covers_exactly(shape: ScoreShape, limits: PlanLimits) -> Vec<ScoreWindow> {
+fn assert_covers_exactly(shape: ScoreShape, limits: PlanLimits) -> Vec<Window<ScoreParams>> {
     let windows = plan_score_windows(shape, limits).expect("a plan");
     let element = shape.dtype.size() as u64;
     let (needed, _) = check_score_fits(shape, limits).unwrap();
@@ -229,130 +223,4 @@ fn windows_stay_within_the_u32_index() {
     let windows = plan_score_windows(shape(1, 2, 1 << 15, 1 << 16), huge).unwrap();
     assert_eq!(windows.len(), 2);
     assert!(windows.iter().all(|w| w.bind_size / 4 < 1 << 32));
-}
-
-fn shader_path(name: &str) -> String {
-    format!("{}/shaders/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
-#[test]
-fn the_sources_are_the_shader_files() {
-    let read = |name: &str| std::fs::read_to_string(shader_path(name)).unwrap();
-    assert_eq!(read("add_bias.wgsl"), ADD_BIAS_WGSL);
-    assert_eq!(read("scores/f32.wgsl"), SCORES_F32_WGSL);
-    assert_eq!(read("scores/f16.wgsl"), SCORES_F16_WGSL);
-    assert!(score_source(BiasDtype::F16, true).starts_with(SCORES_F16_WGSL));
-    assert!(score_source(BiasDtype::F32, false).ends_with(ADD_BIAS_WGSL));
-}
-
-fn parse(dtype: BiasDtype) -> Module {
-    let source = score_source(dtype, false);
-    naga::front::wgsl::parse_str(&source)
-        .unwrap_or_else(|e| panic!("the {dtype} score kernel:\n{}", e.emit_to_string(&source)))
-}
-
-#[test]
-fn the_f32_kernel_translates_to_every_backend() {
-    let path = Path::new(&shader_path("add_bias.wgsl")).to_owned();
-    for causal in [false, true] {
-        translate_to_every_backend(&path, &score_source(BiasDtype::F32, causal));
-    }
-}
-
-#[test]
-fn the_f16_kernel_translates_where_f16_exists() {
-    let path = Path::new(&shader_path("scores/f16.wgsl")).to_owned();
-    for causal in [false, true] {
-        translate_with_f16(&path, &score_source(BiasDtype::F16, causal));
-    }
-}
-
-#[test]
-fn entry_points_constants_and_bindings_match_the_rust_side() {
-    let module = parse(BiasDtype::F32);
-    for op in [ScoreOp::AddBias, ScoreOp::ScaleOnly] {
-        let entry = module
-            .entry_points
-            .iter()
-            .find(|e| e.name == op.entry_point())
-            .unwrap_or_else(|| panic!("no entry point {}", op.entry_point()));
-        assert_eq!(entry.stage, naga::ShaderStage::Compute);
-        assert_eq!(entry.workgroup_size, [WORKGROUP_SIZE, 1, 1]);
-    }
-    let constant = |name: &str| {
-        let (_, c) = module
-            .constants
-            .iter()
-            .find(|(_, c)| c.name.as_deref() == Some(name))
-            .unwrap_or_else(|| panic!("no const {name}"));
-        match module.global_expressions[c.init] {
-            naga::Expression::Literal(naga::Literal::U32(v)) => v as usize,
-            ref other => panic!("{name} is {other:?}"),
-        }
-    };
-    assert_eq!(constant("WORKGROUP_SIZE"), WORKGROUP_SIZE as usize);
-    assert_eq!(constant("COLUMNS_PER_INVOCATION"), COLUMNS_PER_INVOCATION);
-    assert_eq!(constant("SLOPE_VEC4S"), SLOPE_VEC4S);
-
-    let mut bound: Vec<_> = module
-        .global_variables
-        .iter()
-        .filter_map(|(_, g)| {
-            g.binding
-                .as_ref()
-                .map(|b| (b.group, b.binding, g.space, g.ty))
-        })
-        .collect();
-    bound.sort_by_key(|&(group, binding, ..)| (group, binding));
-    let numbers: Vec<_> = bound.iter().map(|&(g, b, ..)| (g, b)).collect();
-    assert_eq!(
-        numbers,
-        [
-            (0, BINDING_PARAMS),
-            (0, BINDING_SLOPES),
-            (0, BINDING_SCORES)
-        ]
-    );
-    assert_eq!(bound[1].2, naga::AddressSpace::Uniform);
-    let storage = naga::StorageAccess::LOAD | naga::StorageAccess::STORE;
-    assert_eq!(bound[2].2, naga::AddressSpace::Storage { access: storage });
-
-    // ScoreParams: every member a 4-byte scalar at the Rust struct's offset.
-    let TypeInner::Struct { members, span } = &module.types[bound[0].3].inner else {
-        panic!("params is not a struct");
-    };
-    assert_eq!(*span as usize, std::mem::size_of::<ScoreParams>());
-    let names: Vec<_> = members
-        .iter()
-        .map(|m| (m.name.clone().unwrap(), m.offset))
-        .collect();
-    let rust = [
-        "rows",
-        "cols",
-        "head0",
-        "row0",
-        "query_offset",
-        "lead",
-        "slope_heads",
-        "future_bits",
-        "batch_count",
-        "batch_stride",
-        "head_stride",
-        "scale",
-    ];
-    let expected: Vec<_> = rust
-        .iter()
-        .enumerate()
-        .map(|(n, name)| (name.to_string(), 4 * n as u32))
-        .collect();
-    assert_eq!(
-        names, expected,
-        "WGSL ScoreParams vs the Rust #[repr(C)] struct"
-    );
-    let rust_offsets = [
-        std::mem::offset_of!(ScoreParams, query_offset),
-        std::mem::offset_of!(ScoreParams, batch_count),
-        std::mem::offset_of!(ScoreParams, scale),
-    ];
-    assert_eq!(rust_offsets, [16, 32, 44]);
 }
