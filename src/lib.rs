@@ -98,6 +98,7 @@ mod module;
 mod parallel;
 mod pool;
 pub mod reference;
+mod rows;
 mod slopes;
 mod validation;
 mod wgsl;

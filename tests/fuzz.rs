@@ -387,24 +387,25 @@ impl Fuzzer {
                 (read.map(HostBias::into_vec), [1, i, j])
             }
             Call::EncodeForward(i, j) => {
-                let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+                // The module's device, which a windowed module does not share with `gpu`.
+                let mut encoder = module.device().create_command_encoder(&Default::default());
                 let view = module.encode_forward(&mut encoder, i, j);
-                self.gpu.queue.submit([encoder.finish()]);
+                module.queue().submit([encoder.finish()]);
                 let read = view.and_then(|v| pollster::block_on(module.read(&v)));
                 (read.map(HostBias::into_vec), [total_heads, i, j])
             }
             Call::EncodeInto { i, j, short } => {
                 let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
-                let target = self.target(total_heads, i, j, short, usage);
-                let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+                let target = target(module.device(), total_heads, i, j, short, usage);
+                let mut encoder = module.device().create_command_encoder(&Default::default());
                 let view = module.encode_into(&mut encoder, i, j, &target);
-                self.gpu.queue.submit([encoder.finish()]);
+                module.queue().submit([encoder.finish()]);
                 let read = view.and_then(|v| pollster::block_on(module.read(&v)));
                 (read.map(HostBias::into_vec), [total_heads, i, j])
             }
             Call::WriteInto { i, j, short } => {
                 let usage = wgpu::BufferUsages::MAP_WRITE | wgpu::BufferUsages::COPY_SRC;
-                let target = self.target(total_heads, i, j, short, usage);
+                let target = target(module.device(), total_heads, i, j, short, usage);
                 let read = module
                     .write_into(i, j, &target)
                     .and_then(|v| pollster::block_on(module.read(&v)));
@@ -431,35 +432,35 @@ impl Fuzzer {
         }
         Ok(Outcome::Ok)
     }
+}
 
-    /// A caller's target for a `[heads, i, j]` bias: the size the module needs (rows padded
-    /// to 4 columns), 16 bytes less when `short`; a small one for a tensor that cannot
-    /// exist, which the module must refuse before it looks at the target.
-    fn target(
-        &self,
-        heads: usize,
-        i: usize,
-        j: usize,
-        short: bool,
-        usage: wgpu::BufferUsages,
-    ) -> wgpu::Buffer {
-        // Lengths past the limit are refused before any target is looked at; within it,
-        // the product fits u128 (heads < 2^64, i and j at most 2^24).
-        let needed = (i <= MAX_SEQUENCE && j <= MAX_SEQUENCE)
-            .then(|| heads as u128 * i as u128 * j.next_multiple_of(4) as u128 * 4);
-        let size = match needed {
-            Some(n) if n > 0 && n <= 1 << 24 => n as u64 - if short { 16 } else { 0 },
-            _ => 64,
-        };
-        common::scoped(&self.gpu.device, "creating a target", || {
-            self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("fuzz target"),
-                size,
-                usage,
-                mapped_at_creation: false,
-            })
+/// A caller's target for a `[heads, i, j]` bias: the size the module needs (rows padded
+/// to 4 columns), 16 bytes less when `short`; a small one for a tensor that cannot
+/// exist, which the module must refuse before it looks at the target.
+fn target(
+    device: &wgpu::Device,
+    heads: usize,
+    i: usize,
+    j: usize,
+    short: bool,
+    usage: wgpu::BufferUsages,
+) -> wgpu::Buffer {
+    // Lengths past the limit are refused before any target is looked at; within it,
+    // the product fits u128 (heads < 2^64, i and j at most 2^24).
+    let needed = (i <= MAX_SEQUENCE && j <= MAX_SEQUENCE)
+        .then(|| heads as u128 * i as u128 * j.next_multiple_of(4) as u128 * 4);
+    let size = match needed {
+        Some(n) if n > 0 && n <= 1 << 24 => n as u64 - if short { 16 } else { 0 },
+        _ => 64,
+    };
+    common::scoped(device, "creating a target", || {
+        device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("fuzz target"),
+            size,
+            usage,
+            mapped_at_creation: false,
         })
-    }
+    })
 }
 
 /// The outcome of a refusal, which must be one of the model's and one line long.

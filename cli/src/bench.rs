@@ -15,12 +15,12 @@ use std::io::Write;
 
 use alibi_wgpu::{AlibiConfig, AlibiError, AlibiPositionalBias, GpuDevice};
 
+use crate::case::{parse_case, Case, DEFAULT_CASES};
 use crate::error::CliError;
 use crate::forward_bench::{measure_case, measure_decode, DECODE_HEADS};
 use crate::module_args::{GenerationArgs, GenerationChoice};
 use crate::progress;
 use crate::report::{Record, Tags};
-use crate::shape::{parse_fields, Syntax};
 use crate::variants;
 
 /// Arguments of `alibi bench`.
@@ -45,64 +45,11 @@ pub struct BenchArgs {
     pub generation: GenerationArgs,
 }
 
-/// One benchmark shape: `heads` with slopes, padded to `total_heads`, `forward(i, j)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Case {
-    pub heads: usize,
-    pub total_heads: usize,
-    pub i: usize,
-    pub j: usize,
-}
-
-const DEFAULT_CASES: [Case; 4] = [
-    Case {
-        heads: 8,
-        total_heads: 8,
-        i: 1024,
-        j: 1024,
-    },
-    Case {
-        heads: 16,
-        total_heads: 16,
-        i: 2048,
-        j: 2048,
-    },
-    Case {
-        heads: 32,
-        total_heads: 32,
-        i: 2048,
-        j: 2048,
-    },
-    Case {
-        heads: 12,
-        total_heads: 16,
-        i: 1,
-        j: 4096,
-    },
-];
-
 /// Writes one line to stdout, returning a failure (a closed pipe) as [`CliError::Stdout`].
 macro_rules! say {
     ($out:expr, $($line:tt)*) => {
         writeln!($out, $($line)*).map_err(CliError::Stdout)?
     };
-}
-
-/// How `--case` is written.
-const CASE: Syntax = Syntax {
-    name: "a case HxTxIxJ",
-    fields: "heads with slopes x total heads x queries x keys",
-    examples: "8x8x1024x1024 or 12x16x1x4096",
-};
-
-fn parse_case(text: &str) -> Result<Case, String> {
-    let [heads, total_heads, i, j] = parse_fields(text, &CASE)?;
-    Ok(Case {
-        heads,
-        total_heads,
-        i,
-        j,
-    })
 }
 
 impl BenchArgs {

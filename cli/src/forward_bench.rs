@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use alibi_wgpu::{cpu, reference, AlibiConfig, AlibiError, AlibiPositionalBias, GpuDevice};
 
-use crate::bench::Case;
+use crate::case::Case;
 use crate::measure::{median, round3, time_ms, wait_idle, Rig};
 use crate::module_args::GenerationChoice;
 use crate::report::{CaseReport, DecodeReport};

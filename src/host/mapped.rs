@@ -10,12 +10,12 @@
 
 use std::ops::Range;
 
-use crate::cpu::fill_elements;
 use crate::dtype::{saturate_to_f16_range, BiasDtype};
 use crate::error::{AlibiError, MapError, Result};
 use crate::generation::GenerateShape;
 use crate::host::Tee;
 use crate::parallel::{run, split_at_ends, split_ranges};
+use crate::rows::fill_elements;
 use half::slice::HalfFloatSliceExt as _;
 
 /// Values computed into a small host block before each copy into the mapping: the block
