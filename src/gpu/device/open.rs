@@ -21,9 +21,11 @@ pub struct GpuDevice {
 
 /// Opens the default adapter of `backends` (or of the `WGPU_BACKEND` environment variable
 /// when `None`; only those backends are initialised), with the adapter's own limits, so
-/// that large biases can use the largest buffers it allows, `SHADER_F16` where the adapter
-/// has it (for [`BiasDtype::F16`](crate::BiasDtype::F16)), and, on a CPU adapter,
-/// `MAPPABLE_PRIMARY_BUFFERS` for
+/// that large biases can use the largest buffers it allows and an engine that adopts the
+/// device (onnxruntime-web, transformers.js) gets every limit the adapter has; the features
+/// engines use where the adapter has them (`SHADER_F16`, `TIMESTAMP_QUERY`, `SUBGROUP`; wgpu
+/// 30 cannot request WebGPU's `subgroups`, so a browser device lacks that one); and, on a
+/// CPU adapter, `MAPPABLE_PRIMARY_BUFFERS` for
 /// [`GenerationPath::HostMapped`](crate::GenerationPath::HostMapped).
 ///
 /// The device is watched: once it is lost, every module on it returns
@@ -55,8 +57,12 @@ pub async fn open_device(backends: Option<wgpu::Backends>) -> Result<GpuDevice> 
     } else {
         wgpu::Features::empty()
     };
-    // f16 biases (`BiasDtype::F16`) where the adapter can store them.
-    required_features |= adapter.features() & wgpu::Features::SHADER_F16;
+    // f16 stores (`BiasDtype::F16`, native f16 in the kernels), and what engines sharing the
+    // device use: timestamps for their profilers, subgroups for their matmuls.
+    let for_engines = wgpu::Features::SHADER_F16
+        | wgpu::Features::TIMESTAMP_QUERY
+        | wgpu::Features::SUBGROUP;
+    required_features |= adapter.features() & for_engines;
     let (device, queue) = adapter
         .request_device(&wgpu::DeviceDescriptor {
             label: Some("alibi-wgpu"),
