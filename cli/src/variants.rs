@@ -172,8 +172,8 @@ pub fn measure_variants(
         f16_generate_ms: f16.as_ref().map(|_| round3(path_f16)),
         f16_over_f32: f16.as_ref().map(|_| round3(path_f16 / path_plain)),
         shader_f16_over_f32: f16.as_ref().map(|_| round3(kernel_f16 / kernel_plain)),
-        add_to_scores_ms: round3(add.as_secs_f64() * 1e3),
-        add_over_scale: round3(add.as_secs_f64() / scale_only.as_secs_f64()),
+        add_to_scores_ms: round3(add),
+        add_over_scale: round3(add / scale_only),
         exact,
     })
 }

@@ -3,10 +3,7 @@
 //! CLI's own (the library exposes no such kernel), written to do what the library's add
 //! kernel does minus the bias: the same loads and stores, the same workgroups and the same
 //! windows ([`plan`]), so the ratio measures the bias and nothing else.
-//!
-//! Self-contained (wgpu, bytemuck and the library's public types), so that a criterion
-//! bench can include it by path (`#[path = "../src/scale_only/mod.rs"] mod scale_only;`),
-//! as `benches/generate.rs` includes `measure.rs`: [`time_add_over_scale`] is the figure.
+//! [`time_add_over_scale`] is the figure.
 
 mod plan;
 mod timing;

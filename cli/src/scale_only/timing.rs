@@ -3,14 +3,13 @@
 //! clock runs from the submission to the device's idle), alternated so that both see the
 //! same noise.
 
-use std::time::{Duration, Instant};
-
 use alibi_wgpu::{AlibiError, AlibiPositionalBias, AttentionScores, BiasDtype};
 
 use super::{ScaleOnly, ScoreShape};
+use crate::measure::{median, time_ms, wait_idle};
 
-/// Median times `[add, scale_only]` over `runs` alternated rounds (at least one), after one
-/// unmeasured round (pipelines, the buffer's first touch), on `module`'s
+/// Median times in milliseconds `[add, scale_only]` over `runs` alternated rounds (at least
+/// one), after one unmeasured round (pipelines, the buffer's first touch), on `module`'s
 /// `[batch, total_heads, i, j]` scores of `dtype`, multiplied by `scale`.
 pub fn time_add_over_scale(
     module: &AlibiPositionalBias,
@@ -18,7 +17,7 @@ pub fn time_add_over_scale(
     scale: f32,
     dtype: BiasDtype,
     runs: usize,
-) -> Result<[Duration; 2], AlibiError> {
+) -> Result<[f64; 2], AlibiError> {
     let (device, queue) = (module.device(), module.queue());
     let shape = ScoreShape {
         batch,
@@ -36,20 +35,20 @@ pub fn time_add_over_scale(
         usage: wgpu::BufferUsages::STORAGE,
         mapped_at_creation: false,
     });
-    // `add` records the library's kernel, `!add` the baseline; each is timed alone.
-    let time = |add: bool| -> Result<Duration, AlibiError> {
+    // `add` records the library's kernel, `!add` the baseline; the clock runs from the
+    // submission to the device's idle, each alone.
+    let time = |add: bool| -> Result<f64, AlibiError> {
         let mut encoder = device.create_command_encoder(&Default::default());
         if add {
             module.add_to_scores(&mut encoder, &scores, scores_shape)?;
         } else {
             kernel.encode(device, queue, &mut encoder, &scores, shape)?;
         }
-        let start = Instant::now();
-        queue.submit([encoder.finish()]);
-        device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(AlibiError::Poll)?;
-        Ok(start.elapsed())
+        let mut commands = Some(encoder.finish());
+        time_ms(|| {
+            queue.submit(commands.take());
+            wait_idle(device)
+        })
     };
     time(true)?;
     time(false)?;
@@ -58,9 +57,5 @@ pub fn time_add_over_scale(
         add.push(time(true)?);
         scale_only.push(time(false)?);
     }
-    let median = |mut times: Vec<Duration>| {
-        times.sort();
-        times[times.len() / 2]
-    };
     Ok([median(add), median(scale_only)])
 }
