@@ -93,7 +93,7 @@ pub enum AlibiError {
     },
 
     /// A single row of the bias does not fit in one storage binding window.
-    #[error("one row of {bytes} bytes (j = {j}, padded to a multiple of 4) exceeds the {limit} bytes one storage binding can hold here (max_storage_buffer_binding_size, or max_binding_window_bytes, less offset alignment); request a shorter j")]
+    #[error("one row of {bytes} bytes (j = {j}, padded to a multiple of 4) exceeds the {limit} bytes one storage binding can hold here (max_storage_buffer_binding_size less offset alignment); request a shorter j")]
     RowTooLarge {
         /// Columns.
         j: usize,

@@ -240,7 +240,8 @@ fn random_call_sequences_on_one_module_equal_fresh_computations() {
                     // Near a forced window's limit a row may not fit any window: then a
                     // fresh module must refuse it the same way.
                     Err(error) => {
-                        let fresh = common::module(gpu, config.clone()).forward(i, j);
+                        let fresh =
+                            common::windowed_module(gpu, window, config.clone()).forward(i, j);
                         match fresh {
                             Err(fresh_error)
                                 if std::mem::discriminant(&fresh_error)
