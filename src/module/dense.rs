@@ -1,0 +1,401 @@
+//! The engine layout (docs/rust-api.md, "The engine layout"): dense `[total_heads, i, j]`
+//! biases, row stride `j`, head stride `i * j`, into a new buffer the caller owns or into
+//! the caller's buffer at a byte offset; from the cache when it holds the values (a copy
+//! on the GPU), generated otherwise; and dense batches at custom positions.
+
+use std::sync::Arc;
+
+use super::positions::side;
+use super::AlibiPositionalBias;
+use crate::dense::DenseBias;
+use crate::error::{AlibiError, Result};
+use crate::generation::{GenerateShape, GenerationPath};
+use crate::gpu::bias::dense::{check_dense, copy_spans, plan_dense, DenseKernel, DenseShape, Source};
+use crate::gpu::bias::positions;
+use crate::gpu::bias::writer::dense_usage;
+use crate::gpu::device::scope::Work;
+use crate::module::Positions;
+use crate::validation::{check_sequence, check_target, BIAS_TARGET};
+
+/// Copy commands a dense copy from the cache takes at most before the copy kernel does it
+/// in one pass (a cached block with padded rows is one span per row).
+const MAX_COPY_SPANS: usize = 256;
+
+/// A cached block a dense request is a copy of: its buffer and the request's layout in it.
+type Cached = (Arc<wgpu::Buffer>, Source);
+
+impl AlibiPositionalBias {
+    /// The bias `[total_heads, i, j]`, dense (row stride `j`, head stride `i * j`), in a new
+    /// buffer the caller owns: the engine layout ([`DenseBias`]).
+    ///
+    /// When a cached tensor covers `(i, j)` (a hit in [`cache_stats`](Self::cache_stats)),
+    /// the values are copied from it on the GPU: one pass over the bytes, copy commands
+    /// where the slice is whole words, the copy kernel otherwise. Otherwise they are
+    /// generated straight into the new buffer (the kernel; on the host-mapped path, the
+    /// host through the buffer's mapping) and not cached: a fresh dense tensor costs one
+    /// generation. Submitted, not waited for.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), alibi_wgpu::AlibiError> {
+    /// use alibi_wgpu::AlibiPositionalBias;
+    /// let mut alibi = pollster::block_on(AlibiPositionalBias::new_default(4, None))?;
+    /// alibi.forward(16, 16)?; // a prefill, cached
+    /// let step = alibi.forward_dense(1, 16)?; // a decode step, copied from the cache
+    /// assert_eq!(step.shape(), &[4, 1, 16]);
+    /// assert_eq!(alibi.cache_stats().hits, 1);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// The sequence errors of [`forward`](Self::forward); [`AlibiError::TooLarge`] or
+    /// [`AlibiError::RowTooLarge`] beyond the device's buffer or binding limits. A refused
+    /// call leaves the cache as it was.
+    pub fn forward_dense(&mut self, i: usize, j: usize) -> Result<DenseBias> {
+        let shape = self.dense_shape(self.total_heads, i, j);
+        self.dense_request(shape)?;
+        let dims = vec![self.total_heads, i, j];
+        if shape.elements() == Some(0) {
+            return self.empty_dense(dims);
+        }
+        let cached = self.cached(i, j);
+        #[cfg(not(target_arch = "wasm32"))]
+        if cached.is_none() && self.writer.path() == GenerationPath::HostMapped {
+            let generated = self.dense_generate_shape(shape);
+            let buffer = self
+                .writer
+                .write_dense_new(&self.gpu, &self.slopes, generated)?;
+            return Ok(self.dense_bias(buffer, dims));
+        }
+        let bytes = shape.word_bytes().unwrap_or(u64::MAX);
+        let buffer = self
+            .gpu
+            .create_buffer("alibi dense bias", bytes, dense_usage(), false)?;
+        let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+        self.record_dense(&mut encoder, shape, &buffer, 0, cached)?;
+        self.gpu.run(Work::named("submitting a dense bias"), || {
+            self.gpu.queue.submit([encoder.finish()]);
+        })?;
+        Ok(self.dense_bias(buffer, dims))
+    }
+
+    /// Records the dense `[total_heads, i, j]` bias into the caller's `encoder`, written to
+    /// the caller's `target` from byte `byte_offset`: the engine's own tensor. From the
+    /// cache when a cached tensor covers `(i, j)` (a hit), generated otherwise (the kernel,
+    /// on every generation path; not cached). Valid once the caller submits the encoder;
+    /// the module keeps a cached block it reads from reuse until then.
+    ///
+    /// `target` needs usage `STORAGE | COPY_DST` and `byte_offset + bytes` bytes, `bytes`
+    /// the tensor's rounded up to a word: an f16 tensor of odd length ends in the low half
+    /// of a word whose other half is left as it was. Nothing outside the tensor's bytes is
+    /// written. An empty tensor records nothing and checks no buffer.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), alibi_wgpu::AlibiError> {
+    /// use alibi_wgpu::{AlibiConfig, AlibiPositionalBias};
+    /// let gpu = pollster::block_on(alibi_wgpu::open_device(None))?;
+    /// let mut alibi = AlibiPositionalBias::on_device(&gpu, AlibiConfig::new(8).causal(true))?;
+    /// // The engine's attention_bias [1, 8, 37, 37] f32, 256 bytes into its arena.
+    /// let arena = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+    ///     label: Some("arena"),
+    ///     size: 256 + 8 * 37 * 37 * 4,
+    ///     usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+    ///     mapped_at_creation: false,
+    /// });
+    /// let mut encoder = gpu.device.create_command_encoder(&Default::default());
+    /// alibi.encode_into(&mut encoder, 37, 37, &arena, 256)?;
+    /// gpu.queue.submit([encoder.finish()]);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`AlibiError::MisalignedOffset`] for an offset that is not a multiple of 4;
+    /// [`AlibiError::TargetUsage`], [`AlibiError::TargetTooSmall`], and
+    /// [`AlibiError::ForeignTarget`] for a buffer of another device, all before anything is
+    /// recorded; and the errors of [`forward_dense`](Self::forward_dense). A refused call
+    /// records nothing and leaves the cache as it was.
+    pub fn encode_into(
+        &mut self,
+        encoder: &mut wgpu::CommandEncoder,
+        i: usize,
+        j: usize,
+        target: &wgpu::Buffer,
+        byte_offset: u64,
+    ) -> Result<()> {
+        let shape = self.dense_shape(self.total_heads, i, j);
+        self.dense_request(shape)?;
+        check_offset(byte_offset, 4)?;
+        if shape.elements() == Some(0) {
+            return Ok(());
+        }
+        let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST;
+        self.check_dense_target(shape, target, byte_offset, usage)?;
+        self.check_own_buffer(target)?;
+        let cached = self.cached(i, j);
+        self.record_dense(encoder, shape, target, byte_offset, cached)
+    }
+
+    /// Writes the dense `[total_heads, i, j]` bias into the caller's `target` from the host,
+    /// from byte `byte_offset` (a multiple of 8, the mapping alignment), through a mapping,
+    /// as [`GenerationPath::HostMapped`] does: the counterpart of
+    /// [`encode_into`](Self::encode_into) for engines on a CPU adapter, with no kernel.
+    /// Always generated (the cache's values are on the device). `target` needs `MAP_WRITE`
+    /// usage and the room `encode_into` documents, and must not be mapped already (an
+    /// [`AlibiError::Map`], after which wgpu may still see the buffer as mapping until the
+    /// caller unmaps it). Blocks until the device lets the buffer be mapped, writes on every
+    /// core and leaves it unmapped; not on the web.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn write_into(
+        &self,
+        i: usize,
+        j: usize,
+        target: &wgpu::Buffer,
+        byte_offset: u64,
+    ) -> Result<()> {
+        let shape = self.dense_shape(self.total_heads, i, j);
+        self.dense_request(shape)?;
+        check_offset(byte_offset, wgpu::MAP_ALIGNMENT)?;
+        if shape.elements() == Some(0) {
+            return Ok(());
+        }
+        self.check_dense_target(shape, target, byte_offset, wgpu::BufferUsages::MAP_WRITE)?;
+        let generated = self.dense_generate_shape(shape);
+        self.writer
+            .write_into(&self.gpu, &self.slopes, generated, byte_offset, target)
+    }
+
+    /// The dense bias at custom positions, `[batch, total_heads, i, j]` (batch 1 when both
+    /// sides are shared), in a new buffer the caller owns; never cached. Each batch item has
+    /// its own positions: left-padded batches, as Hugging Face's BLOOM computes them from
+    /// the attention mask, give each row its own. The values of
+    /// [`forward_positions`](Self::forward_positions), which also says the errors.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), alibi_wgpu::AlibiError> {
+    /// use alibi_wgpu::{AlibiPositionalBias, Positions};
+    /// let alibi = pollster::block_on(AlibiPositionalBias::new_default(4, None))?;
+    /// // Two sequences, the first left-padded by one: positions 0, 0, 1 and 0, 1, 2.
+    /// let positions = [0, 0, 1, 0, 1, 2];
+    /// let bias = alibi.forward_positions_dense(
+    ///     Positions::batched(&positions, 2),
+    ///     Positions::batched(&positions, 2),
+    /// )?;
+    /// assert_eq!(bias.shape(), &[2, 4, 3, 3]);
+    /// # Ok(()) }
+    /// ```
+    pub fn forward_positions_dense(
+        &self,
+        queries: Positions<'_>,
+        keys: Positions<'_>,
+    ) -> Result<DenseBias> {
+        let (batch, i, j) = self.position_request(queries, keys)?;
+        let heads = self.batch_heads(batch, i, j)?;
+        let shape = self.dense_shape(heads, i, j);
+        let dims = vec![batch, self.total_heads, i, j];
+        check_dense(shape, self.gpu.limits)?;
+        if shape.elements() == Some(0) {
+            return self.empty_dense(dims);
+        }
+        let windows = plan_dense(shape, 0, None, self.gpu.limits)?;
+        let generated = self.dense_generate_shape(shape);
+        let extras = positions::upload(
+            &self.gpu,
+            generated,
+            self.total_heads,
+            side(queries, i),
+            side(keys, j),
+        )?;
+        let bytes = shape.word_bytes().unwrap_or(u64::MAX);
+        let buffer = self
+            .gpu
+            .create_buffer("alibi dense bias", bytes, dense_usage(), false)?;
+        let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+        self.writer.dense().encode(
+            &self.gpu,
+            &mut encoder,
+            DenseKernel::Positions,
+            (self.dtype, self.causal),
+            &windows,
+            &self.slopes.buffer,
+            &buffer,
+            &extras.each_ref(),
+        )?;
+        self.gpu.run(Work::named("submitting a dense bias"), || {
+            self.gpu.queue.submit([encoder.finish()]);
+        })?;
+        Ok(self.dense_bias(buffer, dims))
+    }
+
+    fn dense_shape(&self, heads: usize, i: usize, j: usize) -> DenseShape {
+        DenseShape {
+            heads,
+            slope_heads: self.heads,
+            rows: i,
+            cols: j,
+            causal: self.causal,
+            dtype: self.dtype,
+        }
+    }
+
+    /// The host-mapped writer's shape of a dense tensor: rows of exactly `j` keys.
+    fn dense_generate_shape(&self, shape: DenseShape) -> GenerateShape {
+        GenerateShape {
+            heads: self.heads,
+            total_heads: shape.heads,
+            rows: shape.rows,
+            cols: shape.cols,
+            requested_cols: shape.cols,
+            causal: self.causal,
+            dtype: self.dtype,
+        }
+    }
+
+    /// Checks a dense request before anything else happens: the device alive, the
+    /// sequence, the device's limits.
+    fn dense_request(&self, shape: DenseShape) -> Result<()> {
+        self.gpu.ensure_alive()?;
+        check_sequence(shape.rows, shape.cols)?;
+        check_dense(shape, self.gpu.limits).map(drop)
+    }
+
+    /// The cached block covering `(i, j)`, counted as a hit; `None` is a miss.
+    fn cached(&mut self, i: usize, j: usize) -> Option<Cached> {
+        let hit = self.cache.lookup(i, j)?;
+        let (buffer, rows, cols) = (hit.payload.clone(), hit.rows, hit.cols);
+        let view = self.slice_view(buffer.clone(), rows, cols, [self.total_heads, i, j]);
+        Some((buffer, Source { layout: view.layout() }))
+    }
+
+    /// Records a dense write of `shape` into `target` at `byte_offset`: copies of `cached`
+    /// (commands, or the copy kernel), or the generation.
+    fn record_dense(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        shape: DenseShape,
+        target: &wgpu::Buffer,
+        byte_offset: u64,
+        cached: Option<Cached>,
+    ) -> Result<()> {
+        let Some((block, source)) = cached else {
+            let windows = plan_dense(shape, byte_offset, None, self.gpu.limits)?;
+            return self.writer.dense().encode(
+                &self.gpu,
+                encoder,
+                DenseKernel::Generate,
+                (self.dtype, self.causal),
+                &windows,
+                &self.slopes.buffer,
+                target,
+                &[],
+            );
+        };
+        if let Some(spans) = copy_spans(shape, source, byte_offset, MAX_COPY_SPANS) {
+            self.gpu.run(Work::named("recording a dense copy"), || {
+                for (from, to, bytes) in spans {
+                    encoder.copy_buffer_to_buffer(&block, from, target, to, bytes);
+                }
+            })?;
+        } else {
+            let windows = plan_dense(shape, byte_offset, Some(source), self.gpu.limits)?;
+            self.writer.dense().encode(
+                &self.gpu,
+                encoder,
+                DenseKernel::Copy,
+                (self.dtype, self.causal),
+                &windows,
+                &self.slopes.buffer,
+                target,
+                &[&block],
+            )?;
+        }
+        // The block stays out of the pool (whose buffers nobody else holds) until the work
+        // is done, or the encoder dropped: the caller may submit after later calls.
+        let pinned = Pinned(block);
+        encoder.on_submitted_work_done(move || drop(pinned));
+        Ok(())
+    }
+
+    /// Checks a caller's dense target: its usage, then its size from `byte_offset`.
+    fn check_dense_target(
+        &self,
+        shape: DenseShape,
+        target: &wgpu::Buffer,
+        byte_offset: u64,
+        usage: wgpu::BufferUsages,
+    ) -> Result<()> {
+        let needed = shape
+            .word_bytes()
+            .and_then(|bytes| bytes.checked_add(byte_offset))
+            .unwrap_or(u64::MAX);
+        let named = [shape.heads, shape.rows, shape.cols];
+        check_target((target.usage(), target.size()), needed, usage, (BIAS_TARGET, named))
+    }
+
+    /// Binds `target` on the module's device inside an error scope, before anything is
+    /// recorded into the caller's encoder: a buffer of another device is refused here.
+    fn check_own_buffer(&self, target: &wgpu::Buffer) -> Result<()> {
+        let device = &self.gpu.device;
+        let probe = self.gpu.run(Work::named("binding the target buffer"), || {
+            let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some("alibi target probe"),
+                entries: &[wgpu::BindGroupLayoutEntry {
+                    binding: 0,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Storage { read_only: false },
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                }],
+            });
+            device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("alibi target probe"),
+                layout: &layout,
+                entries: &[wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: target,
+                        offset: 0,
+                        size: wgpu::BufferSize::new(4),
+                    }),
+                }],
+            })
+        });
+        match probe {
+            Ok(_) => Ok(()),
+            Err(AlibiError::Gpu { source, .. }) => Err(AlibiError::ForeignTarget { source }),
+            Err(other) => Err(other),
+        }
+    }
+
+    fn empty_dense(&self, dims: Vec<usize>) -> Result<DenseBias> {
+        let buffer = self
+            .gpu
+            .create_buffer("alibi dense bias", 4, dense_usage(), false)?;
+        Ok(self.dense_bias(buffer, dims))
+    }
+
+    fn dense_bias(&self, buffer: wgpu::Buffer, shape: Vec<usize>) -> DenseBias {
+        DenseBias {
+            buffer,
+            shape,
+            dtype: self.dtype,
+        }
+    }
+}
+
+/// Refuses a byte offset that is not a multiple of `alignment`.
+fn check_offset(offset: u64, alignment: u64) -> Result<()> {
+    if offset.is_multiple_of(alignment) {
+        Ok(())
+    } else {
+        Err(AlibiError::MisalignedOffset { offset, alignment })
+    }
+}
+
+/// A cached block held until the work reading it is done.
+struct Pinned(#[allow(dead_code)] Arc<wgpu::Buffer>);
+
+// SAFETY: the web has one thread, where wgpu's objects are not `Send`; elsewhere they are.
+#[cfg(target_arch = "wasm32")]
+unsafe impl Send for Pinned {}
