@@ -195,7 +195,7 @@ impl AlibiPositionalBias {
         if shape.elements() == Some(0) {
             return self.empty_dense(dims);
         }
-        let windows = plan_dense(shape, 0, None, self.gpu.limits)?;
+        let windows = plan_dense(shape, 0, None, self.gpu.limits)?.unwrap_or_default();
         let generated = self.dense_generate_shape(shape);
         let extras = positions::upload(
             &self.gpu,
@@ -275,8 +275,19 @@ impl AlibiPositionalBias {
         byte_offset: u64,
         cached: Option<Cached>,
     ) -> Result<()> {
-        let Some((block, source)) = cached else {
-            let windows = plan_dense(shape, byte_offset, None, self.gpu.limits)?;
+        // A copy whose source no binding window holds is generated instead: the same values.
+        let copy = match cached {
+            Some((block, source)) => {
+                match plan_dense(shape, byte_offset, Some(source), self.gpu.limits)? {
+                    Some(windows) => Some((block, source, windows)),
+                    None => None,
+                }
+            }
+            None => None,
+        };
+        let Some((block, source, windows)) = copy else {
+            let windows = plan_dense(shape, byte_offset, None, self.gpu.limits)?
+                .unwrap_or_default();
             return self.writer.dense().encode(
                 &self.gpu,
                 encoder,
@@ -295,7 +306,6 @@ impl AlibiPositionalBias {
                 }
             })?;
         } else {
-            let windows = plan_dense(shape, byte_offset, Some(source), self.gpu.limits)?;
             self.writer.dense().encode(
                 &self.gpu,
                 encoder,

@@ -386,3 +386,36 @@ impl Rng {
         (low + self.next() % low) as usize / 2 + 1
     }
 }
+
+/// A device of the shared device's adapter without `SHADER_F16` (its other features
+/// kept): f16 modules on it store f16 in words, rounded in integer arithmetic. Opened once
+/// per test binary.
+pub fn no_f16_device() -> &'static (wgpu::Device, wgpu::Queue) {
+    static DEVICE: OnceLock<(wgpu::Device, wgpu::Queue)> = OnceLock::new();
+    DEVICE.get_or_init(|| {
+        let shared = gpu().expect("the no-f16 device is opened on the shared device's adapter");
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = pollster::block_on(instance.request_adapter(&Default::default()))
+            .expect("the shared device's adapter");
+        pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("alibi-wgpu tests, no SHADER_F16"),
+            required_features: shared.device.features() - wgpu::Features::SHADER_F16,
+            required_limits: adapter.limits(),
+            ..Default::default()
+        }))
+        .unwrap_or_else(|e| panic!("a device without SHADER_F16: {e}"))
+    })
+}
+
+/// The bytes a module of `dtype` stores for the f32 values `values`, each rounded as
+/// docs/semantics.md says ([`spec_f16`] for f16), little-endian.
+pub fn element_bytes(values: &[f32], dtype: BiasDtype) -> Vec<u8> {
+    match dtype {
+        BiasDtype::F16 => values
+            .iter()
+            .flat_map(|&v| spec_f16(v).to_bits().to_le_bytes())
+            .collect(),
+        _ => values.iter().flat_map(|v| v.to_bits().to_le_bytes()).collect(),
+    }
+}

@@ -144,17 +144,20 @@ pub(crate) fn copy_spans(
 
 /// The windows of a dense write of `shape` at `byte_offset` (a multiple of 4) of its
 /// target; of a copy when `source` is given. Every unit a window writes lies in its
-/// binding and in the tensor's words; the body's units lie wholly inside the tensor.
+/// binding and in the tensor's words; the body's units lie wholly inside the tensor; a
+/// copy's window binds every source element its units read (a unit may run on into the
+/// next rows, and heads). `None` when a copy's source cannot be cut into windows that
+/// each fit a binding (a cached head larger than a binding): the caller generates.
 pub(crate) fn plan_dense(
     shape: DenseShape,
     byte_offset: u64,
     source: Option<Source>,
     limits: PlanLimits,
-) -> Result<Vec<(UnitKind, Window<DenseParams>)>> {
+) -> Result<Option<Vec<(UnitKind, Window<DenseParams>)>>> {
     debug_assert!(byte_offset % 4 == 0);
     let usable = check_dense(shape, limits)?;
     let Some(elements) = shape.elements().filter(|&n| n > 0) else {
-        return Ok(Vec::new());
+        return Ok(Some(Vec::new()));
     };
     let size = shape.size();
     let end_byte = byte_offset + elements * size;
@@ -168,14 +171,14 @@ pub(crate) fn plan_dense(
         source,
         limits,
     };
-    if body_lo < body_hi {
-        planner.body(body_lo, body_hi, usable, &mut windows);
-        planner.edge(first_word, body_lo * 4, &mut windows);
-        planner.edge(body_hi * 4, end_word, &mut windows);
+    let planned = if body_lo < body_hi {
+        planner.body(body_lo, body_hi, usable, &mut windows)
+            && planner.edge(first_word, body_lo * 4, &mut windows)
+            && planner.edge(body_hi * 4, end_word, &mut windows)
     } else {
-        planner.edge(first_word, end_word, &mut windows);
-    }
-    Ok(windows)
+        planner.edge(first_word, end_word, &mut windows)
+    };
+    Ok(planned.then_some(windows))
 }
 
 struct Planner {
@@ -197,8 +200,9 @@ impl Planner {
         layout.offset + row / rows * layout.head_stride + row % rows * layout.row_stride
     }
 
-    /// The body's windows: whole heads while they fit, else rows of one head.
-    fn body(&self, unit_lo: u64, unit_hi: u64, usable: u64, out: &mut Vec<(UnitKind, Window<DenseParams>)>) {
+    /// The body's windows: whole heads while they fit, else rows of one head; `false` when
+    /// a copy's source does not fit a binding even for one row.
+    fn body(&self, unit_lo: u64, unit_hi: u64, usable: u64, out: &mut Vec<(UnitKind, Window<DenseParams>)>) -> bool {
         let s = self.shape;
         let (rows, cols, size) = (s.rows as u64, s.cols as u64, s.size());
         let total_rows = s.heads as u64 * rows;
@@ -227,6 +231,7 @@ impl Planner {
             n
         };
         let mut row = 0;
+        let mut per_window = per_window;
         while row < total_rows {
             // Windows never run across a head unless they hold whole heads.
             let head_end = (row / rows + 1) * rows;
@@ -240,16 +245,33 @@ impl Planner {
             let last = self.row_element(end).div_ceil(elements_per_unit).min(unit_hi);
             if first < last {
                 let start = self.row_element(row) * size;
-                out.push((UnitKind::Vec4, self.window(UnitKind::Vec4, row..end, (start, last * 16), first..last, 0)));
+                let window = self.window(UnitKind::Vec4, row..end, (start, last * 16), first..last, 0);
+                if !self.fits(&window) {
+                    if per_window == 1 {
+                        return false;
+                    }
+                    per_window /= 2;
+                    continue;
+                }
+                out.push((UnitKind::Vec4, window));
             }
             row = end;
         }
+        true
     }
 
-    /// The edge words `word_lo..word_hi`: one window over the rows that own them.
-    fn edge(&self, word_lo: u64, word_hi: u64, out: &mut Vec<(UnitKind, Window<DenseParams>)>) {
+    /// Whether a window's source binding fits (the target's always does).
+    fn fits(&self, window: &Window<DenseParams>) -> bool {
+        window
+            .source
+            .is_none_or(|(_, bytes)| bytes <= self.limits.max_binding_bytes)
+    }
+
+    /// The edge words `word_lo..word_hi`: one window over the rows that own them; `false`
+    /// when a copy's source for them does not fit a binding.
+    fn edge(&self, word_lo: u64, word_hi: u64, out: &mut Vec<(UnitKind, Window<DenseParams>)>) -> bool {
         if word_lo >= word_hi {
-            return;
+            return true;
         }
         let s = self.shape;
         let per_word = 4 / s.size();
@@ -265,6 +287,7 @@ impl Planner {
         };
         let window = self.window(UnitKind::Word, rows, (start, word_hi * 4), word_lo..word_hi, skip);
         out.push((UnitKind::Word, window));
+        self.fits(&window)
     }
 
     /// A window over global rows `rows`, binding the target's bytes `start..end`, writing
@@ -297,8 +320,14 @@ impl Planner {
         let tensor_end = (self.byte_offset / size + elements - bind_element).min(u64::from(u32::MAX));
         let (source, source_base, head_stride, row_stride) = match self.source {
             Some(Source { layout }) => {
+                // From the first row's key 0 to the last element the units hold (they may
+                // run into the next rows; past the tensor the copy reads nothing needed).
                 let first = self.source_element(layout, rows.start);
-                let last = self.source_element(layout, rows.end - 1) + s.cols as u64;
+                let tensor_first = self.byte_offset / size;
+                let last_element = (units.end * per_unit).min(tensor_first + elements) - 1;
+                let relative = last_element - tensor_first;
+                let (row, key) = (relative / s.cols as u64, relative % s.cols as u64);
+                let last = self.source_element(layout, row) + key + 1;
                 let (offset, bytes) = binding(first * size, last * size, self.limits);
                 let base = (layout.offset as i128 - (offset / size) as i128) as u32;
                 (Some((offset, bytes)), base, layout.head_stride as u32, layout.row_stride as u32)
