@@ -419,3 +419,18 @@ pub fn element_bytes(values: &[f32], dtype: BiasDtype) -> Vec<u8> {
         _ => values.iter().flat_map(|v| v.to_bits().to_le_bytes()).collect(),
     }
 }
+
+/// The dense f32 `[heads, i, j]` at the start of `buffer` (usage `COPY_SRC`), read back as
+/// a [`HostBias`].
+pub fn read_dense(module: &AlibiPositionalBias, buffer: &wgpu::Buffer, shape: [usize; 3]) -> HostBias {
+    let len = shape.iter().product::<usize>();
+    let bytes = read_buffer(module.device(), module.queue(), buffer);
+    let values: Vec<f32> = bytes[..len * 4]
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    // A HostBias of the shape (its values replaced): the crate has no public constructor.
+    let host = reference::forward(&[1.0], shape[0], shape[1], shape[2]).expect("a shape");
+    let mut values = values.into_iter();
+    host.map(|_| values.next().expect("as many values"))
+}

@@ -26,7 +26,12 @@ pub(crate) struct DenseShape {
 }
 
 impl DenseShape {
+    /// Elements of the tensor (0 when any side is, however large the others), `None` when
+    /// they overflow.
     pub fn elements(&self) -> Option<u64> {
+        if self.heads == 0 || self.rows == 0 || self.cols == 0 {
+            return Some(0);
+        }
         (self.heads as u64)
             .checked_mul(self.rows as u64)?
             .checked_mul(self.cols as u64)
@@ -76,6 +81,10 @@ pub(crate) struct Source {
 /// row (and the unit it may run into) within a binding window. Returns the usable bytes of
 /// a window.
 pub(crate) fn check_dense(shape: DenseShape, limits: PlanLimits) -> Result<u64> {
+    // An empty tensor writes nothing: no limit refuses it.
+    if shape.elements() == Some(0) {
+        return Ok(limits.max_binding_bytes);
+    }
     let extent = Extent {
         named: [shape.heads, shape.rows, shape.cols],
         bytes: shape.word_bytes(),
@@ -85,8 +94,9 @@ pub(crate) fn check_dense(shape: DenseShape, limits: PlanLimits) -> Result<u64> 
         index: IndexFrom::Window,
     };
     let (_, usable) = extent.check(limits)?;
-    // The kernels count global rows (heads x I) in u32.
-    if shape.heads as u64 * shape.rows as u64 > u64::from(u32::MAX) {
+    // The kernels count global rows (heads x I) in u32 (an empty tensor has none).
+    let rows = shape.heads as u128 * shape.rows as u128;
+    if shape.cols > 0 && rows > u128::from(u32::MAX) {
         return Err(crate::error::AlibiError::TooLarge {
             heads: shape.heads,
             i: shape.rows,
