@@ -14,6 +14,7 @@
 mod backend;
 mod bench;
 mod bias;
+mod dense_bench;
 mod destination;
 mod engine;
 mod error;
