@@ -54,7 +54,9 @@ fn patterned(device: &wgpu::Device, size: u64, usage: wgpu::BufferUsages) -> wgp
         usage,
         mapped_at_creation: true,
     });
-    let bytes: Vec<u8> = (0..size.next_multiple_of(4) as usize).map(pattern).collect();
+    let bytes: Vec<u8> = (0..size.next_multiple_of(4) as usize)
+        .map(pattern)
+        .collect();
     let mut view = buffer.slice(..).get_mapped_range_mut().unwrap();
     view.copy_from_slice(&bytes);
     drop(view);
@@ -70,15 +72,23 @@ fn pattern(n: usize) -> u8 {
 fn check_around(bytes: &[u8], offset: usize, tensor: &[u8], context: &str) {
     let end = offset + tensor.len();
     assert!(
-        bytes[..offset].iter().enumerate().all(|(n, &b)| b == pattern(n)),
+        bytes[..offset]
+            .iter()
+            .enumerate()
+            .all(|(n, &b)| b == pattern(n)),
         "{context}: bytes before the tensor changed"
     );
     if bytes[offset..end] != *tensor {
-        let at = (offset..end).find(|&n| bytes[n] != tensor[n - offset]).unwrap();
+        let at = (offset..end)
+            .find(|&n| bytes[n] != tensor[n - offset])
+            .unwrap();
         panic!("{context}: byte {} of the tensor differs", at - offset);
     }
     assert!(
-        bytes[end..].iter().enumerate().all(|(n, &b)| b == pattern(end + n)),
+        bytes[end..]
+            .iter()
+            .enumerate()
+            .all(|(n, &b)| b == pattern(end + n)),
         "{context}: bytes after the tensor changed"
     );
 }
@@ -109,18 +119,20 @@ fn cases(paths: Vec<GenerationPath>) -> impl Strategy<Value = Case> {
         prop::option::of((0usize..24, 0usize..24)),
         (0usize..20, 0usize..20, 0u64..12, any::<bool>()),
     )
-        .prop_map(|((device, path, dtype, causal), prefill, (i, j, offset_words, into))| Case {
-            device,
-            path,
-            dtype,
-            causal,
-            // A prefill that covers the request, when there is one.
-            prefill: prefill.map(|(a, b)| (i.max(a), j.max(b))),
-            i,
-            j,
-            offset_words,
-            into,
-        })
+        .prop_map(
+            |((device, path, dtype, causal), prefill, (i, j, offset_words, into))| Case {
+                device,
+                path,
+                dtype,
+                causal,
+                // A prefill that covers the request, when there is one.
+                prefill: prefill.map(|(a, b)| (i.max(a), j.max(b))),
+                i,
+                j,
+                offset_words,
+                into,
+            },
+        )
 }
 
 #[test]
@@ -156,7 +168,9 @@ fn dense_biases_equal_the_oracle_fresh_and_from_the_cache() {
                     | wgpu::BufferUsages::COPY_SRC;
                 let target = patterned(alibi.device(), size, usage);
                 let mut encoder = alibi.device().create_command_encoder(&Default::default());
-                alibi.encode_into(&mut encoder, i, j, &target, offset).unwrap();
+                alibi
+                    .encode_into(&mut encoder, i, j, &target, offset)
+                    .unwrap();
                 alibi.queue().submit([encoder.finish()]);
                 check_around(&read(alibi, &target), offset as usize, &tensor, &context);
             } else {
@@ -178,11 +192,17 @@ fn decode_steps_are_dense_copies_of_the_prefill() {
     let Some(gpu) = common::gpu() else { return };
     for path in common::generation_paths(gpu) {
         for dtype in [BiasDtype::F32, BiasDtype::F16] {
-            let config = AlibiConfig::new(8).causal(true).dtype(dtype).generation_path(path);
+            let config = AlibiConfig::new(8)
+                .causal(true)
+                .dtype(dtype)
+                .generation_path(path);
             let mut alibi = common::module(gpu, config);
             alibi.forward(37, 37).unwrap();
             let prefill = alibi.forward_dense(37, 37).unwrap();
-            assert_eq!(read(&alibi, prefill.buffer())[..], expected(&alibi, 37, 37)[..]);
+            assert_eq!(
+                read(&alibi, prefill.buffer())[..],
+                expected(&alibi, 37, 37)[..]
+            );
             for t in 38..=45 {
                 // The cache grows for a decode loop; each step is a dense copy after it.
                 alibi.forward(1, t).unwrap();
@@ -191,7 +211,10 @@ fn decode_steps_are_dense_copies_of_the_prefill() {
                 assert_eq!(alibi.cache_stats().hits, hits + 1);
                 let bytes = read(&alibi, step.buffer());
                 let tensor = expected(&alibi, 1, t);
-                assert!(bytes[..tensor.len()] == tensor[..], "{path:?} {dtype} step {t}");
+                assert!(
+                    bytes[..tensor.len()] == tensor[..],
+                    "{path:?} {dtype} step {t}"
+                );
             }
         }
     }
@@ -236,7 +259,10 @@ fn left_padded_batches_give_each_row_its_positions() {
         .collect();
     for device in [Device::Shared, Device::Windowed, Device::NoF16] {
         for (dtype, causal) in [(BiasDtype::F32, false), (BiasDtype::F16, true)] {
-            let config = AlibiConfig::new(3).total_heads(4).dtype(dtype).causal(causal);
+            let config = AlibiConfig::new(3)
+                .total_heads(4)
+                .dtype(dtype)
+                .causal(causal);
             let alibi = module(device, config);
             let batched = Positions::batched(&positions, 3);
             let dense = alibi.forward_positions_dense(batched, batched).unwrap();
@@ -273,7 +299,10 @@ fn packed_f16_rounds_ties_subnormals_and_saturation_exactly() {
                 let tensor = expected(&alibi, i, j);
                 let dense = alibi.forward_dense(i, j).unwrap();
                 let bytes = read(&alibi, dense.buffer());
-                assert!(bytes[..tensor.len()] == tensor[..], "dense {device:?} ({i}, {j})");
+                assert!(
+                    bytes[..tensor.len()] == tensor[..],
+                    "dense {device:?} ({i}, {j})"
+                );
                 // The strided kernel stores the same bits.
                 let view = alibi.forward(i, j).unwrap();
                 let stored = pollster::block_on(alibi.read_f16(&view)).unwrap();
@@ -295,12 +324,16 @@ fn refusals_are_typed_and_leave_everything_as_it_was() {
     alibi.forward(8, 8).unwrap();
     let stats = alibi.cache_stats();
     let device = alibi.device().clone();
-    let storage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
+    let storage =
+        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
     let target = patterned(&device, 4 * 8 * 8 * 4 + 64, storage);
     let before = read(&alibi, &target);
     let mut encoder = device.create_command_encoder(&Default::default());
     match alibi.encode_into(&mut encoder, 8, 8, &target, 2) {
-        Err(AlibiError::MisalignedOffset { offset: 2, alignment: 4 }) => {}
+        Err(AlibiError::MisalignedOffset {
+            offset: 2,
+            alignment: 4,
+        }) => {}
         other => panic!("{other:?}"),
     }
     match alibi.encode_into(&mut encoder, 8, 8, &target, 68) {
@@ -309,7 +342,11 @@ fn refusals_are_typed_and_leave_everything_as_it_was() {
         }
         other => panic!("{other:?}"),
     }
-    let unbindable = patterned(&device, 2048, wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC);
+    let unbindable = patterned(
+        &device,
+        2048,
+        wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+    );
     assert!(matches!(
         alibi.encode_into(&mut encoder, 8, 8, &unbindable, 0),
         Err(AlibiError::TargetUsage { .. })
@@ -326,7 +363,10 @@ fn refusals_are_typed_and_leave_everything_as_it_was() {
         let mappable = patterned(&device, 2048, wgpu::BufferUsages::MAP_WRITE);
         assert!(matches!(
             alibi.write_into(8, 8, &mappable, 4),
-            Err(AlibiError::MisalignedOffset { offset: 4, alignment: 8 })
+            Err(AlibiError::MisalignedOffset {
+                offset: 4,
+                alignment: 8
+            })
         ));
     }
     // Nothing was recorded, written, counted or reordered.

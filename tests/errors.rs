@@ -364,10 +364,7 @@ fn caller_target_buffers_are_checked() {
             ));
             assert_mentions(&error, &[&needed.to_string(), &(needed - 4).to_string()]);
         }
-        other => panic!(
-            "expected TargetTooSmall, got {:?}",
-            other
-        ),
+        other => panic!("expected TargetTooSmall, got {:?}", other),
     }
     let unbindable = buffer(
         needed,
@@ -395,10 +392,7 @@ fn caller_target_buffers_are_checked() {
     );
     match alibi.write_into(i, j, &small_mappable, 0) {
         Err(AlibiError::TargetTooSmall { needed: n, .. }) => assert_eq!(n, needed),
-        other => panic!(
-            "expected TargetTooSmall, got {:?}",
-            other
-        ),
+        other => panic!("expected TargetTooSmall, got {:?}", other),
     }
     // A target the caller still has mapped is refused, and works once unmapped.
     let mapped = gpu.device.create_buffer(&wgpu::BufferDescriptor {

@@ -230,7 +230,9 @@ fn write_into_a_caller_buffer_equals_encode_into() {
         "write_into and encode_into wrote different bytes"
     );
     // Written again, over the old values, after the device has used the buffer.
-    alibi.write_into(i, j, &mapped, 0).expect("write_into again");
+    alibi
+        .write_into(i, j, &mapped, 0)
+        .expect("write_into again");
     common::assert_same(
         &common::read_dense(&alibi, &mapped, [6, i, j]),
         &common::expected(&alibi, i, j),

@@ -102,8 +102,16 @@ fn json_records_keep_their_fields_and_stderr_stays_quiet() {
     );
     assert_eq!(case["exact"], true);
     assert_eq!(case["dense_exact"], true);
-    assert!(case["dense_over_strided"].as_f64().is_some_and(|r| r > 0.0), "{case}");
-    assert!(case["dense_hit_over_copy"].as_f64().is_some_and(|r| r > 0.0), "{case}");
+    assert!(
+        case["dense_over_strided"].as_f64().is_some_and(|r| r > 0.0),
+        "{case}"
+    );
+    assert!(
+        case["dense_hit_over_copy"]
+            .as_f64()
+            .is_some_and(|r| r > 0.0),
+        "{case}"
+    );
     assert_eq!(case["cache_hit_misses"], 0);
     assert_eq!(decode["case"], "decode");
     assert_eq!(decode["prefill"], serde_json::json!([512, 512]));

@@ -61,6 +61,12 @@ struct Quad {
 }
 
 fn quad(c0: Cursor) -> Quad {
+    // Most quads lie in one row: one head, one row, four consecutive keys (`row_bits4`,
+    // one slope, no per-lane walk). Only those that cross a row take the walk.
+    if c0.k + 4u < params.cols {
+        let keys = vec4<u32>(c0.k) + vec4<u32>(0u, 1u, 2u, 3u);
+        return Quad(row_bits4(c0.h, c0.r, keys), Cursor(c0.h, c0.r, c0.k + 4u));
+    }
     let c1 = advance(c0);
     let c2 = advance(c1);
     let c3 = advance(c2);

@@ -14,3 +14,8 @@ fn element_bits_at(h: vec4<u32>, r: vec4<u32>, k: vec4<u32>) -> vec4<u32> {
     }
     return (words >> ((index & vec4<u32>(1u)) * 16u)) & vec4<u32>(0xffffu);
 }
+
+// Four keys of one row.
+fn row_bits4(h: u32, r: u32, k: vec4<u32>) -> vec4<u32> {
+    return element_bits_at(vec4<u32>(h), vec4<u32>(r), k);
+}

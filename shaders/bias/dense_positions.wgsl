@@ -22,3 +22,8 @@ fn element_bits_at(h: vec4<u32>, r: vec4<u32>, k: vec4<u32>) -> vec4<u32> {
     let future = vec4<f32>(bitcast<f32>(params.future_bits));
     return element_bits4(select(value, future, future4(offsets)));
 }
+
+// Four keys of one row.
+fn row_bits4(h: u32, r: u32, k: vec4<u32>) -> vec4<u32> {
+    return element_bits_at(vec4<u32>(h), vec4<u32>(r), k);
+}

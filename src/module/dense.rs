@@ -10,7 +10,9 @@ use super::AlibiPositionalBias;
 use crate::dense::DenseBias;
 use crate::error::{AlibiError, Result};
 use crate::generation::{GenerateShape, GenerationPath};
-use crate::gpu::bias::dense::{check_dense, copy_spans, plan_dense, DenseKernel, DenseShape, Source};
+use crate::gpu::bias::dense::{
+    check_dense, copy_spans, plan_dense, DenseKernel, DenseShape, Source,
+};
 use crate::gpu::bias::positions;
 use crate::gpu::bias::writer::dense_usage;
 use crate::gpu::device::scope::Work;
@@ -19,7 +21,7 @@ use crate::validation::{check_sequence, check_target, BIAS_TARGET};
 
 /// Copy commands a dense copy from the cache takes at most before the copy kernel does it
 /// in one pass (a cached block with padded rows is one span per row).
-const MAX_COPY_SPANS: usize = 256;
+const MAX_COPY_SPANS: usize = 4096;
 
 /// A cached block a dense request is a copy of: its buffer and the request's layout in it.
 type Cached = (Arc<wgpu::Buffer>, Source);
@@ -262,7 +264,12 @@ impl AlibiPositionalBias {
         let hit = self.cache.lookup(i, j)?;
         let (buffer, rows, cols) = (hit.payload.clone(), hit.rows, hit.cols);
         let view = self.slice_view(buffer.clone(), rows, cols, [self.total_heads, i, j]);
-        Some((buffer, Source { layout: view.layout() }))
+        Some((
+            buffer,
+            Source {
+                layout: view.layout(),
+            },
+        ))
     }
 
     /// Records a dense write of `shape` into `target` at `byte_offset`: copies of `cached`
@@ -275,19 +282,15 @@ impl AlibiPositionalBias {
         byte_offset: u64,
         cached: Option<Cached>,
     ) -> Result<()> {
-        // A copy whose source no binding window holds is generated instead: the same values.
-        let copy = match cached {
-            Some((block, source)) => {
-                match plan_dense(shape, byte_offset, Some(source), self.gpu.limits)? {
-                    Some(windows) => Some((block, source, windows)),
-                    None => None,
-                }
-            }
+        let copied = match cached {
+            Some((block, source)) => self
+                .record_copy(encoder, shape, target, byte_offset, &block, source)?
+                .then_some(block),
             None => None,
         };
-        let Some((block, source, windows)) = copy else {
-            let windows = plan_dense(shape, byte_offset, None, self.gpu.limits)?
-                .unwrap_or_default();
+        let Some(block) = copied else {
+            let windows =
+                plan_dense(shape, byte_offset, None, self.gpu.limits)?.unwrap_or_default();
             return self.writer.dense().encode(
                 &self.gpu,
                 encoder,
@@ -299,29 +302,47 @@ impl AlibiPositionalBias {
                 &[],
             );
         };
-        if let Some(spans) = copy_spans(shape, source, byte_offset, MAX_COPY_SPANS) {
-            self.gpu.run(Work::named("recording a dense copy"), || {
-                for (from, to, bytes) in spans {
-                    encoder.copy_buffer_to_buffer(&block, from, target, to, bytes);
-                }
-            })?;
-        } else {
-            self.writer.dense().encode(
-                &self.gpu,
-                encoder,
-                DenseKernel::Copy,
-                (self.dtype, self.causal),
-                &windows,
-                &self.slopes.buffer,
-                target,
-                &[&block],
-            )?;
-        }
         // The block stays out of the pool (whose buffers nobody else holds) until the work
         // is done, or the encoder dropped: the caller may submit after later calls.
         let pinned = Pinned(block);
         encoder.on_submitted_work_done(move || drop(pinned));
         Ok(())
+    }
+
+    /// Records the copy of `source` in `block` as copy commands when its spans are whole
+    /// words, else by the copy kernel; `false` (nothing recorded) when no binding window
+    /// holds the source: the caller generates the same values instead.
+    fn record_copy(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        shape: DenseShape,
+        target: &wgpu::Buffer,
+        byte_offset: u64,
+        block: &wgpu::Buffer,
+        source: Source,
+    ) -> Result<bool> {
+        if let Some(spans) = copy_spans(shape, source, byte_offset, MAX_COPY_SPANS) {
+            self.gpu.run(Work::named("recording a dense copy"), || {
+                for (from, to, bytes) in spans {
+                    encoder.copy_buffer_to_buffer(block, from, target, to, bytes);
+                }
+            })?;
+            return Ok(true);
+        }
+        let Some(windows) = plan_dense(shape, byte_offset, Some(source), self.gpu.limits)? else {
+            return Ok(false);
+        };
+        self.writer.dense().encode(
+            &self.gpu,
+            encoder,
+            DenseKernel::Copy,
+            (self.dtype, self.causal),
+            &windows,
+            &self.slopes.buffer,
+            target,
+            &[block],
+        )?;
+        Ok(true)
     }
 
     /// Checks a caller's dense target: its usage, then its size from `byte_offset`.
@@ -337,7 +358,12 @@ impl AlibiPositionalBias {
             .and_then(|bytes| bytes.checked_add(byte_offset))
             .unwrap_or(u64::MAX);
         let named = [shape.heads, shape.rows, shape.cols];
-        check_target((target.usage(), target.size()), needed, usage, (BIAS_TARGET, named))
+        check_target(
+            (target.usage(), target.size()),
+            needed,
+            usage,
+            (BIAS_TARGET, named),
+        )
     }
 
     /// Binds `target` on the module's device inside an error scope, before anything is

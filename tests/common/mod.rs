@@ -413,13 +413,20 @@ pub fn element_bytes(values: &[f32], dtype: BiasDtype) -> Vec<u8> {
             .iter()
             .flat_map(|&v| spec_f16(v).to_bits().to_le_bytes())
             .collect(),
-        _ => values.iter().flat_map(|v| v.to_bits().to_le_bytes()).collect(),
+        _ => values
+            .iter()
+            .flat_map(|v| v.to_bits().to_le_bytes())
+            .collect(),
     }
 }
 
 /// The dense f32 `[heads, i, j]` at the start of `buffer` (usage `COPY_SRC`), read back as
 /// a [`HostBias`].
-pub fn read_dense(module: &AlibiPositionalBias, buffer: &wgpu::Buffer, shape: [usize; 3]) -> HostBias {
+pub fn read_dense(
+    module: &AlibiPositionalBias,
+    buffer: &wgpu::Buffer,
+    shape: [usize; 3],
+) -> HostBias {
     let len = shape.iter().product::<usize>();
     let bytes = read_buffer(module.device(), module.queue(), buffer);
     let values: Vec<f32> = bytes[..len * 4]

@@ -75,11 +75,21 @@ impl DenseKernel {
             (Self::Generate, UnitKind::Vec4) => (&[VEC4_WGSL, DENSE_WGSL, GENERATE_WGSL], &[][..]),
             (Self::Generate, UnitKind::Word) => (&[WORD_WGSL, DENSE_WGSL, GENERATE_WGSL], &[][..]),
             (Self::Positions, UnitKind::Vec4) => (
-                &[VEC4_WGSL, DENSE_WGSL, POSITION_BINDINGS_WGSL, POSITIONS_WGSL],
+                &[
+                    VEC4_WGSL,
+                    DENSE_WGSL,
+                    POSITION_BINDINGS_WGSL,
+                    POSITIONS_WGSL,
+                ],
                 POSITION_BINDINGS,
             ),
             (Self::Positions, UnitKind::Word) => (
-                &[WORD_WGSL, DENSE_WGSL, POSITION_BINDINGS_WGSL, POSITIONS_WGSL],
+                &[
+                    WORD_WGSL,
+                    DENSE_WGSL,
+                    POSITION_BINDINGS_WGSL,
+                    POSITIONS_WGSL,
+                ],
                 POSITION_BINDINGS,
             ),
             (Self::Copy, UnitKind::Vec4) => (&[VEC4_WGSL, DENSE_WGSL, COPY_WGSL], SOURCE_BINDING),

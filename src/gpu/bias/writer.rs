@@ -204,7 +204,15 @@ impl BiasWriter {
         target: &wgpu::Buffer,
     ) -> Result<()> {
         let end = byte_offset + bytes(shape).next_multiple_of(4);
-        self.write_on_host(gpu, &slopes.values, shape, (byte_offset, end), target, false, None)
+        self.write_on_host(
+            gpu,
+            &slopes.values,
+            shape,
+            (byte_offset, end),
+            target,
+            false,
+            None,
+        )
     }
 
     /// A new buffer holding the dense `shape`, written from the host through its mapping at

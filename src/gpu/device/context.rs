@@ -50,12 +50,10 @@ impl GpuContext {
     /// f16 needs `SHADER_F16`.
     pub fn require(&self, dtype: BiasDtype, what: &'static str) -> Result<()> {
         match dtype {
-            BiasDtype::F16 if !self.has_f16() => {
-                Err(AlibiError::Unsupported {
-                    what,
-                    reason: "the device was created without wgpu::Features::SHADER_F16",
-                })
-            }
+            BiasDtype::F16 if !self.has_f16() => Err(AlibiError::Unsupported {
+                what,
+                reason: "the device was created without wgpu::Features::SHADER_F16",
+            }),
             _ => Ok(()),
         }
     }

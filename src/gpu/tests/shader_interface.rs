@@ -9,16 +9,17 @@ use std::path::Path;
 use super::translate::{parse, shader_dir, wgsl_files};
 use crate::dtype::BiasDtype;
 use crate::gpu::bias::dense::{
-    DenseKernel, DenseParams, UnitKind, COPY_WGSL, DENSE_WGSL, GENERATE_WGSL as DENSE_GENERATE_WGSL,
-    POSITIONS_WGSL as DENSE_POSITIONS_WGSL, VEC4_WGSL, WORD_WGSL,
+    DenseKernel, DenseParams, UnitKind, COPY_WGSL, DENSE_WGSL,
+    GENERATE_WGSL as DENSE_GENERATE_WGSL, POSITIONS_WGSL as DENSE_POSITIONS_WGSL, VEC4_WGSL,
+    WORD_WGSL,
 };
 use crate::gpu::bias::kernel::{
     BiasKernel, GenerateParams, PositionLayout, GENERATE_WGSL, POSITIONS_WGSL,
     POSITION_BINDINGS_WGSL, WINDOW_WGSL,
 };
 use crate::gpu::dispatch::wgsl::{
-    self, BINDINGS_WGSL, COLUMNS_PER_INVOCATION, F16_PACKED_WGSL, F16_WGSL, F32_WGSL, MASK_WGSL, SLOPES_WGSL,
-    SLOPE_VEC4S, WORKGROUP_SIZE,
+    self, BINDINGS_WGSL, COLUMNS_PER_INVOCATION, F16_PACKED_WGSL, F16_WGSL, F32_WGSL, MASK_WGSL,
+    SLOPES_WGSL, SLOPE_VEC4S, WORKGROUP_SIZE,
 };
 use crate::gpu::dispatch::{KernelSpec, BINDING_PARAMS, BINDING_SLOPES, BINDING_WINDOW};
 use crate::gpu::scores::{score_spec, ScoreParams, ADD_BIAS_WGSL};
@@ -43,7 +44,11 @@ pub(super) fn kernels(dtype: BiasDtype, causal: bool) -> Vec<(KernelSpec, Unifor
             kernels.push((spec, generate_params()));
         }
         for dtype in [BiasDtype::F32, BiasDtype::F16] {
-            for kernel in [DenseKernel::Generate, DenseKernel::Positions, DenseKernel::Copy] {
+            for kernel in [
+                DenseKernel::Generate,
+                DenseKernel::Positions,
+                DenseKernel::Copy,
+            ] {
                 for unit in [UnitKind::Vec4, UnitKind::Word] {
                     kernels.push((kernel.spec(unit, dtype, causal), dense_params()));
                 }
@@ -52,7 +57,6 @@ pub(super) fn kernels(dtype: BiasDtype, causal: bool) -> Vec<(KernelSpec, Unifor
     }
     kernels
 }
-
 
 /// A uniform struct as Rust lays it out: its size and `(member, offset, scalar)`.
 pub(super) type Uniform = (usize, Vec<(&'static str, usize, Scalar)>);
@@ -164,7 +168,9 @@ fn the_sources_are_the_shader_files_and_every_part_is_used() {
     // The element file first (`enable f16;` precedes every declaration), the body last.
     let source = BiasKernel::Generate.spec(BiasDtype::F16, true).source();
     assert!(source.starts_with(F16_WGSL) && source.ends_with(GENERATE_WGSL));
-    let words = DenseKernel::Copy.spec(UnitKind::Word, BiasDtype::F16, false).source();
+    let words = DenseKernel::Copy
+        .spec(UnitKind::Word, BiasDtype::F16, false)
+        .source();
     assert!(words.starts_with(F16_PACKED_WGSL) && words.ends_with(COPY_WGSL));
 }
 

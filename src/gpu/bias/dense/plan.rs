@@ -152,6 +152,9 @@ pub(crate) fn copy_spans(
     spans.iter().all(words).then_some(spans)
 }
 
+/// A dense plan: each window with the pipeline that records it.
+pub(crate) type DensePlan = Vec<(UnitKind, Window<DenseParams>)>;
+
 /// The windows of a dense write of `shape` at `byte_offset` (a multiple of 4) of its
 /// target; of a copy when `source` is given. Every unit a window writes lies in its
 /// binding and in the tensor's words; the body's units lie wholly inside the tensor; a
@@ -163,8 +166,8 @@ pub(crate) fn plan_dense(
     byte_offset: u64,
     source: Option<Source>,
     limits: PlanLimits,
-) -> Result<Option<Vec<(UnitKind, Window<DenseParams>)>>> {
-    debug_assert!(byte_offset % 4 == 0);
+) -> Result<Option<DensePlan>> {
+    debug_assert!(byte_offset.is_multiple_of(4));
     let usable = check_dense(shape, limits)?;
     let Some(elements) = shape.elements().filter(|&n| n > 0) else {
         return Ok(Some(Vec::new()));
@@ -212,7 +215,7 @@ impl Planner {
 
     /// The body's windows: whole heads while they fit, else rows of one head; `false` when
     /// a copy's source does not fit a binding even for one row.
-    fn body(&self, unit_lo: u64, unit_hi: u64, usable: u64, out: &mut Vec<(UnitKind, Window<DenseParams>)>) -> bool {
+    fn body(&self, unit_lo: u64, unit_hi: u64, usable: u64, out: &mut DensePlan) -> bool {
         let s = self.shape;
         let (rows, cols, size) = (s.rows as u64, s.cols as u64, s.size());
         let total_rows = s.heads as u64 * rows;
@@ -251,11 +254,18 @@ impl Planner {
                 (row + per_window).min(head_end)
             };
             let elements_per_unit = 16 / size;
-            let first = self.row_element(row).div_ceil(elements_per_unit).max(unit_lo);
-            let last = self.row_element(end).div_ceil(elements_per_unit).min(unit_hi);
+            let first = self
+                .row_element(row)
+                .div_ceil(elements_per_unit)
+                .max(unit_lo);
+            let last = self
+                .row_element(end)
+                .div_ceil(elements_per_unit)
+                .min(unit_hi);
             if first < last {
                 let start = self.row_element(row) * size;
-                let window = self.window(UnitKind::Vec4, row..end, (start, last * 16), first..last, 0);
+                let window =
+                    self.window(UnitKind::Vec4, row..end, (start, last * 16), first..last, 0);
                 if !self.fits(&window) {
                     if per_window == 1 {
                         return false;
@@ -279,14 +289,15 @@ impl Planner {
 
     /// The edge words `word_lo..word_hi`: one window over the rows that own them; `false`
     /// when a copy's source for them does not fit a binding.
-    fn edge(&self, word_lo: u64, word_hi: u64, out: &mut Vec<(UnitKind, Window<DenseParams>)>) -> bool {
+    fn edge(&self, word_lo: u64, word_hi: u64, out: &mut DensePlan) -> bool {
         if word_lo >= word_hi {
             return true;
         }
         let s = self.shape;
         let per_word = 4 / s.size();
         let first_element = self.byte_offset / s.size();
-        let owner = |word: u64| ((word * per_word).max(first_element) - first_element) / s.cols as u64;
+        let owner =
+            |word: u64| ((word * per_word).max(first_element) - first_element) / s.cols as u64;
         let rows = owner(word_lo)..owner(word_hi - 1) + 1;
         let start = self.row_element(rows.start) * s.size();
         // One row: skip to the words (a long row's tail lies far from its start).
@@ -295,7 +306,13 @@ impl Planner {
         } else {
             0
         };
-        let window = self.window(UnitKind::Word, rows, (start, word_hi * 4), word_lo..word_hi, skip);
+        let window = self.window(
+            UnitKind::Word,
+            rows,
+            (start, word_hi * 4),
+            word_lo..word_hi,
+            skip,
+        );
         out.push((UnitKind::Word, window));
         self.fits(&window)
     }
@@ -320,14 +337,16 @@ impl Planner {
         let grid_rows = count.min(u64::from(u16::MAX));
         let slices = count.div_ceil(grid_rows);
         let per_unit = unit_bytes / size;
-        let row_units = (s.cols as u64).div_ceil(per_unit) + 1;
+        // Units starting in a row of `cols` elements: at most ceil(cols / per_unit).
+        let row_units = (s.cols as u64).div_ceil(per_unit);
         let groups_x = if skip > 0 || unit == UnitKind::Word {
             1
         } else {
             row_units.div_ceil(u64::from(WORKGROUP_SIZE))
         };
         let elements = s.elements().unwrap_or(0);
-        let tensor_end = (self.byte_offset / size + elements - bind_element).min(u64::from(u32::MAX));
+        let tensor_end =
+            (self.byte_offset / size + elements - bind_element).min(u64::from(u32::MAX));
         let (source, source_base, head_stride, row_stride) = match self.source {
             Some(Source { layout }) => {
                 // From the first row's key 0 to the last element the units hold (they may
@@ -340,7 +359,12 @@ impl Planner {
                 let last = self.source_element(layout, row) + key + 1;
                 let (offset, bytes) = binding(first * size, last * size, self.limits);
                 let base = (layout.offset as i128 - (offset / size) as i128) as u32;
-                (Some((offset, bytes)), base, layout.head_stride as u32, layout.row_stride as u32)
+                (
+                    Some((offset, bytes)),
+                    base,
+                    layout.head_stride as u32,
+                    layout.row_stride as u32,
+                )
             }
             None => (None, 0, 0, 0),
         };

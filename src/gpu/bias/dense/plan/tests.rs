@@ -17,7 +17,12 @@ fn limits(binding: u64, align: u64) -> PlanLimits {
 
 /// Runs every invocation of every window as `dense.wgsl` does; returns the absolute words
 /// written (in order) and checks each against its binding, and the copy's reads.
-fn run(shape: DenseShape, byte_offset: u64, source: Option<Source>, limits: PlanLimits) -> Vec<u64> {
+fn run(
+    shape: DenseShape,
+    byte_offset: u64,
+    source: Option<Source>,
+    limits: PlanLimits,
+) -> Vec<u64> {
     let Some(windows) = plan_dense(shape, byte_offset, source, limits).expect("a plan") else {
         return Vec::new();
     };
@@ -44,10 +49,15 @@ fn run(shape: DenseShape, byte_offset: u64, source: Option<Source>, limits: Plan
                     if u >= row_end || u < u64::from(p.unit_lo) || u >= u64::from(p.unit_hi) {
                         continue;
                     }
-                    assert!((u + 1) * unit_bytes <= window.bind_size, "unit {u} of {window:?}");
+                    assert!(
+                        (u + 1) * unit_bytes <= window.bind_size,
+                        "unit {u} of {window:?}"
+                    );
                     let first_word = (window.bind_offset + u * unit_bytes) / 4;
                     written.extend(first_word..first_word + unit_bytes / 4);
-                    if let (Some(Source { layout }), Some((offset, bytes))) = (source, window.source) {
+                    if let (Some(Source { layout }), Some((offset, bytes))) =
+                        (source, window.source)
+                    {
                         // Each element of the unit inside the tensor, read from the source.
                         let tensor_first = byte_offset / size;
                         let tensor_end = tensor_first + shape.elements().unwrap();
@@ -60,7 +70,8 @@ fn run(shape: DenseShape, byte_offset: u64, source: Option<Source>, limits: Plan
                             let rel = absolute - tensor_first;
                             let (g, k) = (rel / shape.cols as u64, rel % shape.cols as u64);
                             let (h, r) = (g / shape.rows as u64, g % shape.rows as u64);
-                            let read = layout.offset + h * layout.head_stride + r * layout.row_stride + k;
+                            let read =
+                                layout.offset + h * layout.head_stride + r * layout.row_stride + k;
                             let relative = u64::from(p.source_base)
                                 .wrapping_add(h * u64::from(p.source_head_stride))
                                 .wrapping_add(r * u64::from(p.source_row_stride))
@@ -80,7 +91,10 @@ fn run(shape: DenseShape, byte_offset: u64, source: Option<Source>, limits: Plan
 fn check(shape: DenseShape, byte_offset: u64, source: Option<Source>, limits: PlanLimits) {
     let planned = plan_dense(shape, byte_offset, source, limits).unwrap();
     if planned.is_none() {
-        assert!(source.is_some(), "only a copy may be left to the generation");
+        assert!(
+            source.is_some(),
+            "only a copy may be left to the generation"
+        );
         return;
     }
     let mut written = run(shape, byte_offset, source, limits);
@@ -138,7 +152,14 @@ proptest! {
 #[test]
 fn small_and_odd_tensors() {
     for dtype in [BiasDtype::F32, BiasDtype::F16] {
-        for (h, r, c) in [(1, 1, 1), (1, 1, 3), (3, 1, 1), (2, 3, 1), (1, 5, 5), (7, 1, 9)] {
+        for (h, r, c) in [
+            (1, 1, 1),
+            (1, 1, 3),
+            (3, 1, 1),
+            (2, 3, 1),
+            (1, 5, 5),
+            (7, 1, 9),
+        ] {
             for offset in [0, 4, 8, 12, 20, 256] {
                 check(shape(h, r, c, dtype), offset, None, limits(1 << 20, 256));
             }
@@ -150,13 +171,21 @@ fn small_and_odd_tensors() {
 fn spans_are_whole_words_or_refused() {
     let s = shape(2, 3, 5, BiasDtype::F32);
     let strided = Source {
-        layout: BiasLayout { offset: 3, head_stride: 32, row_stride: 8 },
+        layout: BiasLayout {
+            offset: 3,
+            head_stride: 32,
+            row_stride: 8,
+        },
     };
     let spans = copy_spans(s, strided, 8, 64).unwrap();
     assert_eq!(spans.len(), 6);
     assert_eq!(spans[3], ((3 + 32) * 4, 8 + 15 * 4, 20));
     let dense = Source {
-        layout: BiasLayout { offset: 0, head_stride: 15, row_stride: 5 },
+        layout: BiasLayout {
+            offset: 0,
+            head_stride: 15,
+            row_stride: 5,
+        },
     };
     assert_eq!(copy_spans(s, dense, 0, 64).unwrap(), vec![(0, 0, 120)]);
     assert!(copy_spans(s, strided, 0, 5).is_none());
