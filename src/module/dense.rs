@@ -5,10 +5,12 @@
 
 use std::sync::Arc;
 
+mod target;
+
 use super::positions::side;
 use super::AlibiPositionalBias;
 use crate::dense::DenseBias;
-use crate::error::{AlibiError, Result};
+use crate::error::Result;
 use crate::generation::{GenerateShape, GenerationPath};
 use crate::gpu::bias::dense::{
     check_dense, copy_spans, plan_dense, DenseKernel, DenseShape, Source,
@@ -17,7 +19,8 @@ use crate::gpu::bias::positions;
 use crate::gpu::bias::writer::dense_usage;
 use crate::gpu::device::scope::Work;
 use crate::module::Positions;
-use crate::validation::{check_sequence, check_target, BIAS_TARGET};
+use crate::validation::check_sequence;
+use target::check_offset;
 
 /// Copy commands a dense copy from the cache takes at most before the copy kernel does it
 /// in one pass (a cached block with padded rows is one span per row).
@@ -345,65 +348,6 @@ impl AlibiPositionalBias {
         Ok(true)
     }
 
-    /// Checks a caller's dense target: its usage, then its size from `byte_offset`.
-    fn check_dense_target(
-        &self,
-        shape: DenseShape,
-        target: &wgpu::Buffer,
-        byte_offset: u64,
-        usage: wgpu::BufferUsages,
-    ) -> Result<()> {
-        let needed = shape
-            .word_bytes()
-            .and_then(|bytes| bytes.checked_add(byte_offset))
-            .unwrap_or(u64::MAX);
-        let named = [shape.heads, shape.rows, shape.cols];
-        check_target(
-            (target.usage(), target.size()),
-            needed,
-            usage,
-            (BIAS_TARGET, named),
-        )
-    }
-
-    /// Binds `target` on the module's device inside an error scope, before anything is
-    /// recorded into the caller's encoder: a buffer of another device is refused here.
-    fn check_own_buffer(&self, target: &wgpu::Buffer) -> Result<()> {
-        let device = &self.gpu.device;
-        let probe = self.gpu.run(Work::named("binding the target buffer"), || {
-            let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some("alibi target probe"),
-                entries: &[wgpu::BindGroupLayoutEntry {
-                    binding: 0,
-                    visibility: wgpu::ShaderStages::COMPUTE,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Storage { read_only: false },
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
-                    },
-                    count: None,
-                }],
-            });
-            device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("alibi target probe"),
-                layout: &layout,
-                entries: &[wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: target,
-                        offset: 0,
-                        size: wgpu::BufferSize::new(4),
-                    }),
-                }],
-            })
-        });
-        match probe {
-            Ok(_) => Ok(()),
-            Err(AlibiError::Gpu { source, .. }) => Err(AlibiError::ForeignTarget { source }),
-            Err(other) => Err(other),
-        }
-    }
-
     fn empty_dense(&self, dims: Vec<usize>) -> Result<DenseBias> {
         let buffer = self
             .gpu
@@ -417,15 +361,6 @@ impl AlibiPositionalBias {
             shape,
             dtype: self.dtype,
         }
-    }
-}
-
-/// Refuses a byte offset that is not a multiple of `alignment`.
-fn check_offset(offset: u64, alignment: u64) -> Result<()> {
-    if offset.is_multiple_of(alignment) {
-        Ok(())
-    } else {
-        Err(AlibiError::MisalignedOffset { offset, alignment })
     }
 }
 

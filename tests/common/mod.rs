@@ -12,6 +12,10 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::{Mutex, OnceLock};
 
+mod dense;
+#[allow(unused_imports)]
+pub use dense::*;
+
 use alibi_wgpu::{
     reference, AlibiBias, AlibiConfig, AlibiPositionalBias, BiasDtype, GenerationPath, GpuDevice,
     HostBias,
@@ -382,59 +386,4 @@ impl Rng {
         let low = 1u64 << (self.next() % (max_log2 + 1));
         (low + self.next() % low) as usize / 2 + 1
     }
-}
-
-/// A device of the shared device's adapter without `SHADER_F16` (its other features
-/// kept): f16 modules on it store f16 in words, rounded in integer arithmetic. Opened once
-/// per test binary.
-pub fn no_f16_device() -> &'static (wgpu::Device, wgpu::Queue) {
-    static DEVICE: OnceLock<(wgpu::Device, wgpu::Queue)> = OnceLock::new();
-    DEVICE.get_or_init(|| {
-        let shared = gpu().expect("the no-f16 device is opened on the shared device's adapter");
-        let instance =
-            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-        let adapter = pollster::block_on(instance.request_adapter(&Default::default()))
-            .expect("the shared device's adapter");
-        pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("alibi-wgpu tests, no SHADER_F16"),
-            required_features: shared.device.features() - wgpu::Features::SHADER_F16,
-            required_limits: adapter.limits(),
-            ..Default::default()
-        }))
-        .unwrap_or_else(|e| panic!("a device without SHADER_F16: {e}"))
-    })
-}
-
-/// The bytes a module of `dtype` stores for the f32 values `values`, each rounded as
-/// docs/semantics.md says ([`spec_f16`] for f16), little-endian.
-pub fn element_bytes(values: &[f32], dtype: BiasDtype) -> Vec<u8> {
-    match dtype {
-        BiasDtype::F16 => values
-            .iter()
-            .flat_map(|&v| spec_f16(v).to_bits().to_le_bytes())
-            .collect(),
-        _ => values
-            .iter()
-            .flat_map(|v| v.to_bits().to_le_bytes())
-            .collect(),
-    }
-}
-
-/// The dense f32 `[heads, i, j]` at the start of `buffer` (usage `COPY_SRC`), read back as
-/// a [`HostBias`].
-pub fn read_dense(
-    module: &AlibiPositionalBias,
-    buffer: &wgpu::Buffer,
-    shape: [usize; 3],
-) -> HostBias {
-    let len = shape.iter().product::<usize>();
-    let bytes = read_buffer(module.device(), module.queue(), buffer);
-    let values: Vec<f32> = bytes[..len * 4]
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    // A HostBias of the shape (its values replaced): the crate has no public constructor.
-    let host = reference::forward(&[1.0], shape[0], shape[1], shape[2]).expect("a shape");
-    let mut values = values.into_iter();
-    host.map(|_| values.next().expect("as many values"))
 }
