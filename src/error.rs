@@ -141,8 +141,10 @@ pub enum AlibiError {
         alignment: u64,
     },
 
-    /// A caller's buffer the module's device cannot use: a buffer of another device (or one
-    /// destroyed). Nothing was recorded.
+    /// A caller's buffer the module's device cannot use: a buffer of another device of the
+    /// same wgpu instance (or one destroyed), found by binding it on the module's device
+    /// inside an error scope. Nothing was recorded. (wgpu cannot tell a buffer of another
+    /// instance apart: do not pass one.)
     #[error("the target buffer cannot be used on the module's device; create it on that device (is it another device's, or destroyed?)")]
     ForeignTarget {
         /// wgpu's answer to binding it on the module's device.
@@ -182,8 +184,8 @@ pub enum AlibiError {
     },
 
     /// A variant that cannot be given as asked, refused rather than silently given in
-    /// another form: f16 biases or scores on a device without `wgpu::Features::SHADER_F16`,
-    /// or an f16 readback of an f32 view (which would round).
+    /// another form: f16 scores (`add_to_scores`) on a device without
+    /// `wgpu::Features::SHADER_F16`, or an f16 readback of an f32 view (which would round).
     #[error("{what} are unsupported here: {reason}")]
     Unsupported {
         /// What was asked for.
