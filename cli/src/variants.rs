@@ -33,8 +33,8 @@ pub struct VariantReport {
     pub causal_over_plain: f64,
     /// The same by the WGSL kernel, whatever the path.
     pub shader_causal_over_plain: f64,
-    /// One generation of an f16 module on the modules' path, when the adapter has
-    /// `SHADER_F16`.
+    /// One generation of an f16 module on the modules' path (every adapter now; `None`
+    /// kept in the record's type for the readers of older records).
     pub f16_generate_ms: Option<f64>,
     /// That over an f32 module's, on the same path.
     pub f16_over_f32: Option<f64>,
