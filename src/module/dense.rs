@@ -20,7 +20,6 @@ use crate::gpu::bias::writer::dense_usage;
 use crate::gpu::device::scope::Work;
 use crate::module::Positions;
 use crate::validation::check_sequence;
-use target::check_offset;
 
 /// Copy commands a dense copy from the cache takes at most before the copy kernel does it
 /// in one pass (a cached block with padded rows is one span per row).
@@ -126,14 +125,10 @@ impl AlibiPositionalBias {
         target: &wgpu::Buffer,
         byte_offset: u64,
     ) -> Result<()> {
-        let shape = self.dense_shape(self.total_heads, i, j);
-        self.dense_request(shape)?;
-        check_offset(byte_offset, 4)?;
-        if shape.elements() == Some(0) {
-            return Ok(());
-        }
         let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST;
-        self.check_dense_target(shape, target, byte_offset, usage)?;
+        let Some(shape) = self.target_request((i, j), target, (byte_offset, 4), usage)? else {
+            return Ok(());
+        };
         self.check_own_buffer(target)?;
         let cached = self.cached(i, j);
         self.record_dense(encoder, shape, target, byte_offset, cached)
@@ -156,13 +151,11 @@ impl AlibiPositionalBias {
         target: &wgpu::Buffer,
         byte_offset: u64,
     ) -> Result<()> {
-        let shape = self.dense_shape(self.total_heads, i, j);
-        self.dense_request(shape)?;
-        check_offset(byte_offset, wgpu::MAP_ALIGNMENT)?;
-        if shape.elements() == Some(0) {
+        let alignment = (byte_offset, wgpu::MAP_ALIGNMENT);
+        let usage = wgpu::BufferUsages::MAP_WRITE;
+        let Some(shape) = self.target_request((i, j), target, alignment, usage)? else {
             return Ok(());
-        }
-        self.check_dense_target(shape, target, byte_offset, wgpu::BufferUsages::MAP_WRITE)?;
+        };
         let generated = self.dense_generate_shape(shape);
         self.writer
             .write_into(&self.gpu, &self.slopes, generated, byte_offset, target)
@@ -230,7 +223,7 @@ impl AlibiPositionalBias {
         Ok(self.dense_bias(buffer, dims))
     }
 
-    fn dense_shape(&self, heads: usize, i: usize, j: usize) -> DenseShape {
+    pub(super) fn dense_shape(&self, heads: usize, i: usize, j: usize) -> DenseShape {
         DenseShape {
             heads,
             slope_heads: self.heads,
@@ -256,7 +249,7 @@ impl AlibiPositionalBias {
 
     /// Checks a dense request before anything else happens: the device alive, the
     /// sequence, the device's limits.
-    fn dense_request(&self, shape: DenseShape) -> Result<()> {
+    pub(super) fn dense_request(&self, shape: DenseShape) -> Result<()> {
         self.gpu.ensure_alive()?;
         check_sequence(shape.rows, shape.cols)?;
         check_dense(shape, self.gpu.limits).map(drop)

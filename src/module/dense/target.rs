@@ -8,8 +8,27 @@ use crate::module::AlibiPositionalBias;
 use crate::validation::{check_target, BIAS_TARGET};
 
 impl AlibiPositionalBias {
+    /// Checks a dense write of `(i, j)` into `target` at `byte_offset`: the request, the
+    /// offset's `alignment`, then (unless the tensor is empty: `None`) `usage` and room.
+    pub(super) fn target_request(
+        &self,
+        (i, j): (usize, usize),
+        target: &wgpu::Buffer,
+        (byte_offset, alignment): (u64, u64),
+        usage: wgpu::BufferUsages,
+    ) -> Result<Option<DenseShape>> {
+        let shape = self.dense_shape(self.total_heads, i, j);
+        self.dense_request(shape)?;
+        check_offset(byte_offset, alignment)?;
+        if shape.elements() == Some(0) {
+            return Ok(None);
+        }
+        self.check_dense_target(shape, target, byte_offset, usage)?;
+        Ok(Some(shape))
+    }
+
     /// Checks a caller's dense target: its usage, then its size from `byte_offset`.
-    pub(super) fn check_dense_target(
+    fn check_dense_target(
         &self,
         shape: DenseShape,
         target: &wgpu::Buffer,
@@ -69,7 +88,7 @@ impl AlibiPositionalBias {
 }
 
 /// Refuses a byte offset that is not a multiple of `alignment`.
-pub(super) fn check_offset(offset: u64, alignment: u64) -> Result<()> {
+fn check_offset(offset: u64, alignment: u64) -> Result<()> {
     if offset.is_multiple_of(alignment) {
         Ok(())
     } else {
