@@ -51,8 +51,8 @@ impl AlibiPositionalBias {
     /// ```
     ///
     /// # Errors
-    /// The sequence errors of [`forward`](Self::forward); [`AlibiError::TooLarge`] or
-    /// [`AlibiError::RowTooLarge`] beyond the device's buffer or binding limits. A refused
+    /// The sequence errors of [`forward`](Self::forward); [`AlibiError::TooLarge`](crate::AlibiError::TooLarge) or
+    /// [`AlibiError::RowTooLarge`](crate::AlibiError::RowTooLarge) beyond the device's buffer or binding limits. A refused
     /// call leaves the cache as it was.
     pub fn forward_dense(&mut self, i: usize, j: usize) -> Result<DenseBias> {
         let shape = self.dense_shape(self.total_heads, i, j);
@@ -112,9 +112,9 @@ impl AlibiPositionalBias {
     /// ```
     ///
     /// # Errors
-    /// [`AlibiError::MisalignedOffset`] for an offset that is not a multiple of 4;
-    /// [`AlibiError::TargetUsage`], [`AlibiError::TargetTooSmall`], and
-    /// [`AlibiError::ForeignTarget`] for a buffer of another device, all before anything is
+    /// [`AlibiError::MisalignedOffset`](crate::AlibiError::MisalignedOffset) for an offset that is not a multiple of 4;
+    /// [`AlibiError::TargetUsage`](crate::AlibiError::TargetUsage), [`AlibiError::TargetTooSmall`](crate::AlibiError::TargetTooSmall), and
+    /// [`AlibiError::ForeignTarget`](crate::AlibiError::ForeignTarget) for a buffer of another device, all before anything is
     /// recorded; and the errors of [`forward_dense`](Self::forward_dense). A refused call
     /// records nothing and leaves the cache as it was.
     pub fn encode_into(
@@ -140,7 +140,7 @@ impl AlibiPositionalBias {
     /// [`encode_into`](Self::encode_into) for engines on a CPU adapter, with no kernel.
     /// Always generated (the cache's values are on the device). `target` needs `MAP_WRITE`
     /// usage and the room `encode_into` documents, and must not be mapped already (an
-    /// [`AlibiError::Map`], after which wgpu may still see the buffer as mapping until the
+    /// [`AlibiError::Map`](crate::AlibiError::Map), after which wgpu may still see the buffer as mapping until the
     /// caller unmaps it). Blocks until the device lets the buffer be mapped, writes on every
     /// core and leaves it unmapped; not on the web.
     #[cfg(not(target_arch = "wasm32"))]
