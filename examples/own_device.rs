@@ -82,7 +82,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // One encoder for everything: the bias generation, then the engine's pass reading it.
     let mut encoder = device.create_command_encoder(&Default::default());
     let bias = alibi.encode_forward(&mut encoder, I, J)?;
-    // (`encode_into(&mut encoder, I, J, &buffer)` generates into a buffer of the engine's.)
+    // (`encode_into(&mut encoder, I, J, &buffer, offset)` writes the dense tensor into a
+    // buffer of the engine's instead.)
     let binding = bias.binding().expect("a non-empty bias");
     let layout = binding.layout;
     let uniform = [

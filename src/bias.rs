@@ -16,8 +16,8 @@ use crate::dtype::BiasDtype;
 /// [`GenerationPath`](crate::GenerationPath)), so `queue.write_buffer`, `clear_buffer` and
 /// copies into it are refused by wgpu; bind it as `var<storage, read>` only, and never map
 /// it. A caller that needs a private, writable copy reads it back with
-/// [`crate::AlibiPositionalBias::read`]. (Views from `encode_into` and `write_into` are of
-/// the caller's own buffer, with the caller's usage.)
+/// [`crate::AlibiPositionalBias::read`], or asks for the dense form, a buffer of its own
+/// ([`crate::AlibiPositionalBias::forward_dense`]).
 #[derive(Clone, Debug)]
 pub struct AlibiBias {
     pub(crate) buffer: Option<Arc<wgpu::Buffer>>,

@@ -101,9 +101,8 @@ impl AlibiConfig {
         self
     }
 
-    /// The element type of the biases (default [`BiasDtype::F32`]); f16 needs a device
-    /// with `wgpu::Features::SHADER_F16` (building the module says
-    /// [`AlibiError::Unsupported`](crate::AlibiError::Unsupported) otherwise).
+    /// The element type of the biases (default [`BiasDtype::F32`]); f16 on every device
+    /// (rounded exactly in integer arithmetic where it lacks `wgpu::Features::SHADER_F16`).
     pub fn dtype(mut self, dtype: BiasDtype) -> Self {
         self.dtype = dtype;
         self

@@ -14,15 +14,16 @@ pub enum BiasDtype {
     /// f32, the values of docs/semantics.md exactly.
     #[default]
     F32,
-    /// f16, where the device has `wgpu::Features::SHADER_F16`: each f32 value rounded to
-    /// nearest even and saturated at ±65504 (the largest finite f16), so that a long
-    /// distance never becomes an infinity; a causal mask's `-inf` stays `-inf`.
-    /// [`BiasDtype::round`] is that rounding.
+    /// f16, on every adapter: each f32 value rounded to nearest even and saturated at
+    /// ±65504 (the largest finite f16), so that a long distance never becomes an infinity;
+    /// a causal mask's `-inf` stays `-inf`. [`BiasDtype::round`] is that rounding.
     ///
-    /// The host-mapped path converts with `half` (round to nearest even). The kernel
-    /// clamps, then converts with WGSL's `f16()`, whose rounding WGSL leaves to the
-    /// implementation: the tests check every value against `round` on each adapter CI
-    /// runs; run `tests/variants.rs` on the GPUs you ship to.
+    /// The host-mapped path converts with `half` (round to nearest even). Where the device
+    /// has `wgpu::Features::SHADER_F16` the kernel clamps, then converts with WGSL's
+    /// `f16()`, whose rounding WGSL leaves to the implementation: the tests check every
+    /// value against `round` on each adapter CI runs; run `tests/variants.rs` on the GPUs
+    /// you ship to. Without it (and in the dense kernels) the kernel rounds in integer
+    /// arithmetic, exactly, and stores two values to a u32 word.
     F16,
 }
 

@@ -103,12 +103,12 @@ pub enum AlibiError {
         limit: u64,
     },
 
-    /// A caller's buffer cannot hold the tensor: a bias (`encode_into`, `write_into`), or
-    /// attention scores (`add_to_scores`).
+    /// A caller's buffer cannot hold the tensor: a dense bias at its byte offset
+    /// (`encode_into`, `write_into`), or attention scores (`add_to_scores`).
     #[error("the target buffer has {size} bytes but {what} [{heads}, {i}, {j}] needs {needed}")]
     TargetTooSmall {
-        /// What the buffer was for: "the bias (rows padded to a multiple of 4 columns)"
-        /// or "the scores [batch x total_heads, i, j]".
+        /// What the buffer was for: "the dense bias after its byte offset (its bytes rounded
+        /// up to a word)" or "the scores [batch x total_heads, i, j]".
         what: &'static str,
         /// Heads of the tensor.
         heads: usize,
@@ -129,6 +129,27 @@ pub enum AlibiError {
         usage: wgpu::BufferUsages,
         /// The flag it needs: `STORAGE` for the kernel, `MAP_WRITE` for a host write.
         needed: wgpu::BufferUsages,
+    },
+
+    /// A byte offset into a caller's buffer that the write cannot start at: dense tensors
+    /// start on a word (4 bytes; 8, the mapping alignment, for `write_into`).
+    #[error("the byte offset {offset} is not a multiple of {alignment}; place the tensor at a multiple of {alignment} bytes")]
+    MisalignedOffset {
+        /// The offset given.
+        offset: u64,
+        /// What it must be a multiple of.
+        alignment: u64,
+    },
+
+    /// A caller's buffer the module's device cannot use: a buffer of another device of the
+    /// same wgpu instance (or one destroyed), found by binding it on the module's device
+    /// inside an error scope. Nothing was recorded. (wgpu cannot tell a buffer of another
+    /// instance apart: do not pass one.)
+    #[error("the target buffer cannot be used on the module's device; create it on that device (is it another device's, or destroyed?)")]
+    ForeignTarget {
+        /// wgpu's answer to binding it on the module's device.
+        #[source]
+        source: Arc<wgpu::Error>,
     },
 
     /// The configured [`GenerationPath`](crate::GenerationPath) cannot run on this device.
@@ -163,8 +184,8 @@ pub enum AlibiError {
     },
 
     /// A variant that cannot be given as asked, refused rather than silently given in
-    /// another form: f16 biases or scores on a device without `wgpu::Features::SHADER_F16`,
-    /// or an f16 readback of an f32 view (which would round).
+    /// another form: f16 scores (`add_to_scores`) on a device without
+    /// `wgpu::Features::SHADER_F16`, or an f16 readback of an f32 view (which would round).
     #[error("{what} are unsupported here: {reason}")]
     Unsupported {
         /// What was asked for.

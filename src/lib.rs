@@ -87,6 +87,7 @@ mod bias;
 mod cache;
 mod config;
 pub mod cpu;
+mod dense;
 mod dtype;
 mod error;
 #[cfg(feature = "safetensors")]
@@ -106,6 +107,7 @@ mod wgsl;
 pub use bias::{AlibiBias, BiasBinding, BiasLayout};
 pub use cache::{CacheStats, DEFAULT_CACHE_BUDGET_BYTES};
 pub use config::AlibiConfig;
+pub use dense::DenseBias;
 pub use dtype::BiasDtype;
 pub use error::{error_chain, AlibiError, MapError, Memory, Result};
 pub use generation::GenerationPath;

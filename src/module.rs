@@ -20,6 +20,7 @@ use crate::validation::{check_sequence, MAX_SEQUENCE};
 pub use positions::Positions;
 
 mod build;
+mod dense;
 mod positions;
 pub(crate) mod scores;
 mod to_host;

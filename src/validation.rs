@@ -114,7 +114,8 @@ pub(crate) fn check_max_bias(max_bias: f64) -> Result<()> {
 }
 
 /// What a bias needs of a caller's buffer, for [`AlibiError::TargetTooSmall`].
-pub(crate) const BIAS_TARGET: &str = "the bias (rows padded to a multiple of 4 columns)";
+pub(crate) const BIAS_TARGET: &str =
+    "the dense bias after its byte offset (its bytes rounded up to a word)";
 
 /// Checks that a caller's buffer of `target_usage` and `target_size` bytes has `usage` and
 /// at least `needed` bytes for `what`, of shape `[heads, i, j]`.

@@ -87,13 +87,13 @@ fn every_call_reports_the_loss(mut alibi: AlibiPositionalBias, device: wgpu::Dev
             );
             let t = Instant::now();
             assert_lost(
-                alibi.encode_into(&mut encoder, 4, 4, &target),
+                alibi.encode_into(&mut encoder, 4, 4, &target, 0),
                 &call("encode_into"),
                 t,
             );
             if alibi.generation_path() == GenerationPath::HostMapped {
                 let t = Instant::now();
-                assert_lost(alibi.write_into(4, 4, &target), &call("write_into"), t);
+                assert_lost(alibi.write_into(4, 4, &target, 0), &call("write_into"), t);
             }
             // What does not return a Result must not panic either.
             alibi.clear_cache();

@@ -56,7 +56,7 @@ enum Call {
     ReadInto(usize, usize),
     GetBias(usize, usize),
     EncodeForward(usize, usize),
-    /// `encode_into` a target of the size needed, or 16 bytes short when `short`.
+    /// `encode_into` (dense, at offset 0) a target of the size needed, or 16 bytes short when `short`.
     EncodeInto {
         i: usize,
         j: usize,
@@ -172,6 +172,9 @@ fn expected_call(config: &Config, call: Call, limits: Limits) -> Outcome {
     if i == 0 || j == 0 {
         return Outcome::Ok;
     }
+    if matches!(call, Call::EncodeInto { .. } | Call::WriteInto { .. }) {
+        return expected_dense(config, (i, j, short), limits);
+    }
     // Rows are padded to a multiple of 4 columns.
     let row = j.next_multiple_of(4) as u128 * 4;
     let bytes = heads as u128 * i as u128 * row;
@@ -187,6 +190,27 @@ fn expected_call(config: &Config, call: Call, limits: Limits) -> Outcome {
         return Outcome::RowTooLarge;
     }
     // The device's limits come first: a target is looked at only for a tensor that fits.
+    if short {
+        return Outcome::TargetTooSmall;
+    }
+    Outcome::Ok
+}
+
+/// A dense write's outcome: rows of exactly `j` keys, a row and the 16-byte unit it may run
+/// into within a window; the device's limits before the target.
+fn expected_dense(config: &Config, (i, j, short): (usize, usize, bool), limits: Limits) -> Outcome {
+    let heads = config.total_heads as u128;
+    let bytes = heads * i as u128 * j as u128 * 4;
+    if bytes > u128::from(limits.max_buffer) || heads * i as u128 > u128::from(u32::MAX) {
+        return Outcome::TooLarge;
+    }
+    let binding = config
+        .window
+        .map_or(limits.max_binding, |w| w.min(limits.max_binding));
+    let usable = (binding - (limits.alignment - 16)) & !15;
+    if j as u128 * 4 + 16 > u128::from(usable) {
+        return Outcome::RowTooLarge;
+    }
     if short {
         return Outcome::TargetTooSmall;
     }
@@ -387,7 +411,7 @@ impl Fuzzer {
                 (read.map(HostBias::into_vec), [1, i, j])
             }
             Call::EncodeForward(i, j) => {
-                // The module's device, which a windowed module does not share with `gpu`.
+                // The module's device: a windowed module has its own.
                 let mut encoder = module.device().create_command_encoder(&Default::default());
                 let view = module.encode_forward(&mut encoder, i, j);
                 module.queue().submit([encoder.finish()]);
@@ -395,21 +419,26 @@ impl Fuzzer {
                 (read.map(HostBias::into_vec), [total_heads, i, j])
             }
             Call::EncodeInto { i, j, short } => {
-                let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
-                let target = target(module.device(), total_heads, i, j, short, usage);
-                let mut encoder = module.device().create_command_encoder(&Default::default());
-                let view = module.encode_into(&mut encoder, i, j, &target);
+                let usage = wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_DST
+                    | wgpu::BufferUsages::COPY_SRC;
+                // On the module's device, which a windowed module has of its own.
+                let device = module.device().clone();
+                let target = self.target(&device, total_heads, i, j, short, usage);
+                let mut encoder = device.create_command_encoder(&Default::default());
+                let written = module.encode_into(&mut encoder, i, j, &target, 0);
                 module.queue().submit([encoder.finish()]);
-                let read = view.and_then(|v| pollster::block_on(module.read(&v)));
-                (read.map(HostBias::into_vec), [total_heads, i, j])
+                let read = written.map(|()| self.dense(module, &target, total_heads, i, j));
+                (read, [total_heads, i, j])
             }
             Call::WriteInto { i, j, short } => {
                 let usage = wgpu::BufferUsages::MAP_WRITE | wgpu::BufferUsages::COPY_SRC;
-                let target = target(module.device(), total_heads, i, j, short, usage);
+                let device = module.device().clone();
+                let target = self.target(&device, total_heads, i, j, short, usage);
                 let read = module
-                    .write_into(i, j, &target)
-                    .and_then(|v| pollster::block_on(module.read(&v)));
-                (read.map(HostBias::into_vec), [total_heads, i, j])
+                    .write_into(i, j, &target, 0)
+                    .map(|()| self.dense(module, &target, total_heads, i, j));
+                (read, [total_heads, i, j])
             }
         };
         let actual = match result {
@@ -432,35 +461,53 @@ impl Fuzzer {
         }
         Ok(Outcome::Ok)
     }
-}
 
-/// A caller's target for a `[heads, i, j]` bias: the size the module needs (rows padded
-/// to 4 columns), 16 bytes less when `short`; a small one for a tensor that cannot
-/// exist, which the module must refuse before it looks at the target.
-fn target(
-    device: &wgpu::Device,
-    heads: usize,
-    i: usize,
-    j: usize,
-    short: bool,
-    usage: wgpu::BufferUsages,
-) -> wgpu::Buffer {
-    // Lengths past the limit are refused before any target is looked at; within it,
-    // the product fits u128 (heads < 2^64, i and j at most 2^24).
-    let needed = (i <= MAX_SEQUENCE && j <= MAX_SEQUENCE)
-        .then(|| heads as u128 * i as u128 * j.next_multiple_of(4) as u128 * 4);
-    let size = match needed {
-        Some(n) if n > 0 && n <= 1 << 24 => n as u64 - if short { 16 } else { 0 },
-        _ => 64,
-    };
-    common::scoped(device, "creating a target", || {
-        device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("fuzz target"),
-            size,
-            usage,
-            mapped_at_creation: false,
+    /// A caller's target for a `[heads, i, j]` bias: the size the module needs (rows padded
+    /// to 4 columns), 16 bytes less when `short`; a small one for a tensor that cannot
+    /// exist, which the module must refuse before it looks at the target.
+    /// The dense f32 tensor `[heads, i, j]` at the start of `target`, read back.
+    fn dense(
+        &self,
+        module: &AlibiPositionalBias,
+        target: &wgpu::Buffer,
+        heads: usize,
+        i: usize,
+        j: usize,
+    ) -> Vec<f32> {
+        if heads == 0 || i == 0 || j == 0 {
+            return Vec::new();
+        }
+        let len = heads * i * j;
+        let bytes = common::read_buffer(module.device(), module.queue(), target);
+        bytemuck::cast_slice::<u8, f32>(&bytes[..len * 4]).to_vec()
+    }
+
+    fn target(
+        &self,
+        device: &wgpu::Device,
+        heads: usize,
+        i: usize,
+        j: usize,
+        short: bool,
+        usage: wgpu::BufferUsages,
+    ) -> wgpu::Buffer {
+        // Lengths past the limit are refused before any target is looked at; within it,
+        // the product fits u128 (heads < 2^64, i and j at most 2^24).
+        let needed = (i <= MAX_SEQUENCE && j <= MAX_SEQUENCE)
+            .then(|| heads as u128 * i as u128 * j as u128 * 4);
+        let size = match needed {
+            Some(n) if n > 0 && n <= 1 << 24 => n as u64 - if short { 16 } else { 0 },
+            _ => 64,
+        };
+        common::scoped(device, "creating a target", || {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("fuzz target"),
+                size,
+                usage,
+                mapped_at_creation: false,
+            })
         })
-    })
+    }
 }
 
 /// The outcome of a refusal, which must be one of the model's and one line long.

@@ -44,10 +44,10 @@ fn forward_cases(c: &mut Criterion) {
             .measurement_time(Duration::from_secs(3));
         // On the module's path: host-mapped on CPU adapters, the kernel elsewhere.
         group.bench_function(format!("generate_{:?}", alibi.generation_path()), |b| {
-            b.iter(|| rig.generate(&alibi).expect("generate"))
+            b.iter(|| rig.generate(&mut alibi).expect("generate"))
         });
         group.bench_function("generate_shader_kernel", |b| {
-            b.iter(|| rig.generate_with_shader(&alibi).expect("generate"))
+            b.iter(|| rig.generate_with_shader(&mut alibi).expect("generate"))
         });
         group.bench_function("copy_same_bytes", |b| {
             b.iter(|| rig.copy(&alibi).expect("copy"))

@@ -38,9 +38,8 @@ pub struct GpuEngine {
 }
 
 impl Engine {
-    /// Resolves `--backend` and builds the module there: what the device refuses (f16
-    /// without SHADER_F16, a generation path it lacks) is refused here, before anything
-    /// is printed.
+    /// Resolves `--backend` and builds the module there: what the device refuses (a
+    /// generation path it lacks) is refused here, before anything is printed.
     pub fn open(backend: BackendChoice, spec: &ModuleSpec) -> Result<Self, AlibiError> {
         Ok(match backend.open()? {
             Compute::Gpu(gpu) => Engine::Gpu(Box::new(GpuEngine {

@@ -7,6 +7,7 @@ use std::time::Instant;
 use alibi_wgpu::{cpu, reference, AlibiConfig, AlibiError, AlibiPositionalBias, GpuDevice};
 
 use crate::case::Case;
+use crate::dense_bench::measure_dense;
 use crate::measure::{median, round3, time_ms, wait_idle, Rig};
 use crate::module_args::GenerationChoice;
 use crate::report::{CaseReport, DecodeReport};
@@ -38,12 +39,12 @@ pub fn measure_case(
     let rig = Rig::new(&alibi, i, j)?;
     // What one generation writes (rows padded to a multiple of 4), and what the copy moves.
     let bytes = rig.bytes();
-    rig.generate(&alibi)?;
-    rig.generate_with_shader(&alibi)?;
+    rig.generate(&mut alibi)?;
+    rig.generate_with_shader(&mut alibi)?;
     let (mut generate, mut shader, mut copy) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
-        generate.push(time_ms(|| rig.generate(&alibi).map(drop))?);
-        shader.push(time_ms(|| rig.generate_with_shader(&alibi).map(drop))?);
+        generate.push(time_ms(|| rig.generate(&mut alibi))?);
+        shader.push(time_ms(|| rig.generate_with_shader(&mut alibi))?);
         copy.push(time_ms(|| rig.copy(&alibi))?);
     }
     drop(rig);
@@ -77,6 +78,7 @@ pub fn measure_case(
     }
 
     let (hit_ns, hit_misses) = cache_hit_ns(&mut alibi, i, j)?;
+    let dense = measure_dense(&mut alibi, i, j, runs)?;
     let generate_ms = median(generate);
     let shader_ms = median(shader);
     let copy_ms = median(copy);
@@ -99,6 +101,13 @@ pub fn measure_case(
         cache_hit_ns: hit_ns.round(),
         cache_hit_misses: hit_misses,
         exact: host == expected && on_cpu == expected,
+        strided_fresh_ms: round3(dense.strided_fresh_ms),
+        dense_ms: round3(dense.dense_ms),
+        dense_over_strided: dense.dense_over_strided(),
+        dense_hit_ms: round3(dense.dense_hit_ms),
+        dense_copy_ms: round3(dense.copy_new_ms),
+        dense_hit_over_copy: dense.dense_hit_over_copy(),
+        dense_exact: dense.exact,
     })
 }
 

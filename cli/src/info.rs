@@ -52,7 +52,8 @@ struct Adapter {
     max_storage_buffer_binding_size: u64,
     /// Bounds each dispatch axis.
     max_compute_workgroups_per_dimension: u32,
-    /// f16 in shaders (f16 biases on the kernel path).
+    /// f16 in shaders (f16 biases converted by WGSL's `f16()`; without it they are rounded
+    /// in integer arithmetic).
     shader_f16: bool,
     /// GPU timestamps (for profiling the kernel).
     timestamp_query: bool,

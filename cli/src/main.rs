@@ -15,6 +15,7 @@ mod backend;
 mod bench;
 mod bias;
 mod case;
+mod dense_bench;
 mod destination;
 mod engine;
 mod error;

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use alibi_wgpu::{AlibiBias, AlibiError, AlibiPositionalBias, GenerationPath};
+use alibi_wgpu::{AlibiError, AlibiPositionalBias, GenerationPath};
 
 /// Blocks until the device has finished all submitted work.
 pub fn wait_idle(device: &wgpu::Device) -> Result<(), AlibiError> {
@@ -25,10 +25,13 @@ pub struct Rig {
 }
 
 impl Rig {
-    /// Buffers for `alibi.forward(i, j)`'s generated size (rows padded to 4 columns); the
-    /// target is mappable when the module takes the host-mapped path.
+    /// Buffers for the dense `[total_heads, i, j]` bias (`encode_into`'s, at offset 0; the
+    /// bytes of `forward(i, j)`'s generation when `j` is a multiple of 4), rounded up to a
+    /// word; the target is mappable when the module takes the host-mapped path.
     pub fn new(alibi: &AlibiPositionalBias, i: usize, j: usize) -> Result<Self, AlibiError> {
-        let bytes = (alibi.total_heads() * i * j.next_multiple_of(4) * alibi.dtype().size()) as u64;
+        let bytes = ((alibi.total_heads() * i * j * alibi.dtype().size()) as u64)
+            .next_multiple_of(4)
+            .max(4);
         let device = alibi.device();
         let buffer = |label, usage| {
             device.create_buffer(&wgpu::BufferDescriptor {
@@ -64,27 +67,26 @@ impl Rig {
         self.bytes
     }
 
-    /// One generation into the target on the module's path, finished when it returns: the
-    /// host-mapped path's write (which maps the buffer first), or the kernel's dispatches.
-    pub fn generate(&self, alibi: &AlibiPositionalBias) -> Result<AlibiBias, AlibiError> {
+    /// One dense generation into the target on the module's path, finished when it
+    /// returns: the host-mapped path's write (which maps the buffer first), or the kernel's
+    /// dispatches.
+    pub fn generate(&self, alibi: &mut AlibiPositionalBias) -> Result<(), AlibiError> {
         match alibi.generation_path() {
-            GenerationPath::HostMapped => alibi.write_into(self.i, self.j, &self.target),
+            GenerationPath::HostMapped => alibi.write_into(self.i, self.j, &self.target, 0),
             _ => self.generate_with_shader(alibi),
         }
     }
 
-    /// One generation into the target by the WGSL kernel, submitted and waited for,
-    /// whatever the module's path.
-    pub fn generate_with_shader(
-        &self,
-        alibi: &AlibiPositionalBias,
-    ) -> Result<AlibiBias, AlibiError> {
-        let device = alibi.device();
+    /// One dense generation into the target by the WGSL kernel, submitted and waited for,
+    /// whatever the module's path. The cache is cleared first: `encode_into` copies what
+    /// the cache holds.
+    pub fn generate_with_shader(&self, alibi: &mut AlibiPositionalBias) -> Result<(), AlibiError> {
+        alibi.clear_cache();
+        let device = alibi.device().clone();
         let mut encoder = device.create_command_encoder(&Default::default());
-        let bias = alibi.encode_into(&mut encoder, self.i, self.j, &self.target)?;
+        alibi.encode_into(&mut encoder, self.i, self.j, &self.target, 0)?;
         alibi.queue().submit([encoder.finish()]);
-        wait_idle(device)?;
-        Ok(bias)
+        wait_idle(&device)
     }
 
     /// One copy of the same byte count on the same device, submitted and waited for.

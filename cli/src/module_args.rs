@@ -38,7 +38,7 @@ pub struct ModuleArgs {
     pub causal: bool,
 
     /// Element type of the bias: f16 rounds to nearest even and saturates at -65504
-    /// (-inf stays -inf), on adapters with SHADER_F16 (and on the CPU path).
+    /// (-inf stays -inf), on every adapter and on the CPU path.
     #[arg(long, value_enum, value_name = "TYPE", default_value_t = DtypeChoice::F32)]
     pub dtype: DtypeChoice,
 
@@ -154,7 +154,7 @@ pub enum DtypeChoice {
     /// 32-bit floats, the values of docs/semantics.md exactly.
     #[default]
     F32,
-    /// 16-bit floats (adapters with SHADER_F16, or the CPU path).
+    /// 16-bit floats (every adapter, and the CPU path).
     F16,
 }
 

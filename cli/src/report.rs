@@ -86,6 +86,21 @@ pub struct CaseReport {
     pub cache_hit_misses: u64,
     /// The GPU's readback and the CPU path's result both equal the oracle.
     pub exact: bool,
+    /// The strided `forward(i, j)`, fresh: nothing cached or kept for reuse, so it
+    /// allocates its tensor; finished.
+    pub strided_fresh_ms: f64,
+    /// `forward_dense(i, j)`, fresh as above (the engine layout, into a new buffer).
+    pub dense_ms: f64,
+    /// `dense_ms` over `strided_fresh_ms`.
+    pub dense_over_strided: f64,
+    /// `forward_dense(i, j)` with the cache holding `(i, j)`: a copy on the GPU.
+    pub dense_hit_ms: f64,
+    /// A device copy of the same bytes into a new buffer, finished.
+    pub dense_copy_ms: f64,
+    /// `dense_hit_ms` over `dense_copy_ms`.
+    pub dense_hit_over_copy: f64,
+    /// Both dense results equal the oracle, bit for bit.
+    pub dense_exact: bool,
 }
 
 /// The decode loop: a `(512, 512)` prefill, then `forward(1, t)` for t = 1..=steps.
@@ -118,7 +133,7 @@ impl CaseReport {
             other => other,
         };
         format!(
-            "{:<22} {:>7.1} {:>11} {:>8.2} {:>7.2} {:>8.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>11.2} {:>8.0} {:>6}",
+            "{:<22} {:>7.1} {:>11} {:>8.2} {:>7.2} {:>8.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>11.2} {:>8.0} {:>9.2} {:>9.2} {:>6}",
             format!("{} heads [{}, {}, {}]", self.heads, self.total_heads, self.i, self.j),
             self.bytes as f64 / (1u64 << 20) as f64,
             path,
@@ -131,7 +146,9 @@ impl CaseReport {
             self.forward_to_new_host_vec_ms,
             self.cpu_path_ms,
             self.cache_hit_ns,
-            self.exact,
+            self.dense_over_strided,
+            self.dense_hit_over_copy,
+            self.exact && self.dense_exact,
         )
     }
 }

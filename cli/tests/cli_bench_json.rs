@@ -11,7 +11,7 @@ mod common;
 use cli_support::succeed;
 use serde_json::Value;
 
-const CASE_FIELDS: [&str; 22] = [
+const CASE_FIELDS: [&str; 29] = [
     "case",
     "backend",
     "adapter",
@@ -34,6 +34,14 @@ const CASE_FIELDS: [&str; 22] = [
     "cache_hit_ns",
     "cache_hit_misses",
     "exact",
+    // The engine layout (issue 15): dense against strided, and a dense copy from the cache.
+    "strided_fresh_ms",
+    "dense_ms",
+    "dense_over_strided",
+    "dense_hit_ms",
+    "dense_copy_ms",
+    "dense_hit_over_copy",
+    "dense_exact",
 ];
 const DECODE_FIELDS: [&str; 12] = [
     "case",
@@ -93,6 +101,17 @@ fn json_records_keep_their_fields_and_stderr_stays_quiet() {
         [2, 4, 8, 12]
     );
     assert_eq!(case["exact"], true);
+    assert_eq!(case["dense_exact"], true);
+    assert!(
+        case["dense_over_strided"].as_f64().is_some_and(|r| r > 0.0),
+        "{case}"
+    );
+    assert!(
+        case["dense_hit_over_copy"]
+            .as_f64()
+            .is_some_and(|r| r > 0.0),
+        "{case}"
+    );
     assert_eq!(case["cache_hit_misses"], 0);
     assert_eq!(decode["case"], "decode");
     assert_eq!(decode["prefill"], serde_json::json!([512, 512]));

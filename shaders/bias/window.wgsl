@@ -74,6 +74,6 @@ fn generate(
 // store path (no branch around it): on lavapipe every store is a per-lane loop, so the
 // number of stores, not arithmetic, sets the speed.
 fn store_bias(index: u32, offsets: vec4<i32>, head: u32) {
-    let value = to_element4(alibi4(offsets, head, params.slope_heads));
-    window[index] = masked4(value, future4(offsets), params.future_bits);
+    let value = alibi4(offsets, head, params.slope_heads);
+    window[index] = to_masked4(value, future4(offsets), params.future_bits);
 }

@@ -19,3 +19,8 @@ fn to_element(value: f32) -> Element {
 fn to_element4(value: vec4<f32>) -> Element4 {
     return Element4(clamp(value, vec4<f32>(-F16_MAX), vec4<f32>(F16_MAX)));
 }
+
+// Converted, then masked: the mask's -inf must not go through the saturating clamp.
+fn to_masked4(value: vec4<f32>, masked: vec4<bool>, future_bits: u32) -> Element4 {
+    return select(to_element4(value), Element4(vec4<f32>(bitcast<f32>(future_bits))), masked);
+}

@@ -13,11 +13,8 @@ fn future4(offsets: vec4<i32>) -> vec4<bool> {
 
 // What a masked key gets: `future_bits` are the bits of -inf, 0xff800000, from the window's
 // uniform (WGSL has no infinity literal, and a constant one would not pass naga's
-// evaluator).
-fn masked4(value: Element4, masked: vec4<bool>, future_bits: u32) -> Element4 {
-    return select(value, Element4(vec4<f32>(bitcast<f32>(future_bits))), masked);
-}
-
+// evaluator). The element file's `to_masked4` stores a masked vec4 (the f16 files convert
+// and mask in the order their saturation needs).
 fn masked1(value: Element, masked: bool, future_bits: u32) -> Element {
     return select(value, Element(bitcast<f32>(future_bits)), masked);
 }

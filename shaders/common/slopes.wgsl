@@ -16,3 +16,17 @@ fn alibi4(offsets: vec4<i32>, head: u32, slope_heads: u32) -> vec4<f32> {
     let slope = select(slopes[slope_index / 4u][slope_index % 4u], 0.0, is_padding);
     return select(vec4<f32>(-abs(offsets)) * slope, vec4<f32>(0.0), is_padding);
 }
+
+// `alibi4` for four elements of possibly different heads (`heads`): the dense kernels,
+// whose rows need not hold a multiple of 4 keys, may cross a row or a head within a vec4.
+fn alibi4_heads(offsets: vec4<i32>, heads: vec4<u32>, slope_heads: u32) -> vec4<f32> {
+    let is_padding = heads >= vec4<u32>(slope_heads);
+    let index = min(heads, vec4<u32>(SLOPE_VEC4S * 4u - 1u));
+    let slope = vec4<f32>(
+        slopes[index.x / 4u][index.x % 4u],
+        slopes[index.y / 4u][index.y % 4u],
+        slopes[index.z / 4u][index.z % 4u],
+        slopes[index.w / 4u][index.w % 4u],
+    );
+    return select(vec4<f32>(-abs(offsets)) * slope, vec4<f32>(0.0), is_padding);
+}

@@ -25,12 +25,14 @@ const BLOCK_VALUES: usize = 16 << 10;
 /// `wgpu::MAP_ALIGNMENT` (8 bytes), so the parts are whole multiples of this many values.
 const PART_GRAIN_VALUES: usize = 1024;
 
-/// Writes `shape` for `slopes` (heads past them are +0.0) at the start of `buffer`, which
-/// is mapped for writing over `0..shape.bytes()`, then unmaps it; with a `tee`, the view's
-/// columns of every row are copied there from the same values. The buffer needs
-/// `MAP_WRITE` usage.
+/// Writes `shape` for `slopes` (heads past them are +0.0) from byte `byte_offset` (a
+/// multiple of 8) of `buffer`, which is mapped for writing over those bytes (rounded up to
+/// a word), then unmaps it; with a `tee`, the view's columns of every row are copied there
+/// from the same values. The buffer needs `MAP_WRITE` usage. The bytes of a last word past
+/// the tensor (an f16 tensor of odd length) are mapped but not written.
 pub(crate) fn write_mapped(
     buffer: &wgpu::Buffer,
+    byte_offset: u64,
     shape: GenerateShape,
     slopes: &[f32],
     tee: Option<Tee<'_>>,
@@ -53,7 +55,7 @@ pub(crate) fn write_mapped(
     // not stay mapped.
     let _unmap = UnmapOnDrop(buffer);
     let results = run(parts.into_iter().zip(tee_parts).collect(), |(part, tee)| {
-        write_part(buffer, shape, slopes, part, tee)
+        write_part(buffer, byte_offset, shape, slopes, part, tee)
     });
     results.into_iter().collect()
 }
@@ -76,6 +78,7 @@ fn tee_index(element: usize, cols: usize, j: usize) -> usize {
 /// One thread's part: maps its own byte range and fills it block by block.
 fn write_part(
     buffer: &wgpu::Buffer,
+    byte_offset: u64,
     shape: GenerateShape,
     slopes: &[f32],
     part: Range<usize>,
@@ -86,7 +89,9 @@ fn write_part(
     }
     let cols = shape.cols;
     let size = shape.dtype.size();
-    let bytes = (part.start * size) as u64..(part.end * size) as u64;
+    // Mapped ranges are whole words: the tensor's last part maps the rest of its last word.
+    let bytes = byte_offset + (part.start * size) as u64
+        ..byte_offset + ((part.end * size) as u64).next_multiple_of(4);
     let mut view = buffer
         .slice(bytes)
         .get_mapped_range_mut()

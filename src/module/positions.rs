@@ -96,11 +96,7 @@ impl AlibiPositionalBias {
         queries: Positions<'_>,
         keys: Positions<'_>,
     ) -> Result<Vec<AlibiBias>> {
-        self.gpu.ensure_alive()?;
-        let (batch, i, j) = batch_shape(queries, keys)?;
-        check_sequence(i, j)?;
-        check_positions("query", queries.values)?;
-        check_positions("key", keys.values)?;
+        let (batch, i, j) = self.position_request(queries, keys)?;
         let heads = self.total_heads;
         let shape = [heads, i, j];
         if i == 0 || j == 0 || batch == 0 {
@@ -114,42 +110,11 @@ impl AlibiPositionalBias {
             views.resize(batch, self.empty_view(shape));
             return Ok(views);
         }
-        // Each side is bound whole.
-        let binding_limit = self.gpu.device.limits().max_storage_buffer_binding_size;
-        for (side, values) in [("query", queries.values), ("key", keys.values)] {
-            let bytes = std::mem::size_of_val(values) as u64;
-            if bytes > binding_limit {
-                return Err(AlibiError::PositionsMismatch {
-                    what: format!(
-                        "{} {side} positions take {bytes} bytes, more than one storage \
-                         binding holds here ({binding_limit}, max_storage_buffer_binding_size)",
-                        values.len()
-                    ),
-                });
-            }
-        }
-        let total_heads = heads.checked_mul(batch).ok_or(AlibiError::TooLarge {
-            heads: usize::MAX,
-            i,
-            j,
-            bytes: u64::MAX,
-            limit: self.gpu.limits.max_buffer_bytes,
-            limit_name: "max_buffer_size",
-        })?;
+        let total_heads = self.batch_heads(batch, i, j)?;
         let generated = GenerateShape {
             total_heads,
             ..self.exact_shape(i, j)
         };
-        fn side(positions: Positions<'_>, per_item: usize) -> PositionData<'_> {
-            PositionData {
-                values: positions.values,
-                stride: if positions.batch.is_some() {
-                    per_item
-                } else {
-                    0
-                },
-            }
-        }
         let buffer = Arc::new(self.writer.generate_positions(
             &self.gpu,
             &self.slopes,
@@ -169,6 +134,64 @@ impl AlibiPositionalBias {
                 ..self.slice_view(buffer.clone(), i, cols, shape)
             })
             .collect())
+    }
+}
+
+impl AlibiPositionalBias {
+    /// Checks a request at custom positions (the device alive, the sides' lengths, batches,
+    /// values, and that each side binds whole) and gives its `(batch, i, j)`.
+    pub(super) fn position_request(
+        &self,
+        queries: Positions<'_>,
+        keys: Positions<'_>,
+    ) -> Result<(usize, usize, usize)> {
+        self.gpu.ensure_alive()?;
+        let (batch, i, j) = batch_shape(queries, keys)?;
+        check_sequence(i, j)?;
+        check_positions("query", queries.values)?;
+        check_positions("key", keys.values)?;
+        // Each side is bound whole.
+        let binding_limit = self.gpu.device.limits().max_storage_buffer_binding_size;
+        for (side, values) in [("query", queries.values), ("key", keys.values)] {
+            let bytes = std::mem::size_of_val(values) as u64;
+            if bytes > binding_limit {
+                return Err(AlibiError::PositionsMismatch {
+                    what: format!(
+                        "{} {side} positions take {bytes} bytes, more than one storage \
+                         binding holds here ({binding_limit}, max_storage_buffer_binding_size)",
+                        values.len()
+                    ),
+                });
+            }
+        }
+        Ok((batch, i, j))
+    }
+
+    /// The heads of every batch item together, `batch * total_heads`, refused when they
+    /// overflow.
+    pub(super) fn batch_heads(&self, batch: usize, i: usize, j: usize) -> Result<usize> {
+        self.total_heads
+            .checked_mul(batch)
+            .ok_or(AlibiError::TooLarge {
+                heads: usize::MAX,
+                i,
+                j,
+                bytes: u64::MAX,
+                limit: self.gpu.limits.max_buffer_bytes,
+                limit_name: "max_buffer_size",
+            })
+    }
+}
+
+/// One side's positions for the kernels: `per_item` apart, or shared (stride 0).
+pub(super) fn side(positions: Positions<'_>, per_item: usize) -> PositionData<'_> {
+    PositionData {
+        values: positions.values,
+        stride: if positions.batch.is_some() {
+            per_item
+        } else {
+            0
+        },
     }
 }
 

@@ -1,6 +1,6 @@
-//! The module's uncached generations: the distance matrix, and biases recorded into the
-//! caller's command encoder or written into the caller's buffers, for engines that manage
-//! their own memory and submissions.
+//! The module's uncached generations: the distance matrix, and strided biases recorded
+//! into the caller's command encoder (the dense writes into the caller's buffers are in
+//! `dense.rs`).
 
 use std::sync::Arc;
 
@@ -9,8 +9,7 @@ use crate::bias::AlibiBias;
 use crate::dtype::BiasDtype;
 use crate::error::Result;
 use crate::generation::GenerateShape;
-use crate::gpu::bias::check_fits;
-use crate::validation::{check_sequence, check_target, BIAS_TARGET};
+use crate::validation::check_sequence;
 
 impl AlibiPositionalBias {
     /// Records the generation of a fresh, uncached `[total_heads, i, j]` bias by the kernel
@@ -29,42 +28,6 @@ impl AlibiPositionalBias {
             .writer
             .encode_new(&self.gpu, encoder, &self.slopes, generated)?;
         Ok(self.whole_view(Arc::new(buffer), generated, shape))
-    }
-
-    /// Records the generation of an uncached `[total_heads, i, j]` bias by the kernel into
-    /// the caller's encoder, written to the caller's `target` buffer (usage `STORAGE`, at
-    /// least `total_heads * i * ceil4(j) * size` bytes, `size` 4, or 2 for an f16 module:
-    /// rows are padded to a multiple of 4 columns, the view starts `ceil4(j) - j` columns
-    /// in). For engines that manage their own memory.
-    pub fn encode_into(
-        &self,
-        encoder: &mut wgpu::CommandEncoder,
-        i: usize,
-        j: usize,
-        target: &wgpu::Buffer,
-    ) -> Result<AlibiBias> {
-        self.generate_into_target(i, j, target, wgpu::BufferUsages::STORAGE, |generated| {
-            self.writer
-                .encode(&self.gpu, encoder, &self.slopes, generated, target)
-        })
-    }
-
-    /// Writes an uncached `[total_heads, i, j]` bias into the caller's `target` from the
-    /// host, through a mapping, as [`GenerationPath::HostMapped`](crate::GenerationPath::HostMapped) does for `forward`: the
-    /// counterpart of [`encode_into`](Self::encode_into) for engines on a CPU adapter.
-    /// `target` needs `MAP_WRITE` usage and the size `encode_into` documents. A shader can
-    /// bind the view only if `target` also has `STORAGE` (which, with `MAP_WRITE`, takes
-    /// the device feature `MAPPABLE_PRIMARY_BUFFERS`); without it the view is for copies and
-    /// readback. Blocks until the device lets the buffer be mapped, then writes on every
-    /// core, and leaves it unmapped; not on the web. `target` must not be mapped already:
-    /// that is an [`AlibiError::Map`](crate::AlibiError::Map), after which wgpu may still
-    /// see the buffer as mapping until the caller unmaps it.
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn write_into(&self, i: usize, j: usize, target: &wgpu::Buffer) -> Result<AlibiBias> {
-        self.generate_into_target(i, j, target, wgpu::BufferUsages::MAP_WRITE, |generated| {
-            self.writer
-                .write_into(&self.gpu, &self.slopes, generated, target)
-        })
     }
 
     /// The distance matrix `[1, i, j]`, `-|k - (j - i + r)|`, uncached (docs/semantics.md, "get_bias").
@@ -89,34 +52,6 @@ impl AlibiPositionalBias {
             .writer
             .generate(&self.gpu, &self.unit_slope, generated, None, None)?;
         Ok(self.whole_view(Arc::new(buffer), generated, shape))
-    }
-
-    /// An uncached `[total_heads, i, j]` bias in the caller's `target`: checks the request
-    /// and that `target` has `usage` and the room, lets `write` record or write the
-    /// generation, and gives the view of it.
-    fn generate_into_target(
-        &self,
-        i: usize,
-        j: usize,
-        target: &wgpu::Buffer,
-        usage: wgpu::BufferUsages,
-        write: impl FnOnce(GenerateShape) -> Result<()>,
-    ) -> Result<AlibiBias> {
-        let shape = [self.total_heads, i, j];
-        let Some(generated) = self.uncached_request(i, j)? else {
-            return Ok(self.empty_view(shape));
-        };
-        // The device's limits before the caller's target: a tensor too large for the
-        // device is `TooLarge`, whatever the target.
-        let (needed, _) = check_fits(generated, self.gpu.limits)?;
-        check_target(
-            (target.usage(), target.size()),
-            needed,
-            usage,
-            (BIAS_TARGET, shape),
-        )?;
-        write(generated)?;
-        Ok(self.whole_view(Arc::new(target.clone()), generated, shape))
     }
 
     /// Checks an uncached request and gives the tensor to generate; `None` when it is empty.

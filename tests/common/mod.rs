@@ -12,6 +12,10 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::{Mutex, OnceLock};
 
+mod dense;
+#[allow(unused_imports)]
+pub use dense::*;
+
 use alibi_wgpu::{
     reference, AlibiBias, AlibiConfig, AlibiPositionalBias, BiasDtype, GenerationPath, GpuDevice,
     HostBias,
@@ -338,13 +342,10 @@ pub fn has_f16(device: &wgpu::Device) -> bool {
     device.features().contains(wgpu::Features::SHADER_F16)
 }
 
-/// The element types a module on `gpu` can have: f32, and f16 where it has `SHADER_F16`.
-pub fn dtypes(gpu: &GpuDevice) -> Vec<BiasDtype> {
-    let mut dtypes = vec![BiasDtype::F32];
-    if has_f16(&gpu.device) {
-        dtypes.push(BiasDtype::F16);
-    }
-    dtypes
+/// The element types a module on `gpu` can have: f32 and f16, on every adapter (f16 in
+/// words, rounded in integer arithmetic, where it lacks `SHADER_F16`).
+pub fn dtypes(_gpu: &GpuDevice) -> Vec<BiasDtype> {
+    vec![BiasDtype::F32, BiasDtype::F16]
 }
 
 /// docs/semantics.md's f16 of an f32 value: finite values saturated at ±65504, then rounded to

@@ -12,12 +12,16 @@ use crate::gpu::dispatch::{Extra, KernelSpec, WindowedKernel};
 pub(crate) const WINDOW_WGSL: &str = include_str!("../../../shaders/bias/window.wgsl");
 /// `shaders/bias/generate.wgsl`: the bias at the module's positions.
 pub(crate) const GENERATE_WGSL: &str = include_str!("../../../shaders/bias/generate.wgsl");
+/// `shaders/bias/position_bindings.wgsl`: the positions' bindings, which the dense kernel at
+/// custom positions shares.
+pub(crate) const POSITION_BINDINGS_WGSL: &str =
+    include_str!("../../../shaders/bias/position_bindings.wgsl");
 /// `shaders/bias/positions.wgsl`: the bias at custom positions.
 pub(crate) const POSITIONS_WGSL: &str = include_str!("../../../shaders/bias/positions.wgsl");
 
 /// The bindings the positions kernel adds: the `PositionLayout` uniform, then the query
 /// and key positions.
-const POSITION_BINDINGS: &[Extra] = &[
+pub(crate) const POSITION_BINDINGS: &[Extra] = &[
     Extra {
         name: "POSITION_LAYOUT",
         ty: wgpu::BufferBindingType::Uniform,
@@ -50,12 +54,16 @@ impl BiasKernel {
     pub fn spec(self, dtype: BiasDtype, causal: bool) -> KernelSpec {
         let (parts, extras): (&'static [&'static str], _) = match self {
             Self::Generate => (&[WINDOW_WGSL, GENERATE_WGSL], &[][..]),
-            Self::Positions => (&[WINDOW_WGSL, POSITIONS_WGSL], POSITION_BINDINGS),
+            Self::Positions => (
+                &[WINDOW_WGSL, POSITION_BINDINGS_WGSL, POSITIONS_WGSL],
+                POSITION_BINDINGS,
+            ),
         };
         KernelSpec {
             // `window.wgsl`'s, for both.
             entry_point: "generate",
             dtype,
+            f16_words: false,
             causal,
             parts,
             // At least one stored vec4.
@@ -64,15 +72,19 @@ impl BiasKernel {
         }
     }
 
-    /// Builds the kernel's pipeline for `dtype` (f16 needs the device's `SHADER_F16`),
-    /// masking future keys when `causal`.
+    /// Builds the kernel's pipeline for `dtype`, masking future keys when `causal`; f16 is
+    /// stored in words, rounded exactly in integer arithmetic, where the device lacks
+    /// `SHADER_F16`.
     pub fn build(
         self,
         gpu: &GpuContext,
         dtype: BiasDtype,
         causal: bool,
     ) -> Result<WindowedKernel<GenerateParams>> {
-        let spec = self.spec(dtype, causal);
+        let spec = KernelSpec {
+            f16_words: !gpu.has_f16(),
+            ..self.spec(dtype, causal)
+        };
         match self {
             // SAFETY: the kernel's only dynamic index is the store `bias[index]` of
             // `window.wgsl`, and `plan_windows` places every such index of every window

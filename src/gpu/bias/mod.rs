@@ -2,6 +2,7 @@
 //! their window planner, and the writer that runs them or, on the host path, writes
 //! through a mapping.
 
+pub(crate) mod dense;
 pub(crate) mod kernel;
 pub(crate) mod positions;
 pub(crate) mod windows;

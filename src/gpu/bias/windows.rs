@@ -73,6 +73,7 @@ pub(crate) fn plan_windows(
             bind_offset,
             bind_size,
             groups: [col_groups, row_count as u32, head_count as u32],
+            source: None,
         });
     };
     if rows <= max_groups && head_bytes <= usable {

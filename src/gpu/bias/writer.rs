@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 use crate::dtype::BiasDtype;
 use crate::error::Result;
 use crate::generation::{GenerateShape, GenerationPath};
+use crate::gpu::bias::dense::DenseKernels;
 use crate::gpu::bias::kernel::{BiasKernel, GenerateParams};
 use crate::gpu::bias::positions::{self, PositionData};
 #[cfg(not(target_arch = "wasm32"))]
@@ -45,22 +46,20 @@ pub(crate) struct BiasWriter {
     positions: OnceLock<Kernel>,
     dtype: BiasDtype,
     causal: bool,
+    /// The dense kernels, each built on first use.
+    dense: DenseKernels,
 }
 
 impl BiasWriter {
     /// Builds the kernel's pipeline for the module's biases (`dtype`, `causal`), which every
-    /// path keeps: `encode_forward` and `encode_into` always record the kernel. `path` is
-    /// already resolved.
-    ///
-    /// # Errors
-    /// [`AlibiError::Unsupported`] for f16 on a device without `SHADER_F16`.
+    /// path keeps: `encode_forward` always records the kernel. `path` is already resolved.
+    /// f16 builds on every device (in words without `SHADER_F16`).
     pub fn new(
         gpu: &GpuContext,
         path: GenerationPath,
         dtype: BiasDtype,
         causal: bool,
     ) -> Result<Self> {
-        gpu.require(dtype, "f16 biases")?;
         Ok(Self {
             path,
             own: BiasKernel::Generate.build(gpu, dtype, causal)?,
@@ -68,6 +67,7 @@ impl BiasWriter {
             positions: OnceLock::new(),
             dtype,
             causal,
+            dense: DenseKernels::default(),
         })
     }
 
@@ -111,7 +111,7 @@ impl BiasWriter {
                 Some(buffer) => (buffer, false),
                 None => (self.new_buffer(gpu, bytes, true)?, true),
             };
-            self.write_on_host(gpu, &slopes.values, shape, bytes, &buffer, mapped, tee)?;
+            self.write_on_host(gpu, &slopes.values, shape, (0, bytes), &buffer, mapped, tee)?;
             return Ok(buffer);
         }
         debug_assert!(tee.is_none(), "only the host-mapped path tees");
@@ -157,21 +157,8 @@ impl BiasWriter {
         Ok(output)
     }
 
-    /// Records the kernel's generation of `shape` into `target` (at least the shape's
-    /// bytes) in the caller's `encoder`.
-    pub fn encode(
-        &self,
-        gpu: &GpuContext,
-        encoder: &mut wgpu::CommandEncoder,
-        slopes: &SlopeUniform,
-        shape: GenerateShape,
-        target: &wgpu::Buffer,
-    ) -> Result<()> {
-        let windows = plan(gpu, shape)?;
-        self.record(gpu, encoder, slopes, shape, &windows, target)
-    }
-
-    /// [`encode`](Self::encode) into a new buffer, which it returns.
+    /// Records the kernel's generation of `shape` into a new buffer in the caller's
+    /// `encoder`, and returns the buffer.
     pub fn encode_new(
         &self,
         gpu: &GpuContext,
@@ -204,18 +191,49 @@ impl BiasWriter {
             .encode(gpu, encoder, what, windows, buffers)
     }
 
-    /// Writes `shape` into the caller's `target` (`MAP_WRITE`, unmapped, at least the
-    /// shape's bytes) from the host, blocking until the device lets it be mapped.
+    /// Writes the dense `shape` (`cols` its keys, no padding) into the caller's `target`
+    /// (`MAP_WRITE`, unmapped, checked large enough) from byte `byte_offset` (a multiple of
+    /// 8), from the host, blocking until the device lets it be mapped.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn write_into(
         &self,
         gpu: &GpuContext,
         slopes: &SlopeUniform,
         shape: GenerateShape,
+        byte_offset: u64,
         target: &wgpu::Buffer,
     ) -> Result<()> {
-        let (bytes, _) = check_fits(shape, gpu.limits)?;
-        self.write_on_host(gpu, &slopes.values, shape, bytes, target, false, None)
+        let end = byte_offset + bytes(shape).next_multiple_of(4);
+        self.write_on_host(
+            gpu,
+            &slopes.values,
+            shape,
+            (byte_offset, end),
+            target,
+            false,
+            None,
+        )
+    }
+
+    /// A new buffer holding the dense `shape`, written from the host through its mapping at
+    /// creation; usage `STORAGE | COPY_SRC | COPY_DST | MAP_WRITE`: the caller's.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn write_dense_new(
+        &self,
+        gpu: &GpuContext,
+        slopes: &SlopeUniform,
+        shape: GenerateShape,
+    ) -> Result<wgpu::Buffer> {
+        let end = bytes(shape).next_multiple_of(4);
+        let usage = dense_usage() | wgpu::BufferUsages::MAP_WRITE;
+        let buffer = gpu.create_buffer("alibi dense bias", end, usage, true)?;
+        self.write_on_host(gpu, &slopes.values, shape, (0, end), &buffer, true, None)?;
+        Ok(buffer)
+    }
+
+    /// The dense kernels.
+    pub fn dense(&self) -> &DenseKernels {
+        &self.dense
     }
 
     /// A new buffer of `bytes`, with the usage of the module's buffers: no COPY_DST, so
@@ -239,7 +257,7 @@ impl BiasWriter {
         gpu: &GpuContext,
         slopes: &[f32],
         shape: GenerateShape,
-        bytes: u64,
+        (byte_offset, bytes): (u64, u64),
         buffer: &wgpu::Buffer,
         mapped: bool,
         tee: Option<Tee<'_>>,
@@ -259,7 +277,7 @@ impl BiasWriter {
             })?
             .map_err(|error| gpu.explain(error))?;
         }
-        write_mapped(buffer, shape, slopes, tee).map_err(|error| gpu.explain(error))
+        write_mapped(buffer, byte_offset, shape, slopes, tee).map_err(|error| gpu.explain(error))
     }
 }
 
@@ -279,6 +297,11 @@ fn built_once(cell: &OnceLock<Kernel>, build: impl FnOnce() -> Result<Kernel>) -
 /// limits.
 fn plan(gpu: &GpuContext, shape: GenerateShape) -> Result<Vec<Window<GenerateParams>>> {
     plan_windows(shape, gpu.limits)
+}
+
+/// The usage of the dense tensors handed to callers: bindable, copyable both ways.
+pub(crate) fn dense_usage() -> wgpu::BufferUsages {
+    wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST
 }
 
 /// The bytes of a shape its plan has checked: they do not overflow.

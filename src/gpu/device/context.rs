@@ -40,16 +40,20 @@ impl GpuContext {
             .map_err(|error| self.explain(error))
     }
 
+    /// Whether the device computes in f16 (`SHADER_F16`); without it f16 biases are
+    /// rounded in integer arithmetic and stored in words (`shaders/common/f16_packed.wgsl`).
+    pub fn has_f16(&self) -> bool {
+        self.device.features().contains(wgpu::Features::SHADER_F16)
+    }
+
     /// Refuses `what` (f16 biases, f16 scores) in `dtype` when the device cannot compute it:
     /// f16 needs `SHADER_F16`.
     pub fn require(&self, dtype: BiasDtype, what: &'static str) -> Result<()> {
         match dtype {
-            BiasDtype::F16 if !self.device.features().contains(wgpu::Features::SHADER_F16) => {
-                Err(AlibiError::Unsupported {
-                    what,
-                    reason: "the device was created without wgpu::Features::SHADER_F16",
-                })
-            }
+            BiasDtype::F16 if !self.has_f16() => Err(AlibiError::Unsupported {
+                what,
+                reason: "the device was created without wgpu::Features::SHADER_F16",
+            }),
             _ => Ok(()),
         }
     }

@@ -40,8 +40,11 @@ pub(crate) struct Extra {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct KernelSpec {
     pub entry_point: &'static str,
-    /// The element type of the tensor it writes (f16 needs `SHADER_F16`).
+    /// The element type of the tensor it writes.
     pub dtype: BiasDtype,
+    /// f16 rounded in integer arithmetic and stored in u32 words (`f16_packed.wgsl`), not
+    /// WGSL's `f16`: on devices without `SHADER_F16`, and in the dense kernels.
+    pub f16_words: bool,
     /// Whether it masks future keys: a constant of the source, so a plain kernel carries
     /// no mask.
     pub causal: bool,
@@ -72,6 +75,9 @@ pub(crate) struct Window<P> {
     pub bind_offset: u64,
     pub bind_size: u64,
     pub groups: [u32; 3],
+    /// The window of the kernel's first own binding, `(offset, size)`, when that binding
+    /// is windowed too (the dense copy's source); `None`: bound whole.
+    pub source: Option<(u64, u64)>,
 }
 
 /// Workgroups along x for rows of `cols` columns.
@@ -239,7 +245,12 @@ impl<P: bytemuck::Pod> WindowedKernel<P> {
                     ),
                 ];
                 let extras = (BINDING_WINDOW + 1..).zip(buffers.extras);
-                entries.extend(extras.map(|(n, buffer)| (n, buffer.as_entire_binding())));
+                entries.extend(extras.map(|(n, buffer)| match window.source {
+                    Some((offset, size)) if n == BINDING_WINDOW + 1 => {
+                        (n, slice(buffer, offset, size))
+                    }
+                    _ => (n, buffer.as_entire_binding()),
+                }));
                 let entries: Vec<_> = entries
                     .into_iter()
                     .map(|(binding, resource)| wgpu::BindGroupEntry { binding, resource })

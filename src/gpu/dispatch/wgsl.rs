@@ -12,6 +12,9 @@ use crate::gpu::dispatch::{KernelSpec, BINDING_PARAMS, BINDING_SLOPES, BINDING_W
 pub(crate) const F32_WGSL: &str = include_str!("../../../shaders/common/f32.wgsl");
 /// `shaders/common/f16.wgsl`: the same for f16 (needs `SHADER_F16`).
 pub(crate) const F16_WGSL: &str = include_str!("../../../shaders/common/f16.wgsl");
+/// `shaders/common/f16_packed.wgsl`: f16 rounded in integer arithmetic and stored two to a
+/// u32 word, for devices without `SHADER_F16` and for the dense kernels' words.
+pub(crate) const F16_PACKED_WGSL: &str = include_str!("../../../shaders/common/f16_packed.wgsl");
 /// `shaders/common/bindings.wgsl`: the bindings every kernel shares.
 pub(crate) const BINDINGS_WGSL: &str = include_str!("../../../shaders/common/bindings.wgsl");
 /// `shaders/common/slopes.wgsl`: the slope lookup, padding heads, the bias value.
@@ -50,14 +53,20 @@ pub(crate) fn constants(spec: &KernelSpec) -> Vec<(String, String)> {
     constants
 }
 
+/// The element file of `spec`: f32, f16 where the kernel may use `SHADER_F16`, else f16
+/// packed into words.
+pub(crate) fn element_wgsl(spec: &KernelSpec) -> &'static str {
+    match spec.dtype {
+        BiasDtype::F32 => F32_WGSL,
+        BiasDtype::F16 if spec.f16_words => F16_PACKED_WGSL,
+        BiasDtype::F16 => F16_WGSL,
+    }
+}
+
 /// The whole source of `spec`'s kernel. The element file comes first: `enable f16;` must
 /// precede every declaration.
 pub(crate) fn compose(spec: &KernelSpec) -> String {
-    let mut source = match spec.dtype {
-        BiasDtype::F32 => F32_WGSL,
-        BiasDtype::F16 => F16_WGSL,
-    }
-    .to_owned();
+    let mut source = element_wgsl(spec).to_owned();
     source.push_str("\n// Written by src/gpu/dispatch/wgsl.rs.\n");
     for (name, typed_value) in constants(spec) {
         // Writing to a String cannot fail.

@@ -148,6 +148,7 @@ pub(crate) fn plan_score_windows(
             bind_offset,
             bind_size,
             groups: [col_groups, rows_ as u32, heads as u32],
+            source: None,
         });
     };
     if rows <= max_groups && total_heads <= max_groups && fits(item_elements) {

@@ -8,12 +8,18 @@ use std::path::Path;
 
 use super::translate::{parse, shader_dir, wgsl_files};
 use crate::dtype::BiasDtype;
+use crate::gpu::bias::dense::{
+    DenseKernel, DenseParams, UnitKind, COPY_WGSL, DENSE_WGSL,
+    GENERATE_WGSL as DENSE_GENERATE_WGSL, POSITIONS_WGSL as DENSE_POSITIONS_WGSL, VEC4_WGSL,
+    WORD_WGSL,
+};
 use crate::gpu::bias::kernel::{
-    BiasKernel, GenerateParams, PositionLayout, GENERATE_WGSL, POSITIONS_WGSL, WINDOW_WGSL,
+    BiasKernel, GenerateParams, PositionLayout, GENERATE_WGSL, POSITIONS_WGSL,
+    POSITION_BINDINGS_WGSL, WINDOW_WGSL,
 };
 use crate::gpu::dispatch::wgsl::{
-    self, BINDINGS_WGSL, COLUMNS_PER_INVOCATION, F16_WGSL, F32_WGSL, MASK_WGSL, SLOPES_WGSL,
-    SLOPE_VEC4S, WORKGROUP_SIZE,
+    self, BINDINGS_WGSL, COLUMNS_PER_INVOCATION, F16_PACKED_WGSL, F16_WGSL, F32_WGSL, MASK_WGSL,
+    SLOPES_WGSL, SLOPE_VEC4S, WORKGROUP_SIZE,
 };
 use crate::gpu::dispatch::{KernelSpec, BINDING_PARAMS, BINDING_SLOPES, BINDING_WINDOW};
 use crate::gpu::scores::{score_spec, ScoreParams, ADD_BIAS_WGSL};
@@ -21,12 +27,35 @@ use naga::{AddressSpace, ArraySize, Module, Scalar, StorageAccess, TypeInner, Ve
 
 /// Every kernel, as its user builds it, for `dtype` and `causal`, with the size of its
 /// per-window uniform and the layout of that uniform's members.
+/// For f32 also every kernel that stores f16 in words (no `SHADER_F16` needed): the bias
+/// kernels on devices without it, and the dense kernels, in both element types.
 pub(super) fn kernels(dtype: BiasDtype, causal: bool) -> Vec<(KernelSpec, Uniform)> {
-    vec![
+    let mut kernels = vec![
         (BiasKernel::Generate.spec(dtype, causal), generate_params()),
         (BiasKernel::Positions.spec(dtype, causal), generate_params()),
         (score_spec(dtype, causal), score_params()),
-    ]
+    ];
+    if dtype == BiasDtype::F32 {
+        for kernel in [BiasKernel::Generate, BiasKernel::Positions] {
+            let spec = KernelSpec {
+                f16_words: true,
+                ..kernel.spec(BiasDtype::F16, causal)
+            };
+            kernels.push((spec, generate_params()));
+        }
+        for dtype in [BiasDtype::F32, BiasDtype::F16] {
+            for kernel in [
+                DenseKernel::Generate,
+                DenseKernel::Positions,
+                DenseKernel::Copy,
+            ] {
+                for unit in [UnitKind::Vec4, UnitKind::Word] {
+                    kernels.push((kernel.spec(unit, dtype, causal), dense_params()));
+                }
+            }
+        }
+    }
+    kernels
 }
 
 /// A uniform struct as Rust lays it out: its size and `(member, offset, scalar)`.
@@ -37,6 +66,27 @@ macro_rules! uniform {
     ($ty:ty { $($field:ident: $scalar:ident),* $(,)? }) => {
         (size_of::<$ty>(), vec![$((stringify!($field), offset_of!($ty, $field), Scalar::$scalar)),*])
     };
+}
+
+fn dense_params() -> Uniform {
+    uniform!(DenseParams {
+        rows: U32,
+        cols: U32,
+        row0: U32,
+        row_end: U32,
+        grid_rows: U32,
+        row0_element: U32,
+        unit_lo: U32,
+        unit_hi: U32,
+        tensor_end: U32,
+        query_offset: I32,
+        slope_heads: U32,
+        future_bits: U32,
+        source_base: U32,
+        source_head_stride: U32,
+        source_row_stride: U32,
+        unit_skip: U32,
+    })
 }
 
 fn generate_params() -> Uniform {
@@ -87,6 +137,14 @@ fn the_sources_are_the_shader_files_and_every_part_is_used() {
     let parts = [
         ("common/f32.wgsl", F32_WGSL),
         ("common/f16.wgsl", F16_WGSL),
+        ("common/f16_packed.wgsl", F16_PACKED_WGSL),
+        ("bias/position_bindings.wgsl", POSITION_BINDINGS_WGSL),
+        ("bias/dense.wgsl", DENSE_WGSL),
+        ("bias/dense_vec4.wgsl", VEC4_WGSL),
+        ("bias/dense_word.wgsl", WORD_WGSL),
+        ("bias/dense_generate.wgsl", DENSE_GENERATE_WGSL),
+        ("bias/dense_positions.wgsl", DENSE_POSITIONS_WGSL),
+        ("bias/dense_copy.wgsl", COPY_WGSL),
         ("common/bindings.wgsl", BINDINGS_WGSL),
         ("common/slopes.wgsl", SLOPES_WGSL),
         ("common/mask.wgsl", MASK_WGSL),
@@ -110,6 +168,10 @@ fn the_sources_are_the_shader_files_and_every_part_is_used() {
     // The element file first (`enable f16;` precedes every declaration), the body last.
     let source = BiasKernel::Generate.spec(BiasDtype::F16, true).source();
     assert!(source.starts_with(F16_WGSL) && source.ends_with(GENERATE_WGSL));
+    let words = DenseKernel::Copy
+        .spec(UnitKind::Word, BiasDtype::F16, false)
+        .source();
+    assert!(words.starts_with(F16_PACKED_WGSL) && words.ends_with(COPY_WGSL));
 }
 
 /// The numbers both sides use are Rust's: no kernel part declares one of the constants Rust

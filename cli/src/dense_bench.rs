@@ -1,0 +1,157 @@
+//! The engine layout's figures of `alibi bench`: `forward_dense` fresh against the strided
+//! `forward` of the same shape, and from the cache against a device copy of the same
+//! bytes. Each timed call allocates its tensor, as `forward_dense` does: the fresh
+//! figures run with nothing kept for reuse (cache budget 0), and the copy goes into a new
+//! buffer.
+
+use alibi_wgpu::{reference, AlibiError, AlibiPositionalBias};
+
+use crate::measure::{median, round3, time_ms, wait_idle};
+
+/// The dense figures of one case, medians in milliseconds.
+pub struct DenseFigures {
+    pub strided_fresh_ms: f64,
+    pub dense_ms: f64,
+    pub copy_new_ms: f64,
+    pub dense_hit_ms: f64,
+    pub exact: bool,
+}
+
+impl DenseFigures {
+    pub fn dense_over_strided(&self) -> f64 {
+        round3(self.dense_ms / self.strided_fresh_ms)
+    }
+
+    pub fn dense_hit_over_copy(&self) -> f64 {
+        round3(self.dense_hit_ms / self.copy_new_ms)
+    }
+}
+
+/// Measures `forward_dense(i, j)` fresh and from the cache, `runs` timed runs after a
+/// warm-up, each figure alternated with its baseline. Leaves the cache budget as it was.
+pub fn measure_dense(
+    alibi: &mut AlibiPositionalBias,
+    i: usize,
+    j: usize,
+    runs: usize,
+) -> Result<DenseFigures, AlibiError> {
+    let budget = alibi.cache_stats().budget_bytes;
+    let device = alibi.device().clone();
+    let bytes = ((alibi.total_heads() * i * j * alibi.dtype().size()) as u64)
+        .next_multiple_of(4)
+        .max(4);
+    let buffer = |usage| {
+        device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("bench dense copy"),
+            size: bytes,
+            usage,
+            mapped_at_creation: false,
+        })
+    };
+    let source = buffer(wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST);
+    let expected = expected_bytes(alibi, i, j)?;
+    let mut exact = true;
+    let (mut strided, mut dense) = (Vec::new(), Vec::new());
+    alibi.set_cache_budget(0);
+    for run in 0..=runs {
+        let s = time_ms(|| {
+            alibi.forward(i, j)?;
+            wait_idle(&device)
+        })?;
+        let mut result = None;
+        let d = time_ms(|| {
+            result = Some(alibi.forward_dense(i, j)?);
+            wait_idle(&device)
+        })?;
+        if run == 0 {
+            exact &= read(alibi, result.as_ref().map(|r| r.buffer()), &expected);
+        } else {
+            strided.push(s);
+            dense.push(d);
+        }
+    }
+    alibi.set_cache_budget(budget);
+    alibi.forward(i, j)?;
+    let (mut hit, mut copy) = (Vec::new(), Vec::new());
+    for run in 0..=runs {
+        let mut result = None;
+        let h = time_ms(|| {
+            result = Some(alibi.forward_dense(i, j)?);
+            wait_idle(&device)
+        })?;
+        let c = time_ms(|| {
+            let target = buffer(
+                wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST,
+            );
+            let mut encoder = device.create_command_encoder(&Default::default());
+            encoder.copy_buffer_to_buffer(&source, 0, &target, 0, bytes);
+            alibi.queue().submit([encoder.finish()]);
+            wait_idle(&device)
+        })?;
+        if run == 0 {
+            exact &= read(alibi, result.as_ref().map(|r| r.buffer()), &expected);
+        } else {
+            hit.push(h);
+            copy.push(c);
+        }
+    }
+    Ok(DenseFigures {
+        strided_fresh_ms: median(strided),
+        dense_ms: median(dense),
+        copy_new_ms: median(copy),
+        dense_hit_ms: median(hit),
+        exact,
+    })
+}
+
+/// The oracle's dense bytes for `(i, j)` of `alibi` (f32: the values; f16: rounded).
+fn expected_bytes(alibi: &AlibiPositionalBias, i: usize, j: usize) -> Result<Vec<u8>, AlibiError> {
+    let (slopes, total) = (alibi.slopes(), alibi.total_heads());
+    let values = if alibi.causal() {
+        reference::forward_causal(slopes, total, i, j)?
+    } else {
+        reference::forward(slopes, total, i, j)?
+    };
+    let dtype = alibi.dtype();
+    Ok(values
+        .as_slice()
+        .iter()
+        .flat_map(|&v| match dtype.size() {
+            2 => alibi_wgpu::half::f16::from_f32(dtype.round(v))
+                .to_bits()
+                .to_le_bytes()
+                .to_vec(),
+            _ => v.to_bits().to_le_bytes().to_vec(),
+        })
+        .collect())
+}
+
+/// Whether `buffer` starts with `expected`, read back through a staging buffer.
+fn read(alibi: &AlibiPositionalBias, buffer: Option<&wgpu::Buffer>, expected: &[u8]) -> bool {
+    let Some(buffer) = buffer else { return false };
+    let device = alibi.device();
+    let size = buffer.size();
+    let staging = device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("bench dense readback"),
+        size,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut encoder = device.create_command_encoder(&Default::default());
+    encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
+    alibi.queue().submit([encoder.finish()]);
+    let (sender, receiver) = std::sync::mpsc::channel();
+    staging.map_async(wgpu::MapMode::Read, .., move |result| {
+        let _ = sender.send(result);
+    });
+    if wait_idle(device).is_err() || !matches!(receiver.recv(), Ok(Ok(()))) {
+        return false;
+    }
+    let same = staging
+        .get_mapped_range(..)
+        .is_ok_and(|bytes| bytes.len() >= expected.len() && bytes[..expected.len()] == *expected);
+    staging.unmap();
+    same
+}

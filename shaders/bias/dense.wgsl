@@ -1,0 +1,100 @@
+// The dense kernels: a `[rows of I, j]` tensor row after row with no gap (row stride j,
+// head stride I * j), at any element offset of the caller's buffer, as engines bind their
+// tensors. A row need not hold a whole number of vec4s, so the kernels work in u32 words:
+// each invocation writes one unit (`dense_vec4.wgsl`: four words; `dense_word.wgsl`: one,
+// for the words at the tensor's edges) of elements whose bits the value part gives
+// (`dense_generate.wgsl`, `dense_positions.wgsl`, `dense_copy.wgsl`).
+//
+// Grid: x = units of one row, y and z = rows (global rows, every head's in turn). Each
+// unit belongs to the row that holds its first element, so a unit may run on into the next
+// rows (or heads), and no two invocations write one word. The one division, of the row, is
+// the same for a whole workgroup. `DenseParams` in `src/gpu/bias/dense.rs` mirrors `Params`.
+
+struct Params {
+    // Rows per head (I) and elements per row (j).
+    rows: u32,
+    cols: u32,
+    // The global rows (head * I + r) of this window: row0..row_end, grid_rows per z slice.
+    row0: u32,
+    row_end: u32,
+    grid_rows: u32,
+    // The element, counted from the window's binding, where row0 starts.
+    row0_element: u32,
+    // The units, counted from the binding, this window writes: unit_lo..unit_hi.
+    unit_lo: u32,
+    unit_hi: u32,
+    // One past the tensor's last element, from the binding (clamped to u32).
+    tensor_end: u32,
+    // Position of query row 0: J - I (the generation).
+    query_offset: i32,
+    // Heads with a slope; the heads after them are zero padding.
+    slope_heads: u32,
+    // The bits of -inf, what future keys get when CAUSAL.
+    future_bits: u32,
+    // The copy: element (0, 0, 0)'s index in the source binding (mod 2^32) and its strides.
+    source_base: u32,
+    source_head_stride: u32,
+    source_row_stride: u32,
+    // Units of the window's first row to skip (a long row's last words, at the tail).
+    unit_skip: u32,
+}
+
+// Where an element lies: head, row, key.
+struct Cursor {
+    h: u32,
+    r: u32,
+    k: u32,
+}
+
+// The element after `c`, wrapping to the next row and head (selects, not branches).
+fn advance(c: Cursor) -> Cursor {
+    let next_row = c.k + 1u == params.cols;
+    let r = select(c.r, c.r + 1u, next_row);
+    let next_head = r == params.rows;
+    return Cursor(select(c.h, c.h + 1u, next_head), select(r, 0u, next_head), select(c.k + 1u, 0u, next_row));
+}
+
+// The bits of four elements from `c` (f16 in the low halves), and the cursor after them.
+struct Quad {
+    bits: vec4<u32>,
+    next: Cursor,
+}
+
+fn quad(c0: Cursor) -> Quad {
+    // Most quads lie in one row: one head, one row, four consecutive keys (`row_bits4`,
+    // one slope, no per-lane walk). Only those that cross a row take the walk.
+    if c0.k + 4u < params.cols {
+        let keys = vec4<u32>(c0.k) + vec4<u32>(0u, 1u, 2u, 3u);
+        return Quad(row_bits4(c0.h, c0.r, keys), Cursor(c0.h, c0.r, c0.k + 4u));
+    }
+    let c1 = advance(c0);
+    let c2 = advance(c1);
+    let c3 = advance(c2);
+    let bits = element_bits_at(
+        vec4<u32>(c0.h, c1.h, c2.h, c3.h),
+        vec4<u32>(c0.r, c1.r, c2.r, c3.r),
+        vec4<u32>(c0.k, c1.k, c2.k, c3.k),
+    );
+    return Quad(bits, advance(c3));
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn dense(
+    @builtin(workgroup_id) group: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+) {
+    let along = group.z * params.grid_rows + group.y;
+    let row = params.row0 + along;
+    if row >= params.row_end {
+        return;
+    }
+    let start = params.row0_element + along * params.cols;
+    let unit = (start + UNIT_ELEMENTS - 1u) / UNIT_ELEMENTS + params.unit_skip
+        + group.x * WORKGROUP_SIZE + lane;
+    let row_units_end = (start + params.cols + UNIT_ELEMENTS - 1u) / UNIT_ELEMENTS;
+    if unit >= row_units_end || unit < params.unit_lo || unit >= params.unit_hi {
+        return;
+    }
+    let at = Cursor(row / params.rows, row % params.rows, unit * UNIT_ELEMENTS - start);
+    window[unit] = unit_at(at, unit);
+}

@@ -1,0 +1,16 @@
+// The dense kernels' body: four words per invocation, one 16-byte store, for the units
+// that lie wholly inside the tensor (`dense.wgsl`).
+
+alias Unit = vec4<u32>;
+
+const UNIT_ELEMENTS: u32 = 4u * ELEMENTS_PER_WORD;
+
+fn unit_at(at: Cursor, unit: u32) -> Unit {
+    let first = quad(at);
+    if ELEMENTS_PER_WORD == 1u {
+        return first.bits;
+    }
+    let second = quad(first.next).bits;
+    let low = first.bits;
+    return vec4<u32>(low.x | (low.y << 16u), low.z | (low.w << 16u), second.x | (second.y << 16u), second.z | (second.w << 16u));
+}

@@ -1,0 +1,71 @@
+//! [`DenseBias`]: a dense bias tensor on the GPU that the caller owns, the layout engines
+//! bind (docs/rust-api.md, "The engine layout").
+
+use crate::dtype::BiasDtype;
+
+/// A dense row-major bias on the GPU, in a buffer of its own that the caller owns:
+/// `[total_heads, i, j]` from [`forward_dense`](crate::AlibiPositionalBias::forward_dense),
+/// `[batch, total_heads, i, j]` from
+/// [`forward_positions_dense`](crate::AlibiPositionalBias::forward_positions_dense).
+///
+/// Element `(h, r, k)` is at element `(h * i + r) * j + k` from the buffer's start (row
+/// stride `j`, head stride `i * j`), in [`dtype`](Self::dtype): what onnxruntime-web's
+/// `attention_bias`, ggml's masks, burn and candle tensors expect. The buffer's usage is
+/// `STORAGE | COPY_SRC | COPY_DST` (plus `MAP_WRITE` when the host-mapped path wrote it), so
+/// an engine can bind it, copy from it, write into it or wrap it (onnxruntime-web's
+/// `Tensor.fromGpuBuffer`); the module never reads, reuses or writes it again. Its size is
+/// [`byte_size`](Self::byte_size) rounded up to a word (an f16 tensor of odd length ends in
+/// half a word); an empty tensor has a buffer of one word.
+///
+/// ```no_run
+/// # fn main() -> Result<(), alibi_wgpu::AlibiError> {
+/// let mut alibi = pollster::block_on(alibi_wgpu::AlibiPositionalBias::new_default(8, None))?;
+/// let bias = alibi.forward_dense(37, 37)?;
+/// assert_eq!(bias.shape(), &[8, 37, 37]);
+/// assert_eq!(bias.byte_size(), 8 * 37 * 37 * 4);
+/// let buffer: wgpu::Buffer = bias.into_buffer(); // yours
+/// # let _ = buffer; Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct DenseBias {
+    pub(crate) buffer: wgpu::Buffer,
+    pub(crate) shape: Vec<usize>,
+    pub(crate) dtype: BiasDtype,
+}
+
+impl DenseBias {
+    /// The buffer, the tensor from its first byte.
+    pub fn buffer(&self) -> &wgpu::Buffer {
+        &self.buffer
+    }
+
+    /// The buffer, yours to keep.
+    pub fn into_buffer(self) -> wgpu::Buffer {
+        self.buffer
+    }
+
+    /// `[total_heads, i, j]`, or `[batch, total_heads, i, j]` at custom positions.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The element type: the module's.
+    pub fn dtype(&self) -> BiasDtype {
+        self.dtype
+    }
+
+    /// Bytes of the tensor: its elements times the element size.
+    pub fn byte_size(&self) -> u64 {
+        self.len() as u64 * self.dtype.size() as u64
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Whether it holds no element.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
