@@ -59,9 +59,8 @@ pub async fn open_device(backends: Option<wgpu::Backends>) -> Result<GpuDevice> 
     };
     // f16 stores (`BiasDtype::F16`, native f16 in the kernels), and what engines sharing the
     // device use: timestamps for their profilers, subgroups for their matmuls.
-    let for_engines = wgpu::Features::SHADER_F16
-        | wgpu::Features::TIMESTAMP_QUERY
-        | wgpu::Features::SUBGROUP;
+    let for_engines =
+        wgpu::Features::SHADER_F16 | wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP;
     required_features |= adapter.features() & for_engines;
     let (device, queue) = adapter
         .request_device(&wgpu::DeviceDescriptor {
