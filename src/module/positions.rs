@@ -150,6 +150,7 @@ impl AlibiPositionalBias {
                 },
             }
         }
+        let call = self.gpu.errors.begin_call();
         let buffer = Arc::new(self.writer.generate_positions(
             &self.gpu,
             &self.slopes,
@@ -161,6 +162,7 @@ impl AlibiPositionalBias {
         let cols = generated.cols;
         Ok((0..batch)
             .map(|item| AlibiBias {
+                errors: call.record(),
                 layout: BiasLayout {
                     offset: (item * heads * i * cols + cols - j) as u64,
                     head_stride: (i * cols) as u64,
