@@ -242,8 +242,8 @@ async fn refusals_leave_the_module_usable() {
 /// The failure is a validation error inside the generation's own submission: the test
 /// destroys the buffer of a cached tensor, evicts it (the module keeps evicted buffers for
 /// reuse) and asks for the same shape again, so the new generation writes into the
-/// destroyed buffer. (An allocation past what SwiftShader can hold is not reliable: the
-/// adapter's limits refuse it first, or the CPU device allocates it lazily.)
+/// destroyed buffer. (An out-of-memory generation would take the same path, through the
+/// out-of-memory scope; provoking one in SwiftShader has not been tried yet.)
 #[wasm_bindgen_test]
 async fn a_failed_generation_is_reported_by_its_own_reads_only() {
     let gpu = gpu().await;
