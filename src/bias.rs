@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::dtype::BiasDtype;
+use crate::gpu::device::scope::CallErrors;
 
 /// A `[heads, i, j]` bias on the GPU: a strided, read-only view into a buffer.
 ///
@@ -25,6 +26,8 @@ pub struct AlibiBias {
     pub(crate) layout: BiasLayout,
     pub(crate) dtype: BiasDtype,
     pub(crate) binding_alignment: u64,
+    /// The errors of the call that generated the view's values: a read reports them.
+    pub(crate) errors: CallErrors,
 }
 
 /// Where a view's elements lie in its buffer, in elements (of the view's

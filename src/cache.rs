@@ -159,6 +159,26 @@ impl<T> BiasCache<T> {
         self.evict_until_fits(0)
     }
 
+    /// Counts the last lookup's hit as a miss: its entry could not be served.
+    pub fn hit_was_a_miss(&mut self) {
+        self.stats.hits -= 1;
+        self.stats.misses += 1;
+    }
+
+    /// Drops the entries whose payload `failed` says is unusable, counted as evictions,
+    /// and returns them.
+    #[must_use = "evicted payloads are returned for reuse"]
+    pub fn remove_where(&mut self, mut failed: impl FnMut(&T) -> bool) -> Vec<T> {
+        let removed: Vec<T> = self
+            .entries
+            .extract_if(.., |e| failed(&e.payload))
+            .map(|e| e.payload)
+            .collect();
+        self.stats.evictions += removed.len() as u64;
+        self.recount();
+        removed
+    }
+
     /// Drops every entry and returns them; counters other than entries and bytes are kept.
     #[must_use = "evicted payloads are returned for reuse"]
     pub fn clear(&mut self) -> Vec<T> {

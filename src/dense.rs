@@ -2,6 +2,8 @@
 //! bind (docs/rust-api.md, "The engine layout").
 
 use crate::dtype::BiasDtype;
+use crate::error::Result;
+use crate::gpu::device::scope::CallErrors;
 
 /// A dense row-major bias on the GPU, in a buffer of its own that the caller owns:
 /// `[total_heads, i, j]` from [`forward_dense`](crate::AlibiPositionalBias::forward_dense),
@@ -31,6 +33,7 @@ pub struct DenseBias {
     pub(crate) buffer: wgpu::Buffer,
     pub(crate) shape: Vec<usize>,
     pub(crate) dtype: BiasDtype,
+    pub(crate) written: GpuCheck,
 }
 
 impl DenseBias {
@@ -67,5 +70,42 @@ impl DenseBias {
     /// Whether it holds no element.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Whether the GPU accepted the work that wrote this tensor ([`GpuCheck::check`]).
+    ///
+    /// # Errors
+    /// [`AlibiError::OutOfMemory`](crate::AlibiError::OutOfMemory) or
+    /// [`AlibiError::Gpu`](crate::AlibiError::Gpu) with the failed operation.
+    pub async fn check(&self) -> Result<()> {
+        self.written.check().await
+    }
+}
+
+/// The errors of the GPU work one call did: the module's own set-up, the cached generation
+/// it copied from (if any), and the call's own. Returned by
+/// [`encode_into`](crate::AlibiPositionalBias::encode_into) and held by a [`DenseBias`].
+///
+/// On native backends a failure is known when the call returns (the call itself returns
+/// `Err`), and [`check`](Self::check) resolves at once; on the web the device answers
+/// later, and `check` waits for it. Dropping it unchecked ignores those late answers.
+#[derive(Clone, Debug, Default)]
+pub struct GpuCheck {
+    pub(crate) errors: Vec<CallErrors>,
+}
+
+impl GpuCheck {
+    /// Whether the GPU accepted the call's work: `Err` with the cause when it failed (out
+    /// of memory, a validation error, a lost device), `Ok` otherwise. It concerns this call
+    /// only: another call's failure is not reported here, nor this one's anywhere else.
+    ///
+    /// # Errors
+    /// [`AlibiError::OutOfMemory`](crate::AlibiError::OutOfMemory) or
+    /// [`AlibiError::Gpu`](crate::AlibiError::Gpu) with the failed operation.
+    pub async fn check(&self) -> Result<()> {
+        for errors in &self.errors {
+            errors.settle().await?;
+        }
+        Ok(())
     }
 }

@@ -107,7 +107,7 @@ mod wgsl;
 pub use bias::{AlibiBias, BiasBinding, BiasLayout};
 pub use cache::{CacheStats, DEFAULT_CACHE_BUDGET_BYTES};
 pub use config::AlibiConfig;
-pub use dense::DenseBias;
+pub use dense::{DenseBias, GpuCheck};
 pub use dtype::BiasDtype;
 pub use error::{error_chain, AlibiError, MapError, Memory, Result};
 pub use generation::GenerationPath;

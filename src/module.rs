@@ -13,6 +13,7 @@ use crate::gpu::bias::{check_fits, BiasWriter, SlopeUniform};
 use crate::gpu::device::context::GpuContext;
 use crate::gpu::device::health::{DeviceLossReporter, LossPoll};
 use crate::gpu::device::readback::Readback;
+use crate::gpu::device::scope::CallErrors;
 use crate::host::{sized_host, Tee};
 use crate::pool::BufferPool;
 use crate::validation::{check_sequence, MAX_SEQUENCE};
@@ -109,7 +110,9 @@ pub struct AlibiPositionalBias {
     causal: bool,
     dtype: BiasDtype,
     adapter_info: Option<wgpu::AdapterInfo>,
-    cache: BiasCache<Arc<wgpu::Buffer>>,
+    /// Each entry with the errors of the call that generated it: a failed entry is
+    /// evicted when next found, never served.
+    cache: BiasCache<(Arc<wgpu::Buffer>, CallErrors)>,
     /// Evicted buffers kept for reuse.
     pool: BufferPool<wgpu::Buffer>,
     readback: Arc<Readback>,
@@ -247,9 +250,14 @@ impl AlibiPositionalBias {
             return Ok((self.empty_view(shape), false));
         }
         if let Some(hit) = self.cache.lookup(i, j) {
-            let (buffer, rows, cols) = (hit.payload.clone(), hit.rows, hit.cols);
-            let view = self.slice_view(buffer, rows, cols, shape);
-            return Ok((view, false));
+            let ((buffer, errors), rows, cols) = (hit.payload.clone(), hit.rows, hit.cols);
+            // A generation known to have failed (its errors answer later on the web) is
+            // evicted and generated again.
+            if errors.failure_now().is_none() {
+                let view = self.slice_view(buffer, rows, cols, shape);
+                return Ok((AlibiBias { errors, ..view }, false));
+            }
+            self.evict_failed();
         }
         // A miss polls before GPU work, unless the loss poll above just did.
         if !polled {
@@ -271,16 +279,21 @@ impl AlibiPositionalBias {
         };
         let teed = tee.is_some();
         let reuse = self.pool.take(generated.bytes().unwrap_or(u64::MAX));
+        let call = self.gpu.errors.begin_call();
         let buffer = self
             .writer
             .generate(&self.gpu, &self.slopes, generated, reuse, tee)?;
+        let errors = call.record();
+        drop(call);
         // A reused buffer may be up to twice the tensor: the cache counts what it holds.
         let held = buffer.size();
         let buffer = Arc::new(buffer);
-        let evicted = self.cache.insert(i, generated.cols, held, buffer.clone());
+        let evicted = self
+            .cache
+            .insert(i, generated.cols, held, (buffer.clone(), errors.clone()));
         self.keep_evicted(evicted);
         let view = self.slice_view(buffer, i, generated.cols, shape);
-        Ok((view, teed))
+        Ok((AlibiBias { errors, ..view }, teed))
     }
 
     /// The most recently used cached tensor, whole (`[total_heads, I, J]` for the `(I, J)`
@@ -288,7 +301,9 @@ impl AlibiPositionalBias {
     pub fn cached_bias(&self) -> Option<AlibiBias> {
         let hit = self.cache.most_recent()?;
         let shape = [self.total_heads, hit.rows, hit.cols];
-        Some(self.slice_view(hit.payload.clone(), hit.rows, hit.cols, shape))
+        let (buffer, errors) = hit.payload.clone();
+        let view = self.slice_view(buffer, hit.rows, hit.cols, shape);
+        Some(AlibiBias { errors, ..view })
     }
 
     /// The module's tensor for `(i, j)`, rows padded to a multiple of 4 columns so every
@@ -326,12 +341,26 @@ impl AlibiPositionalBias {
         }
     }
 
+    /// Evicts the cached generations known to have failed, after a lookup found one: the
+    /// hit is counted as a miss, and their buffers are not reused (a failed allocation's
+    /// buffer is invalid).
+    pub(super) fn evict_failed(&mut self) {
+        drop(self.cache.remove_where(|(_, e)| e.failure_now().is_some()));
+        self.cache.hit_was_a_miss();
+    }
+
     /// Keeps evicted buffers nobody holds in the pool, within what the budget leaves after
     /// the cache, and records the peak of what the module holds.
-    fn keep_evicted(&mut self, evicted: Vec<Arc<wgpu::Buffer>>) {
+    fn keep_evicted(&mut self, evicted: Vec<(Arc<wgpu::Buffer>, CallErrors)>) {
         let stats = self.cache.stats();
+        // A failed generation's buffer may be invalid: it is dropped, not reused.
+        let buffers = evicted
+            .into_iter()
+            .filter(|(_, errors)| errors.failure_now().is_none())
+            .map(|(buffer, _)| buffer)
+            .collect();
         self.pool
-            .keep(evicted, stats.budget_bytes.saturating_sub(stats.bytes));
+            .keep(buffers, stats.budget_bytes.saturating_sub(stats.bytes));
         self.peak_bytes = self.peak_bytes.max(stats.bytes + self.pool.bytes());
     }
 
@@ -342,6 +371,7 @@ impl AlibiPositionalBias {
             layout: BiasLayout::default(),
             dtype: self.dtype,
             binding_alignment: self.gpu.limits.binding_alignment,
+            errors: CallErrors::default(),
         }
     }
 
@@ -378,6 +408,7 @@ impl AlibiPositionalBias {
             },
             dtype: self.dtype,
             binding_alignment: self.gpu.limits.binding_alignment,
+            errors: CallErrors::default(),
         }
     }
 }

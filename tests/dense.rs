@@ -117,10 +117,11 @@ fn dense_biases_equal_the_oracle_fresh_and_from_the_cache() {
                     | wgpu::BufferUsages::COPY_SRC;
                 let target = common::patterned(alibi.device(), size, usage);
                 let mut encoder = alibi.device().create_command_encoder(&Default::default());
-                alibi
+                let written = alibi
                     .encode_into(&mut encoder, i, j, &target, offset)
                     .unwrap();
                 alibi.queue().submit([encoder.finish()]);
+                pollster::block_on(written.check()).unwrap();
                 common::check_around(
                     &common::read_all(alibi, &target),
                     offset as usize,
@@ -129,6 +130,7 @@ fn dense_biases_equal_the_oracle_fresh_and_from_the_cache() {
                 );
             } else {
                 let dense = alibi.forward_dense(i, j).unwrap();
+                pollster::block_on(dense.check()).unwrap();
                 assert_eq!(dense.shape(), &[5, i, j]);
                 assert_eq!(dense.byte_size(), tensor.len() as u64);
                 let bytes = common::read_all(alibi, dense.buffer());

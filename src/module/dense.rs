@@ -9,7 +9,7 @@ mod target;
 
 use super::positions::side;
 use super::AlibiPositionalBias;
-use crate::dense::DenseBias;
+use crate::dense::{DenseBias, GpuCheck};
 use crate::error::Result;
 use crate::generation::{GenerateShape, GenerationPath};
 use crate::gpu::bias::dense::{
@@ -17,7 +17,7 @@ use crate::gpu::bias::dense::{
 };
 use crate::gpu::bias::positions;
 use crate::gpu::bias::writer::dense_usage;
-use crate::gpu::device::scope::Work;
+use crate::gpu::device::scope::{CallErrors, CallScope, Work};
 use crate::module::Positions;
 use crate::validation::check_sequence;
 
@@ -25,8 +25,9 @@ use crate::validation::check_sequence;
 /// in one pass (a cached block with padded rows is one span per row).
 const MAX_COPY_SPANS: usize = 4096;
 
-/// A cached block a dense request is a copy of: its buffer and the request's layout in it.
-type Cached = (Arc<wgpu::Buffer>, Source);
+/// A cached block a dense request is a copy of: its buffer, the request's layout in it, and
+/// the errors of the generation that wrote it.
+type Cached = (Arc<wgpu::Buffer>, Source, CallErrors);
 
 impl AlibiPositionalBias {
     /// The bias `[total_heads, i, j]`, dense (row stride `j`, head stride `i * j`), in a new
@@ -62,31 +63,35 @@ impl AlibiPositionalBias {
             return self.empty_dense(dims);
         }
         let cached = self.cached(i, j);
+        let call = self.gpu.errors.begin_call();
         #[cfg(not(target_arch = "wasm32"))]
         if cached.is_none() && self.writer.path() == GenerationPath::HostMapped {
             let generated = self.dense_generate_shape(shape);
             let buffer = self
                 .writer
                 .write_dense_new(&self.gpu, &self.slopes, generated)?;
-            return Ok(self.dense_bias(buffer, dims));
+            return Ok(self.dense_bias(buffer, dims, self.check_of(&call, None)));
         }
         let bytes = shape.word_bytes().unwrap_or(u64::MAX);
         let buffer = self
             .gpu
             .create_buffer("alibi dense bias", bytes, dense_usage(), false)?;
         let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
-        self.record_dense(&mut encoder, shape, &buffer, 0, cached)?;
+        let check = self.record_dense(&mut encoder, shape, &buffer, 0, cached, &call)?;
         self.gpu.run(Work::named("submitting a dense bias"), || {
             self.gpu.queue.submit([encoder.finish()]);
         })?;
-        Ok(self.dense_bias(buffer, dims))
+        Ok(self.dense_bias(buffer, dims, check))
     }
 
     /// Records the dense `[total_heads, i, j]` bias into the caller's `encoder`, written to
     /// the caller's `target` from byte `byte_offset`: the engine's own tensor. From the
     /// cache when a cached tensor covers `(i, j)` (a hit), generated otherwise (the kernel,
     /// on every generation path; not cached). Valid once the caller submits the encoder;
-    /// the module keeps a cached block it reads from reuse until then.
+    /// the module keeps a cached block it reads from reuse until then. The returned
+    /// [`GpuCheck`] reports a failure of the module's work for this call that the device
+    /// answers late (the web); validation of the recorded commands is the caller's
+    /// submission's.
     ///
     /// `target` needs usage `STORAGE | COPY_DST` and `byte_offset + bytes` bytes, `bytes`
     /// the tensor's rounded up to a word: an f16 tensor of odd length ends in the low half
@@ -124,14 +129,15 @@ impl AlibiPositionalBias {
         j: usize,
         target: &wgpu::Buffer,
         byte_offset: u64,
-    ) -> Result<()> {
+    ) -> Result<GpuCheck> {
         let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST;
         let Some(shape) = self.target_request((i, j), target, (byte_offset, 4), usage)? else {
-            return Ok(());
+            return Ok(GpuCheck::default());
         };
         self.check_own_buffer(target)?;
         let cached = self.cached(i, j);
-        self.record_dense(encoder, shape, target, byte_offset, cached)
+        let call = self.gpu.errors.begin_call();
+        self.record_dense(encoder, shape, target, byte_offset, cached, &call)
     }
 
     /// Writes the dense `[total_heads, i, j]` bias into the caller's `target` from the host,
@@ -195,6 +201,7 @@ impl AlibiPositionalBias {
         }
         let windows = plan_dense(shape, 0, None, self.gpu.limits)?.unwrap_or_default();
         let generated = self.dense_generate_shape(shape);
+        let call = self.gpu.errors.begin_call();
         let extras = positions::upload(
             &self.gpu,
             generated,
@@ -220,7 +227,7 @@ impl AlibiPositionalBias {
         self.gpu.run(Work::named("submitting a dense bias"), || {
             self.gpu.queue.submit([encoder.finish()]);
         })?;
-        Ok(self.dense_bias(buffer, dims))
+        Ok(self.dense_bias(buffer, dims, self.check_of(&call, None)))
     }
 
     pub(super) fn dense_shape(&self, heads: usize, i: usize, j: usize) -> DenseShape {
@@ -255,17 +262,29 @@ impl AlibiPositionalBias {
         check_dense(shape, self.gpu.limits).map(drop)
     }
 
-    /// The cached block covering `(i, j)`, counted as a hit; `None` is a miss.
+    /// The cached block covering `(i, j)`, counted as a hit; `None` is a miss, and a block
+    /// whose generation is known to have failed is evicted and counted as a miss.
     fn cached(&mut self, i: usize, j: usize) -> Option<Cached> {
         let hit = self.cache.lookup(i, j)?;
-        let (buffer, rows, cols) = (hit.payload.clone(), hit.rows, hit.cols);
+        let ((buffer, errors), rows, cols) = (hit.payload.clone(), hit.rows, hit.cols);
+        if errors.failure_now().is_some() {
+            self.evict_failed();
+            return None;
+        }
         let view = self.slice_view(buffer.clone(), rows, cols, [self.total_heads, i, j]);
-        Some((
-            buffer,
-            Source {
-                layout: view.layout(),
-            },
-        ))
+        let source = Source {
+            layout: view.layout(),
+        };
+        Some((buffer, source, errors))
+    }
+
+    /// What a dense call reports: the module's set-up, the cached generation it copies
+    /// (if any), and its own work.
+    fn check_of(&self, call: &CallScope<'_>, copied: Option<CallErrors>) -> GpuCheck {
+        let errors = [Some(self.gpu.errors.untied()), copied, Some(call.record())];
+        GpuCheck {
+            errors: errors.into_iter().flatten().collect(),
+        }
     }
 
     /// Records a dense write of `shape` into `target` at `byte_offset`: copies of `cached`
@@ -277,17 +296,18 @@ impl AlibiPositionalBias {
         target: &wgpu::Buffer,
         byte_offset: u64,
         cached: Option<Cached>,
-    ) -> Result<()> {
+        call: &CallScope<'_>,
+    ) -> Result<GpuCheck> {
         let copied = match cached {
-            Some((block, source)) => self
+            Some((block, source, errors)) => self
                 .record_copy(encoder, shape, target, byte_offset, &block, source)?
-                .then_some(block),
+                .then_some((block, errors)),
             None => None,
         };
-        let Some(block) = copied else {
+        let Some((block, errors)) = copied else {
             let windows =
                 plan_dense(shape, byte_offset, None, self.gpu.limits)?.unwrap_or_default();
-            return self.writer.dense().encode(
+            self.writer.dense().encode(
                 &self.gpu,
                 encoder,
                 DenseKernel::Generate,
@@ -296,13 +316,14 @@ impl AlibiPositionalBias {
                 &self.slopes.buffer,
                 target,
                 &[],
-            );
+            )?;
+            return Ok(self.check_of(call, None));
         };
         // The block stays out of the pool (whose buffers nobody else holds) until the work
         // is done, or the encoder dropped: the caller may submit after later calls.
         let pinned = Pinned(block);
         encoder.on_submitted_work_done(move || drop(pinned));
-        Ok(())
+        Ok(self.check_of(call, Some(errors)))
     }
 
     /// Records the copy of `source` in `block` as copy commands when its spans are whole
@@ -342,17 +363,19 @@ impl AlibiPositionalBias {
     }
 
     fn empty_dense(&self, dims: Vec<usize>) -> Result<DenseBias> {
+        let call = self.gpu.errors.begin_call();
         let buffer = self
             .gpu
             .create_buffer("alibi dense bias", 4, dense_usage(), false)?;
-        Ok(self.dense_bias(buffer, dims))
+        Ok(self.dense_bias(buffer, dims, self.check_of(&call, None)))
     }
 
-    fn dense_bias(&self, buffer: wgpu::Buffer, shape: Vec<usize>) -> DenseBias {
+    fn dense_bias(&self, buffer: wgpu::Buffer, shape: Vec<usize>, written: GpuCheck) -> DenseBias {
         DenseBias {
             buffer,
             shape,
             dtype: self.dtype,
+            written,
         }
     }
 }

@@ -115,6 +115,7 @@ impl AlibiPositionalBias {
             total_heads,
             ..self.exact_shape(i, j)
         };
+        let call = self.gpu.errors.begin_call();
         let buffer = Arc::new(self.writer.generate_positions(
             &self.gpu,
             &self.slopes,
@@ -126,6 +127,7 @@ impl AlibiPositionalBias {
         let cols = generated.cols;
         Ok((0..batch)
             .map(|item| AlibiBias {
+                errors: call.record(),
                 layout: BiasLayout {
                     offset: (item * heads * i * cols + cols - j) as u64,
                     head_stride: (i * cols) as u64,

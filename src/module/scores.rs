@@ -165,6 +165,9 @@ impl AlibiPositionalBias {
             (what, as_bias),
         )?;
         let windows = plan_score_windows(planned, self.gpu.limits)?;
+        // Its own call: an error that answers later is not reported by anyone else's read
+        // (the caller's own submission of `encoder` is where wgpu reports it too).
+        let _call = self.gpu.errors.begin_call();
         self.score_kernels.encode(
             &self.gpu,
             encoder,

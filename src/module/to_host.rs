@@ -130,8 +130,9 @@ impl AlibiPositionalBias {
     ) -> Result<()> {
         let (bias, teed) = self.forward_teeing(i, j, Some(&mut *out))?;
         if teed {
-            // What read_into would report: errors of earlier submissions.
-            return self.gpu.errors.settle().await;
+            // What read_into would report: the errors of this view's generation.
+            self.gpu.errors.settle_untied().await?;
+            return bias.errors.settle().await;
         }
         self.read_into(&bias, out).await
     }

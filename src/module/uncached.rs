@@ -48,10 +48,15 @@ impl AlibiPositionalBias {
             dtype: BiasDtype::F32,
             ..exact
         };
+        let call = self.gpu.errors.begin_call();
         let buffer = self
             .writer
             .generate(&self.gpu, &self.unit_slope, generated, None, None)?;
-        Ok(self.whole_view(Arc::new(buffer), generated, shape))
+        let view = self.whole_view(Arc::new(buffer), generated, shape);
+        Ok(AlibiBias {
+            errors: call.record(),
+            ..view
+        })
     }
 
     /// Checks an uncached request and gives the tensor to generate; `None` when it is empty.

@@ -234,3 +234,83 @@ async fn refusals_leave_the_module_usable() {
     assert!(alibi.forward(1 << 24, 1 << 24).is_err());
     check_forward(&mut alibi, 3, 5, "after refusals").await;
 }
+
+/// A generation that fails on the GPU, its error answering later (as every WebGPU error
+/// scope does): its read rejects with the cause, other calls' reads (made before and after)
+/// are unaffected, and the failed cache entry is evicted, not served again.
+///
+/// The failure is a validation error inside the generation's own submission: the test
+/// destroys the buffer of a cached tensor, evicts it (the module keeps evicted buffers for
+/// reuse) and asks for the same shape again, so the new generation writes into the
+/// destroyed buffer. (An out-of-memory generation would take the same path, through the
+/// out-of-memory scope; provoking one in SwiftShader has not been tried yet.)
+#[wasm_bindgen_test]
+async fn a_failed_generation_is_reported_by_its_own_reads_only() {
+    let gpu = gpu().await;
+    let mut alibi = module(&gpu, AlibiConfig::new(4));
+    let (heads, i, j) = (alibi.total_heads(), 4, 16);
+    let expected = reference::forward(alibi.slopes(), heads, i, j).expect("oracle");
+    let before = alibi.get_bias(3, 5).expect("get_bias");
+    let victim = alibi.forward(i, j).expect("forward");
+    assert_same(
+        &read(&alibi, &victim).await,
+        &expected,
+        "before the failure",
+    );
+    victim.buffer().expect("a buffer").destroy();
+    drop(victim);
+    alibi.clear_cache();
+    // Reuses the destroyed buffer: the submission is invalid, which WebGPU says later.
+    let failed = alibi
+        .forward(i, j)
+        .expect("the error answers after forward returns");
+    let after = alibi.get_bias(2, 7).expect("get_bias");
+    assert_same(
+        &read(&alibi, &before).await,
+        &reference::get_bias(3, 5).expect("oracle"),
+        "a call made before the failure",
+    );
+    match alibi.read(&failed).await {
+        // The cause: the generation's own submission, rejected by WebGPU.
+        Err(alibi_wgpu::AlibiError::Gpu { operation, .. }) => {
+            assert_eq!(operation, "submitting the bias generation");
+        }
+        other => panic!("the failed generation's read: {other:?}"),
+    }
+    // Its next read says the same.
+    assert!(alibi.read(&failed).await.is_err());
+    assert_same(
+        &read(&alibi, &after).await,
+        &reference::get_bias(2, 7).expect("oracle"),
+        "a call made after the failure",
+    );
+    // The failed entry is not served again: the same shape is generated anew.
+    let misses = alibi.cache_stats().misses;
+    let again = alibi.forward(i, j).expect("forward");
+    assert_eq!(alibi.cache_stats().misses, misses + 1, "regenerated");
+    assert_same(&read(&alibi, &again).await, &expected, "after the failure");
+    // The regenerated entry is served from the cache as usual.
+    check_forward(&mut alibi, 2, 9, "a hit after the failure").await;
+}
+
+/// A device destroyed between a forward and its read: the read rejects with the loss,
+/// later calls too, and nothing panics.
+#[wasm_bindgen_test]
+async fn a_device_destroyed_mid_run_rejects_the_read() {
+    let gpu = gpu().await;
+    let mut alibi = module(&gpu, AlibiConfig::new(4));
+    let view = alibi.forward(8, 64).expect("forward");
+    alibi.device().destroy();
+    match alibi.read(&view).await {
+        Err(alibi_wgpu::AlibiError::DeviceLost { .. }) => {}
+        other => panic!("the read after destroy(): {other:?}"),
+    }
+    assert!(matches!(
+        alibi.forward(3, 200),
+        Err(alibi_wgpu::AlibiError::DeviceLost { .. })
+    ));
+    assert!(matches!(
+        alibi.read(&view).await,
+        Err(alibi_wgpu::AlibiError::DeviceLost { .. })
+    ));
+}

@@ -50,7 +50,13 @@ impl Readback {
         convert: impl Fn(&mut [T], &[u8]) + Sync + Send,
     ) -> Result<()> {
         gpu.ensure_alive()?;
-        gpu.errors.settle().await?;
+        // The errors of the call that made the view, and of the module's own setup: no
+        // other call's.
+        let settled = async {
+            gpu.errors.settle_untied().await?;
+            bias.errors.settle().await
+        };
+        settled.await.map_err(|error| gpu.explain(error))?;
         let Some(buffer) = bias.buffer() else {
             out.clear();
             return Ok(());
@@ -69,6 +75,8 @@ impl Readback {
             bases.push((total + start - aligned) as usize);
             total += end - aligned;
         }
+        // The readback's own work is a call of its own, ended before any `.await`.
+        let call = gpu.errors.begin_call();
         let staging = self.take(gpu, total)?;
         gpu.run(Work::named("the readback copy"), || {
             let mut encoder = gpu.device.create_command_encoder(&Default::default());
@@ -77,7 +85,9 @@ impl Readback {
             }
             gpu.queue.submit([encoder.finish()]);
         })?;
-        gpu.errors.settle().await?;
+        let copied = call.record();
+        drop(call);
+        copied.settle().await.map_err(|error| gpu.explain(error))?;
         map_buffer(
             &gpu.device,
             &staging,

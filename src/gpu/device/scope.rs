@@ -10,11 +10,25 @@ use std::task::{Context, Poll, Waker};
 use crate::error::{AlibiError, Memory, Result};
 
 /// The outcome of a closed error scope. On native backends it is known at once; on the web
-/// it arrives later, so it is kept and awaited before the next readback.
+/// it arrives later, so it is kept with the call whose work it was ([`CallErrors`]).
 #[cfg(not(target_arch = "wasm32"))]
-type PendingErrors = Pin<Box<dyn Future<Output = Option<AlibiError>> + Send>>;
+type PendingErrors = Pin<Box<dyn Future<Output = Option<Failure>> + Send>>;
 #[cfg(target_arch = "wasm32")]
-type PendingErrors = Pin<Box<dyn Future<Output = Option<AlibiError>>>>;
+type PendingErrors = Pin<Box<dyn Future<Output = Option<Failure>>>>;
+
+/// An error of some GPU work, kept so that every later read of the work's results can
+/// report it again.
+#[derive(Clone, Debug)]
+pub(crate) struct Failure {
+    work: Work,
+    error: Arc<wgpu::Error>,
+}
+
+impl Failure {
+    pub fn to_error(&self) -> AlibiError {
+        self.work.error_arc(self.error.clone())
+    }
+}
 
 /// What a piece of GPU work was, for its errors: the operation, and for a buffer creation
 /// the bytes asked for (so out-of-memory says how much).
@@ -41,7 +55,10 @@ impl Work {
 
     /// The crate's error for wgpu's `error` during this work.
     pub fn error(self, error: wgpu::Error) -> AlibiError {
-        let error = Arc::new(error);
+        self.error_arc(Arc::new(error))
+    }
+
+    fn error_arc(self, error: Arc<wgpu::Error>) -> AlibiError {
         match &*error {
             wgpu::Error::OutOfMemory { .. } => AlibiError::OutOfMemory {
                 memory: Memory::Device,
@@ -57,16 +74,177 @@ impl Work {
     }
 }
 
-/// Errors of GPU work whose scopes answer later (the web), awaited before the next readback.
+/// The errors of one call's GPU work: the scopes that have not answered yet (on the web),
+/// and once one has, the failure. It travels with what the call produced (the cache entry,
+/// its views), so that a failure is reported by the reads of that result and of nothing
+/// else, and a failed cache entry is evicted rather than served again.
+///
+/// The default record is of no work (views of the caller's own buffers, empty views): it
+/// allocates nothing, so a cache hit stays free of allocations.
+#[derive(Clone, Default)]
+pub(crate) struct CallErrors {
+    state: Option<Arc<Mutex<CallState>>>,
+}
+
 #[derive(Default)]
+struct CallState {
+    pending: Vec<PendingErrors>,
+    failed: Option<Failure>,
+    /// Tasks waiting in [`CallErrors::settle`]: the scopes' futures wake only the last task
+    /// that polled them, so the task that sees progress wakes the others.
+    waiting: Vec<Waker>,
+}
+
+impl std::fmt::Debug for CallErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Some(state) = self.lock() else {
+            return f.write_str("CallErrors(none)");
+        };
+        f.debug_struct("CallErrors")
+            .field("pending", &state.pending.len())
+            .field("failed", &state.failed)
+            .finish()
+    }
+}
+
+impl CallErrors {
+    /// A record for a call's work.
+    pub fn new() -> Self {
+        Self {
+            state: Some(Arc::default()),
+        }
+    }
+
+    fn push(&self, errors: PendingErrors) {
+        if let Some(mut state) = self.lock() {
+            state.pending.push(errors);
+        }
+    }
+
+    /// The call's failure if it is known now, without waiting: polls the pending scopes
+    /// once.
+    pub fn failure_now(&self) -> Option<AlibiError> {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut state = self.lock()?;
+        state.advance(&mut cx);
+        state.failed.as_ref().map(Failure::to_error)
+    }
+
+    /// Waits for every scope of the call: its failure, if any.
+    pub async fn settle(&self) -> Result<()> {
+        std::future::poll_fn(|cx| {
+            let Some(mut state) = self.lock() else {
+                return Poll::Ready(Ok(()));
+            };
+            let progressed = state.advance(cx);
+            let done = state.failed.is_some() || state.pending.is_empty();
+            if progressed || done {
+                for waker in state.waiting.drain(..) {
+                    waker.wake();
+                }
+            }
+            if done {
+                return Poll::Ready(match &state.failed {
+                    Some(failure) => Err(failure.to_error()),
+                    None => Ok(()),
+                });
+            }
+            if !state.waiting.iter().any(|w| w.will_wake(cx.waker())) {
+                state.waiting.push(cx.waker().clone());
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    fn lock(&self) -> Option<std::sync::MutexGuard<'_, CallState>> {
+        let state = self.state.as_ref()?;
+        Some(state.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+impl CallState {
+    /// Polls the pending scopes: the answered ones leave, the first failure is kept (then
+    /// nothing more needs waiting for). Whether any answered.
+    fn advance(&mut self, cx: &mut Context<'_>) -> bool {
+        let before = self.pending.len();
+        let mut failed = None;
+        self.pending
+            .retain_mut(|errors| match errors.as_mut().poll(cx) {
+                Poll::Ready(outcome) => {
+                    failed = failed.take().or(outcome);
+                    false
+                }
+                Poll::Pending => true,
+            });
+        if self.failed.is_none() {
+            self.failed = failed;
+        }
+        if self.failed.is_some() {
+            self.pending.clear();
+        }
+        self.pending.len() != before
+    }
+}
+
+/// Runs GPU work inside error scopes, and keeps the outcomes that answer later (the web)
+/// with the call the work belongs to ([`CallScope`]).
 pub(crate) struct DeferredErrors {
-    pending: Mutex<Vec<PendingErrors>>,
+    /// The call recording work now, on this module.
+    current: Mutex<Option<CallErrors>>,
+    /// Work outside any call (building the module): every read waits for it, since every
+    /// result depends on it.
+    untied: CallErrors,
+}
+
+/// While alive, the work [`DeferredErrors::run`] runs belongs to its call: the errors that
+/// answer later go to [`record`](Self::record). Dropping it ends the call (the previous
+/// one, if calls nest, resumes).
+pub(crate) struct CallScope<'a> {
+    errors: &'a DeferredErrors,
+    record: CallErrors,
+    previous: Option<CallErrors>,
+}
+
+impl CallScope<'_> {
+    /// The call's errors, to attach to what it produced.
+    pub fn record(&self) -> CallErrors {
+        self.record.clone()
+    }
+}
+
+impl Drop for CallScope<'_> {
+    fn drop(&mut self) {
+        *self.errors.lock() = self.previous.take();
+    }
+}
+
+impl Default for DeferredErrors {
+    fn default() -> Self {
+        Self {
+            current: Mutex::default(),
+            untied: CallErrors::new(),
+        }
+    }
 }
 
 impl DeferredErrors {
+    /// Starts a call: the work run until the returned scope is dropped is its work. A call
+    /// must not hold its scope across an `.await` (a scope is synchronous work).
+    pub fn begin_call(&self) -> CallScope<'_> {
+        let record = CallErrors::new();
+        let previous = self.lock().replace(record.clone());
+        CallScope {
+            errors: self,
+            record,
+            previous,
+        }
+    }
+
     /// Runs `work` inside out-of-memory, validation and internal error scopes: `Err` when an
     /// error is already known; otherwise the value, and on the web the scopes' outcome is
-    /// kept for [`settle`](Self::settle).
+    /// kept with the current call ([`begin_call`](Self::begin_call)), or for work outside any
+    /// call with the module's own work ([`settle_untied`](Self::settle_untied)).
     pub fn run<T>(&self, device: &wgpu::Device, what: Work, work: impl FnOnce() -> T) -> Result<T> {
         let out_of_memory = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -83,40 +261,178 @@ impl DeferredErrors {
             out_of_memory
                 .or(validation)
                 .or(internal)
-                .map(|e| what.error(e))
+                .map(|error| Failure {
+                    work: what,
+                    error: Arc::new(error),
+                })
         });
         match errors
             .as_mut()
             .poll(&mut Context::from_waker(Waker::noop()))
         {
             Poll::Ready(None) => Ok(value),
-            Poll::Ready(Some(error)) => Err(error),
+            Poll::Ready(Some(failure)) => Err(failure.to_error()),
             Poll::Pending => {
-                self.lock().push(errors);
+                self.keep(errors);
                 Ok(value)
             }
         }
     }
 
-    /// The first error of earlier work whose scopes had not answered yet, if any.
-    pub async fn settle(&self) -> Result<()> {
-        let pending = std::mem::take(&mut *self.lock());
-        for errors in pending {
-            if let Some(error) = errors.await {
-                return Err(error);
-            }
+    /// Keeps scopes that have not answered with the current call, or the module's own work.
+    fn keep(&self, errors: PendingErrors) {
+        match &*self.lock() {
+            Some(call) => call.push(errors),
+            None => self.untied.push(errors),
         }
-        Ok(())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<PendingErrors>> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    /// Waits for the work done outside any call (building the module's pipelines and
+    /// uniforms), which every result depends on.
+    pub async fn settle_untied(&self) -> Result<()> {
+        self.untied.settle().await
+    }
+
+    /// The record of the work done outside any call, for results that outlive the module's
+    /// borrow (a [`DenseBias`](crate::DenseBias) checks it after the module is gone).
+    pub fn untied(&self) -> CallErrors {
+        self.untied.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<CallErrors>> {
+        self.current.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_channel::oneshot;
+
+    /// Scopes that answer when the sender says: `Some(error)` or `None` (no error).
+    fn later() -> (oneshot::Sender<Option<Failure>>, PendingErrors) {
+        let (answer, answered) = oneshot::channel();
+        (
+            answer,
+            Box::pin(async move { answered.await.ok().flatten() }),
+        )
+    }
+
+    fn rejected(operation: &'static str) -> Failure {
+        Failure {
+            work: Work::named(operation),
+            error: Arc::new(wgpu::Error::Validation {
+                source: Box::new(DriverError),
+                description: "Validation Error: bad binding".into(),
+            }),
+        }
+    }
+
+    fn operation(result: Result<()>) -> Option<&'static str> {
+        match result {
+            Err(AlibiError::Gpu { operation, .. }) => Some(operation),
+            Ok(()) => None,
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn late_errors_go_to_the_call_that_did_the_work() {
+        let deferred = DeferredErrors::default();
+        let (first_answer, first_scopes) = later();
+        let (second_answer, second_scopes) = later();
+        let (setup_answer, setup_scopes) = later();
+        deferred.keep(setup_scopes);
+        let first = {
+            let call = deferred.begin_call();
+            deferred.keep(first_scopes);
+            call.record()
+        };
+        let second = {
+            let call = deferred.begin_call();
+            deferred.keep(second_scopes);
+            call.record()
+        };
+        // Nothing known yet: a cache hit would serve both.
+        assert!(first.failure_now().is_none());
+        assert!(second.failure_now().is_none());
+        first_answer
+            .send(Some(rejected("the first generation")))
+            .unwrap();
+        second_answer.send(None).unwrap();
+        setup_answer.send(None).unwrap();
+        assert!(matches!(
+            first.failure_now(),
+            Some(AlibiError::Gpu {
+                operation: "the first generation",
+                ..
+            })
+        ));
+        assert!(second.failure_now().is_none());
+        // Every read of the failed call reports it, and only its reads.
+        for _ in 0..2 {
+            let failed = pollster::block_on(first.settle());
+            assert_eq!(operation(failed), Some("the first generation"));
+        }
+        assert_eq!(operation(pollster::block_on(second.settle())), None);
+        assert_eq!(
+            operation(pollster::block_on(deferred.settle_untied())),
+            None
+        );
+        // A view of no call's work (the caller's buffer, an empty view) has nothing to wait for.
+        let none = CallErrors::default();
+        assert!(none.failure_now().is_none());
+        assert_eq!(operation(pollster::block_on(none.settle())), None);
+    }
+
+    #[test]
+    fn a_call_scope_ends_when_dropped_and_nested_calls_resume_the_outer() {
+        let deferred = DeferredErrors::default();
+        let (outer_answer, outer_scopes) = later();
+        let (inner_answer, inner_scopes) = later();
+        let (after_answer, after_scopes) = later();
+        let outer = deferred.begin_call();
+        let inner = deferred.begin_call();
+        deferred.keep(inner_scopes);
+        let inner_record = inner.record();
+        drop(inner);
+        deferred.keep(outer_scopes);
+        let outer_record = outer.record();
+        drop(outer);
+        // Outside any call: the module's own work.
+        deferred.keep(after_scopes);
+        inner_answer.send(None).unwrap();
+        outer_answer.send(Some(rejected("the outer call"))).unwrap();
+        after_answer
+            .send(Some(rejected("building the module")))
+            .unwrap();
+        assert_eq!(operation(pollster::block_on(inner_record.settle())), None);
+        assert_eq!(
+            operation(pollster::block_on(outer_record.settle())),
+            Some("the outer call")
+        );
+        assert_eq!(
+            operation(pollster::block_on(deferred.settle_untied())),
+            Some("building the module")
+        );
+    }
+
+    #[test]
+    fn two_reads_waiting_on_one_call_both_wake() {
+        let record = CallErrors::new();
+        let (answer, scopes) = later();
+        record.push(scopes);
+        let (a, b) = (record.clone(), record.clone());
+        let readers = [
+            std::thread::spawn(move || operation(pollster::block_on(a.settle()))),
+            std::thread::spawn(move || operation(pollster::block_on(b.settle()))),
+        ];
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        answer.send(Some(rejected("the generation"))).unwrap();
+        for reader in readers {
+            assert_eq!(reader.join().unwrap(), Some("the generation"));
+        }
+    }
 
     #[derive(Debug, thiserror::Error)]
     #[error("driver says no")]
