@@ -428,7 +428,7 @@ impl Fuzzer {
                 let mut encoder = device.create_command_encoder(&Default::default());
                 let written = module.encode_into(&mut encoder, i, j, &target, 0);
                 module.queue().submit([encoder.finish()]);
-                let read = written.map(|()| self.dense(module, &target, total_heads, i, j));
+                let read = written.map(|_| self.dense(module, &target, total_heads, i, j));
                 (read, [total_heads, i, j])
             }
             Call::WriteInto { i, j, short } => {
