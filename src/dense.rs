@@ -72,6 +72,11 @@ impl DenseBias {
         self.len() == 0
     }
 
+    /// The errors of the work that wrote it, to check later or elsewhere.
+    pub fn written(&self) -> GpuCheck {
+        self.written.clone()
+    }
+
     /// Whether the GPU accepted the work that wrote this tensor ([`GpuCheck::check`]).
     ///
     /// # Errors

@@ -11,7 +11,9 @@ use super::positions::side;
 use super::AlibiPositionalBias;
 use crate::dense::{DenseBias, GpuCheck};
 use crate::error::Result;
-use crate::generation::{GenerateShape, GenerationPath};
+use crate::generation::GenerateShape;
+#[cfg(not(target_arch = "wasm32"))]
+use crate::generation::GenerationPath;
 use crate::gpu::bias::dense::{
     check_dense, copy_spans, plan_dense, DenseKernel, DenseShape, Source,
 };

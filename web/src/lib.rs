@@ -21,6 +21,7 @@
 #![cfg(target_arch = "wasm32")]
 
 mod convert;
+mod dense;
 
 use alibi_wgpu::{open_device, validate, AlibiBias, AlibiConfig, AlibiPositionalBias, GpuDevice};
 use convert::{count, create_options, js_error, object, side};

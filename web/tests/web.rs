@@ -216,13 +216,22 @@ async fn causal_modules_and_custom_positions_in_the_browser() {
                 .expect("oracle");
         assert_same(&read(module, &views[0]).await, &expected, "positions");
     }
-    let has_f16 = gpu.device.features().contains(wgpu::Features::SHADER_F16);
-    let f16 = AlibiPositionalBias::on_device(&gpu, AlibiConfig::new(2).dtype(BiasDtype::F16));
-    assert_eq!(
-        f16.is_ok(),
-        has_f16,
-        "f16 exactly where the adapter has shader-f16"
+    // f16 on every adapter, shader-f16 or not (SwiftShader has none): the f32 values
+    // rounded to nearest, ties to even, bit for bit.
+    let mut f16 = module(
+        &gpu,
+        AlibiConfig::new(2).total_heads(3).dtype(BiasDtype::F16),
     );
+    let view = f16.forward(5, 37).expect("f16 forward");
+    let got = f16.read_f16(&view).await.expect("f16 read").into_vec();
+    let expected = reference::forward(f16.slopes(), 3, 5, 37).expect("oracle");
+    let rounded: Vec<u16> = expected
+        .as_slice()
+        .iter()
+        .map(|&x| half::f16::from_f32(x).to_bits())
+        .collect();
+    let got: Vec<u16> = got.iter().map(|x| x.to_bits()).collect();
+    assert_eq!(got, rounded, "f16 (5, 37)");
 }
 
 #[wasm_bindgen_test]
