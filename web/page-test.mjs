@@ -3,49 +3,15 @@
 // hit, rejected bad calls, the GPU view) and through the demo's own form. Prints one line
 // per test and "N passed, M failed"; exits non-zero on any failure, and when there is no
 // WebGPU adapter. Usage: node web/page-test.mjs <dir of the built page> [screenshot.png]
-import { createServer } from "node:http";
-import { readFile } from "node:fs/promises";
-import { extname, join, normalize } from "node:path";
-import { chromium } from "playwright-core";
+import { launch, serve, tests } from "./harness.mjs";
 
 const [root, screenshot] = process.argv.slice(2);
-const types = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm" };
-const server = createServer(async (request, response) => {
-  const requested = normalize(decodeURIComponent(new URL(request.url, "http://x").pathname));
-  const file = join(root, requested === "/" ? "index.html" : requested);
-  try {
-    const body = await readFile(file);
-    response.writeHead(200, { "content-type": types[extname(file)] ?? "application/octet-stream" });
-    response.end(body);
-  } catch {
-    response.writeHead(404).end();
-  }
-});
-await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-const url = `http://127.0.0.1:${server.address().port}/`;
-
-const flags = (process.env.ALIBI_CHROMIUM_FLAGS ?? "").split(" ").filter(Boolean);
-const browser = await chromium.launch({ executablePath: process.env.CHROME_BIN, args: flags });
-const page = await browser.newPage();
+const { server, url } = await serve(root);
+const { browser, page } = await launch();
 page.on("console", (message) => {
   if (message.type() === "error") console.error(`  page console: ${message.text()}`);
 });
-
-let passed = 0;
-let failed = 0;
-async function test(name, body) {
-  try {
-    await body();
-    passed++;
-    console.log(`test ${name} ... ok`);
-  } catch (error) {
-    failed++;
-    console.log(`test ${name} ... FAILED\n  ${error.stack ?? error}`);
-  }
-}
-function assert(condition, message) {
-  if (!condition) throw new Error(message);
-}
+const { test, assert, finish } = tests();
 
 await page.goto(url);
 await page.waitForFunction(() => document.body.dataset.done === "true", null, { timeout: 120_000 });
@@ -249,6 +215,4 @@ await test("the_demo_page_computes_8_x_1024_x_1024_exactly", async () => {
 });
 
 await browser.close();
-server.close();
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed === 0 ? 0 : 1);
+finish(() => server.close());

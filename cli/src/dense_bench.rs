@@ -12,6 +12,9 @@ use crate::measure::{median, round3, time_ms, wait_idle};
 pub struct DenseFigures {
     pub strided_fresh_ms: f64,
     pub dense_ms: f64,
+    /// `encode_into` a buffer allocated once, fresh (nothing cached): the kernel's own cost,
+    /// without the new buffer's allocation and wgpu's zeroing of it.
+    pub into_ms: f64,
     pub copy_new_ms: f64,
     pub dense_hit_ms: f64,
     pub exact: bool,
@@ -20,6 +23,10 @@ pub struct DenseFigures {
 impl DenseFigures {
     pub fn dense_over_strided(&self) -> f64 {
         round3(self.dense_ms / self.strided_fresh_ms)
+    }
+
+    pub fn reused_over_strided(&self) -> f64 {
+        round3(self.into_ms / self.strided_fresh_ms)
     }
 
     pub fn dense_hit_over_copy(&self) -> f64 {
@@ -51,7 +58,8 @@ pub fn measure_dense(
     let source = buffer(wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST);
     let expected = expected_bytes(alibi, i, j)?;
     let mut exact = true;
-    let (mut strided, mut dense) = (Vec::new(), Vec::new());
+    let (mut strided, mut dense, mut into) = (Vec::new(), Vec::new(), Vec::new());
+    let reused = buffer(wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST);
     alibi.set_cache_budget(0);
     for run in 0..=runs {
         let s = time_ms(|| {
@@ -63,11 +71,18 @@ pub fn measure_dense(
             result = Some(alibi.forward_dense(i, j)?);
             wait_idle(&device)
         })?;
+        let n = time_ms(|| {
+            let mut encoder = device.create_command_encoder(&Default::default());
+            let _written = alibi.encode_into(&mut encoder, i, j, &reused, 0)?;
+            alibi.queue().submit([encoder.finish()]);
+            wait_idle(&device)
+        })?;
         if run == 0 {
             exact &= read(alibi, result.as_ref().map(|r| r.buffer()), &expected);
         } else {
             strided.push(s);
             dense.push(d);
+            into.push(n);
         }
     }
     alibi.set_cache_budget(budget);
@@ -100,6 +115,7 @@ pub fn measure_dense(
     Ok(DenseFigures {
         strided_fresh_ms: median(strided),
         dense_ms: median(dense),
+        into_ms: median(into),
         copy_new_ms: median(copy),
         dense_hit_ms: median(hit),
         exact,

@@ -104,6 +104,8 @@ pub fn measure_case(
         strided_fresh_ms: round3(dense.strided_fresh_ms),
         dense_ms: round3(dense.dense_ms),
         dense_over_strided: dense.dense_over_strided(),
+        dense_into_ms: round3(dense.into_ms),
+        dense_into_over_strided: dense.reused_over_strided(),
         dense_hit_ms: round3(dense.dense_hit_ms),
         dense_copy_ms: round3(dense.copy_new_ms),
         dense_hit_over_copy: dense.dense_hit_over_copy(),

@@ -93,6 +93,11 @@ pub struct CaseReport {
     pub dense_ms: f64,
     /// `dense_ms` over `strided_fresh_ms`.
     pub dense_over_strided: f64,
+    /// `encode_into` a caller's buffer allocated once, fresh: the dense kernel without a
+    /// new buffer (whose allocation and zeroing by wgpu `dense_ms` includes).
+    pub dense_into_ms: f64,
+    /// `dense_into_ms` over `strided_fresh_ms`.
+    pub dense_into_over_strided: f64,
     /// `forward_dense(i, j)` with the cache holding `(i, j)`: a copy on the GPU.
     pub dense_hit_ms: f64,
     /// A device copy of the same bytes into a new buffer, finished.
@@ -133,7 +138,7 @@ impl CaseReport {
             other => other,
         };
         format!(
-            "{:<22} {:>7.1} {:>11} {:>8.2} {:>7.2} {:>8.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>11.2} {:>8.0} {:>9.2} {:>9.2} {:>6}",
+            "{:<22} {:>7.1} {:>11} {:>8.2} {:>7.2} {:>8.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>11.2} {:>8.0} {:>9.2} {:>9.2} {:>9.2} {:>6}",
             format!("{} heads [{}, {}, {}]", self.heads, self.total_heads, self.i, self.j),
             self.bytes as f64 / (1u64 << 20) as f64,
             path,
@@ -147,6 +152,7 @@ impl CaseReport {
             self.cpu_path_ms,
             self.cache_hit_ns,
             self.dense_over_strided,
+            self.dense_into_over_strided,
             self.dense_hit_over_copy,
             self.exact && self.dense_exact,
         )

@@ -7,43 +7,18 @@
 // "N passed, M failed"; exits non-zero on any failure.
 // Usage: node engine-test.mjs   (CHROME_BIN: the browser; ALIBI_CHROMIUM_FLAGS: its flags;
 //        ALIBI_EXPECTED_VERSION: the version the installed alibi-wgpu must have)
-import { createServer } from "node:http";
 import { readFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
-import { dirname, extname, join, normalize, sep } from "node:path";
+import { dirname, join, sep } from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { launch, serve, tests } from "./harness.mjs";
 
 const root = dirname(fileURLToPath(import.meta.url));
-const types = {
-  ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript",
-  ".wasm": "application/wasm", ".json": "application/json", ".onnx": "application/octet-stream",
-};
 // Only what the page needs, from this folder, on 127.0.0.1 only.
-const server = createServer(async (request, response) => {
-  const path = normalize(decodeURIComponent(new URL(request.url, "http://x").pathname));
-  const file = join(root, path === "/" ? "index.html" : path);
-  const allowed = ["index.html", "engine.js", "reference.js"].some((name) => file === join(root, name))
-    || ["node_modules", "models"].some((folder) => file.startsWith(join(root, folder) + sep));
-  try {
-    if (!allowed) throw new Error("not served");
-    const body = await readFile(file);
-    response.writeHead(200, { "content-type": types[extname(file)] ?? "application/octet-stream" });
-    response.end(body);
-  } catch {
-    response.writeHead(404).end();
-  }
-});
-await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-const url = `http://127.0.0.1:${server.address().port}/`;
-
-const flags = (process.env.ALIBI_CHROMIUM_FLAGS ?? "--enable-unsafe-webgpu --disable-background-networking "
-  + "--disable-component-update --disable-sync --no-first-run --disable-quic").split(" ").filter(Boolean);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROME_BIN ?? "/usr/lib/chromium/chromium",
-  args: flags,
-});
-const page = await browser.newPage();
+const { server, url } = await serve(root, (file) =>
+  ["index.html", "engine.js", "reference.js"].some((name) => file === join(root, name))
+  || ["node_modules", "models"].some((folder) => file.startsWith(join(root, folder) + sep)));
+const { browser, page } = await launch();
 // onnxruntime-web logs verbosely here (engine.js): its node placements and the WebGPU programs
 // it runs are counted; of the rest, only warnings are shown (the errors that explain a failed
 // call are printed with the call).
@@ -61,21 +36,7 @@ page.on("console", (message) => {
 });
 page.on("pageerror", (error) => console.error(`  page error: ${error.message}`));
 
-let passed = 0;
-let failed = 0;
-async function test(name, body) {
-  try {
-    await body();
-    passed++;
-    console.log(`test ${name} ... ok`);
-  } catch (error) {
-    failed++;
-    console.log(`test ${name} ... FAILED\n  ${error.stack ?? error}`);
-  }
-}
-function assert(condition, message) {
-  if (!condition) throw new Error(message);
-}
+const { test, assert, finish } = tests();
 
 await test("the_packed_package_installs_and_resolves", async () => {
   const entry = fileURLToPath(import.meta.resolve("alibi-wgpu"));
@@ -106,12 +67,13 @@ await test("the_module_device_has_what_onnxruntime_web_asks_of_a_device", async 
   console.log(`  adapter ${JSON.stringify(report.info)}`);
   console.log(`  adapter features: ${report.adapterFeatures.join(" ")}`);
   console.log(`  module device features: ${report.deviceFeatures.join(" ")}`);
-  console.log(`  dense API in the library: ${api.length ? api.join(", ") : "none yet"}`);
+  console.log(`  dense API in the library: ${api.join(", ")}`);
   if (report.missingUnrequestable.length) {
     console.log(`  the adapter has, the module's device lacks (wgpu 30 cannot request them on the web): `
       + report.missingUnrequestable.join(", "));
   }
   assert(report.isGpuDevice, "alibi.device is not a GPUDevice");
+  assert(api.length === 3, `the library lacks part of the dense API: has ${api.join(", ") || "none"}`);
   assert(report.missingFeatures.length === 0 && report.lowerLimits.length === 0,
     `the adapter has, the module's device lacks: ${[...report.missingFeatures, ...report.lowerLimits].join("; ")}`);
 });
@@ -151,16 +113,10 @@ const worst = (dtype) => {
 };
 const tolerance = await page.evaluate(async () => (await import("/engine.js")).TOLERANCE);
 console.log(`tolerance: |engine - float64 reference| <= ${tolerance.f32} (f32), ${tolerance.f16} (f16)`);
-const missing = all.filter((call) => call.missing).length;
-if (missing > 0) {
-  console.log(`${missing} engine calls wait for the dense API (forwardDense, forwardInto, forwardPositionsDense)`);
-}
 if (refused > 0) {
   console.log(`${refused} f16 engine calls refused by onnxruntime-web: the module's device has no shader-f16 here`);
 }
 console.log(`engine calls on the GPU: ${onGpu} of ${ran.length}; worst error f32 ${worst("f32")}, f16 ${worst("f16")}`);
 
 await browser.close();
-server.close();
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed === 0 ? 0 : 1);
+finish(() => server.close());

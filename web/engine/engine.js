@@ -57,73 +57,29 @@ function watchReads() {
 }
 
 // --- The bias on the GPU, dense, as the engine binds it ------------------------------------------
-const missing = (name, why) =>
-  new Error(`${name} missing: the library has no ${name} yet, and ${why}`);
-
-function isDense(view, i, j, at = 0) {
-  return view.offset === at && view.rowStride === j && view.headStride === i * j;
+/** The bias [1, H, i, j], dense at offset 0 of a new GPUBuffer (`forwardDense`). */
+export async function gpuBias(alibi, i, j) {
+  const tensor = alibi.forwardDense(i, j);
+  await tensor.check(); // this call's own GPU errors, if any
+  const { buffer, shape, dtype } = tensor;
+  return { buffer, dims: [1, ...shape], dtype, via: "forwardDense", release: () => buffer.destroy() };
 }
 
-/**
- * The bias [1, H, i, j] dense at offset 0 of a GPUBuffer: `forwardDense` when the library has
- * it; until then `forward`'s strided view only where that view is dense at offset 0 (a fresh
- * shape with j % 4 == 0); otherwise it throws "forwardDense missing".
- */
-export function gpuBias(alibi, i, j) {
-  if (typeof alibi.forwardDense === "function") {
-    const { buffer, shape, dtype } = alibi.forwardDense(i, j);
-    return { buffer, dims: [1, ...shape], dtype, via: "forwardDense", release: () => buffer.destroy() };
-  }
-  const view = alibi.forward(i, j);
-  if (isDense(view, i, j)) {
-    return { buffer: view.buffer, dims: [1, ...view.shape], dtype: view.dtype, via: "forward", release: () => view.free() };
-  }
-  const layout = `offset ${view.offset}, rowStride ${view.rowStride}, headStride ${view.headStride}`;
-  view.free();
-  throw missing("forwardDense", `forward(${i}, ${j}) is a strided view (${layout}), not a dense tensor`);
+/** The bias [1, H, i, j] written into `target`, a GPUBuffer the caller owns (`forwardInto`). */
+export async function gpuBiasInto(alibi, target, i, j) {
+  await alibi.forwardInto(target, i, j);
+  return { buffer: target, dims: [1, totalHeadsOf(alibi), i, j], dtype: dtypeOf(alibi), via: "forwardInto", release() {} };
 }
 
-/**
- * The bias [1, H, i, j] written into `target` (a GPUBuffer the caller owns) by `forwardInto`;
- * until the library has it, `forward`'s view only where it is dense at offset 0, else it
- * throws "forwardInto missing".
- */
-export function gpuBiasInto(alibi, target, i, j) {
-  if (typeof alibi.forwardInto === "function") {
-    alibi.forwardInto(target, i, j);
-    return { buffer: target, dims: [1, alibi.totalHeads ?? totalHeadsOf(alibi), i, j], dtype: dtypeOf(alibi), via: "forwardInto", release() {} };
-  }
-  const view = alibi.forward(i, j);
-  if (isDense(view, i, j)) {
-    return { buffer: view.buffer, dims: [1, ...view.shape], dtype: view.dtype, via: "forward", release: () => view.free() };
-  }
-  const layout = `offset ${view.offset}, rowStride ${view.rowStride}, headStride ${view.headStride}`;
-  view.free();
-  throw missing("forwardInto", `forward(${i}, ${j}) is a strided view (${layout}), not a dense tensor`);
+/** The bias at positions, [batch, H, i, j] dense at offset 0 (`forwardPositionsDense`). */
+export async function gpuPositionsBias(alibi, queries, keys) {
+  const tensor = alibi.forwardPositionsDense(queries, keys);
+  await tensor.check();
+  const { buffer, shape, dtype } = tensor;
+  return { buffer, dims: [...shape], dtype, via: "forwardPositionsDense", release: () => buffer.destroy() };
 }
 
-/**
- * The bias at positions, [batch, H, i, j] dense at offset 0: `forwardPositionsDense` when the
- * library has it; until then `forwardPositions`' views only where they lie back to back, dense,
- * in one buffer; otherwise it throws "forwardPositionsDense missing".
- */
-export function gpuPositionsBias(alibi, queries, keys) {
-  if (typeof alibi.forwardPositionsDense === "function") {
-    const { buffer, shape, dtype } = alibi.forwardPositionsDense(queries, keys);
-    return { buffer, dims: [...shape], dtype, via: "forwardPositionsDense", release: () => buffer.destroy() };
-  }
-  const views = alibi.forwardPositions(queries, keys);
-  const [H, i, j] = views[0].shape;
-  const buffer = views[0].buffer;
-  const dense = views.every((view, b) => view.buffer === buffer && isDense(view, i, j, b * H * i * j));
-  const release = () => views.forEach((view) => view.free());
-  if (dense) return { buffer, dims: [views.length, H, i, j], dtype: views[0].dtype, via: "forwardPositions", release };
-  const layouts = views.map((v) => `offset ${v.offset}, rowStride ${v.rowStride}, headStride ${v.headStride}`);
-  release();
-  throw missing("forwardPositionsDense", `forwardPositions gives strided views (${layouts.join("; ")})`);
-}
-
-// Until the module says its own head count and dtype, the test remembers what it created.
+// The module does not say its head count and dtype in JavaScript: the test remembers them.
 const created = new WeakMap();
 const totalHeadsOf = (alibi) => created.get(alibi).totalHeads;
 const dtypeOf = (alibi) => created.get(alibi).dtype;
@@ -209,13 +165,13 @@ async function engineCall(alibi, graph, { B, S, T, bias, expectedBias, seed }) {
   };
 }
 
-/** Runs `call` on each graph with one bias; a bias the helpers cannot give fails every call. */
+/** Runs `call` on each graph with one bias; a bias the library cannot give fails every call. */
 async function onGraphs(calls, graphs, makeBias, args) {
   let bias;
   try {
-    bias = makeBias();
+    bias = await makeBias();
   } catch (error) {
-    for (const graph of graphs) calls.push({ graph, ok: false, onGpu: false, missing: true, detail: error.message });
+    for (const graph of graphs) calls.push({ graph, ok: false, onGpu: false, detail: `the bias: ${error.message}` });
     return;
   }
   try {
@@ -350,8 +306,8 @@ export async function runCase(name, { requireF16 = false } = {}) {
   await setup();
   options.requireF16 = requireF16;
   const calls = await cases[name]();
-  return calls.map(({ label, graph, ok, onGpu, missing, refused, via, worst, dtype, outputOnGpu, detail }) =>
-    ({ label, graph, ok, onGpu, missing: missing ?? false, refused: refused ?? false, via, worst, dtype, outputOnGpu, detail }));
+  return calls.map(({ label, graph, ok, onGpu, refused, via, worst, dtype, outputOnGpu, detail }) =>
+    ({ label, graph, ok, onGpu, refused: refused ?? false, via, worst, dtype, outputOnGpu, detail }));
 }
 
 /**

@@ -53,8 +53,8 @@ pub struct WebBias {
 impl WebAlibi {
     /// A module for `heads` heads padded to `totalHeads` (default: `heads`) on the
     /// browser's default WebGPU adapter. `options`: `{ causal: boolean }` masks future keys
-    /// with `-Infinity`; `{ dtype: "f16" }` stores f16 (where the adapter has
-    /// `shader-f16`; `forwardToHost` still gives a `Float32Array`, of the f16 values).
+    /// with `-Infinity`; `{ dtype: "f16" }` stores f16 (on every adapter; `forwardToHost`
+    /// still gives a `Float32Array`, of the f16 values).
     pub async fn create(
         heads: f64,
         #[wasm_bindgen(js_name = totalHeads)] total_heads: Option<f64>,
@@ -157,6 +157,19 @@ impl WebAlibi {
             .device
             .as_webgpu()
             .map_or(JsValue::NULL, |device| device.clone().into())
+    }
+
+    /// Sets the cache's memory budget in bytes (0: cache nothing; Rust's
+    /// `set_cache_budget`): entries past it are evicted now, least recently used first.
+    #[wasm_bindgen(js_name = setCacheBudget)]
+    pub fn set_cache_budget(&mut self, bytes: f64) -> Result<(), JsError> {
+        if !(bytes.is_finite() && bytes >= 0.0 && bytes.fract() == 0.0) {
+            return Err(JsError::new(&format!(
+                "the cache budget must be a whole number of bytes, got {bytes}"
+            )));
+        }
+        self.module.set_cache_budget(bytes as u64);
+        Ok(())
     }
 
     /// The cache's counters and memory, Rust's `CacheStats` in camelCase: `{ hits, misses,

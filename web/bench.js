@@ -1,0 +1,87 @@
+// The browser bench, run in the page (web/bench.mjs drives it): the dense forms against the
+// strided `forward` of the same shape, fresh and from the cache, on the module's device, as
+// `alibi bench` measures them natively (cli/src/dense_bench.rs). Each timed call ends when
+// the device says its work is done (`onSubmittedWorkDone`); medians of `runs` runs after a
+// warm-up, each figure alternated with its baseline.
+import init, { AlibiPositionalBias } from "./pkg/alibi_wgpu.js";
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+async function timed(device, body) {
+  const start = performance.now();
+  const result = body();
+  await device.queue.onSubmittedWorkDone();
+  return [performance.now() - start, result];
+}
+
+/** Figures of one case `{ heads, totalHeads, i, j, dtype }`, in milliseconds. */
+export async function benchCase({ heads, totalHeads, i, j, dtype = "f32" }, runs) {
+  await init();
+  const alibi = await AlibiPositionalBias.create(heads, totalHeads, { dtype });
+  const device = alibi.device;
+  const bytes = Math.max(4, Math.ceil((totalHeads * i * j * (dtype === "f16" ? 2 : 4)) / 4) * 4);
+  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+  const source = device.createBuffer({ size: bytes, usage });
+  const budget = alibi.cacheStats().budgetBytes;
+
+  // Fresh: nothing cached, so every call generates (the strided view into a new cache
+  // block, the dense tensor into a new buffer).
+  alibi.setCacheBudget(0);
+  const strided = [];
+  const dense = [];
+  for (let run = 0; run <= runs; run++) {
+    const [s, view] = await timed(device, () => alibi.forward(i, j));
+    view.free();
+    const [d, tensor] = await timed(device, () => alibi.forwardDense(i, j));
+    await tensor.check();
+    tensor.buffer.destroy();
+    if (run > 0) strided.push(s), dense.push(d);
+  }
+
+  // From the cache: the dense copy of a cached block against a device copy of the same
+  // bytes into a new buffer; and the strided hit (no GPU work) for reference.
+  alibi.setCacheBudget(budget);
+  alibi.forward(i, j).free();
+  const hit = [];
+  const copy = [];
+  const into = [];
+  const target = device.createBuffer({ size: bytes, usage });
+  for (let run = 0; run <= runs; run++) {
+    const [h, tensor] = await timed(device, () => alibi.forwardDense(i, j));
+    tensor.buffer.destroy();
+    const [c] = await timed(device, () => {
+      const fresh = device.createBuffer({ size: bytes, usage });
+      const encoder = device.createCommandEncoder();
+      encoder.copyBufferToBuffer(source, 0, fresh, 0, bytes);
+      device.queue.submit([encoder.finish()]);
+      return fresh;
+    });
+    const start = performance.now();
+    await alibi.forwardInto(target, i, j);
+    await device.queue.onSubmittedWorkDone();
+    const n = performance.now() - start;
+    if (run > 0) hit.push(h), copy.push(c), into.push(n);
+  }
+  const stats = alibi.cacheStats();
+  const info = alibi.adapterInfo();
+  source.destroy();
+  target.destroy();
+  const round = (x) => Math.round(x * 1000) / 1000;
+  const figures = {
+    case: `${heads}x${totalHeads}x${i}x${j}`,
+    dtype,
+    adapter: `${info.name || "(no name)"} · ${info.backend} · ${info.deviceType}`,
+    strided_fresh_ms: round(median(strided)),
+    dense_ms: round(median(dense)),
+    dense_over_strided: round(median(dense) / median(strided)),
+    copy_new_ms: round(median(copy)),
+    dense_hit_ms: round(median(hit)),
+    dense_hit_over_copy: round(median(hit) / median(copy)),
+    into_hit_ms: round(median(into)),
+    hits: stats.hits,
+  };
+  return figures;
+}
