@@ -161,6 +161,11 @@ pub enum AlibiError {
         reason: &'static str,
     },
 
+    /// An attention call the kernel cannot take: its shape, scale, offsets or buffers
+    /// ([`AttentionError`](crate::AttentionError) names the value and the rule).
+    #[error(transparent)]
+    Attention(#[from] crate::attention::AttentionError),
+
     /// Custom positions whose lengths do not fit together (a batched side whose length is
     /// not a multiple of its batch, two batched sides of different batches), or more of
     /// them than one storage binding of the device holds.

@@ -83,6 +83,7 @@ pub struct ReadmeDoctests;
 #[doc = include_str!("../docs/rust-api.md")]
 pub struct RustGuideDoctests;
 
+mod attention;
 mod bias;
 mod cache;
 mod config;
@@ -104,6 +105,9 @@ mod slopes;
 mod validation;
 mod wgsl;
 
+pub use attention::{
+    AttentionBias, AttentionBuffers, AttentionError, AttentionOptions, AttentionShape,
+};
 pub use bias::{AlibiBias, BiasBinding, BiasLayout};
 pub use cache::{CacheStats, DEFAULT_CACHE_BUDGET_BYTES};
 pub use config::AlibiConfig;

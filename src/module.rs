@@ -20,6 +20,7 @@ use crate::validation::{check_sequence, MAX_SEQUENCE};
 
 pub use positions::Positions;
 
+mod attention;
 mod build;
 mod dense;
 mod positions;
@@ -121,6 +122,8 @@ pub struct AlibiPositionalBias {
     peak_bytes: u64,
     /// The `add_to_scores` kernels, built on first use.
     score_kernels: crate::gpu::scores::ScoreKernels,
+    /// The attention pipelines built so far, by variant.
+    attention_kernels: crate::gpu::attention::kernel::FlashKernels,
 }
 
 #[cfg(not(target_arch = "wasm32"))]

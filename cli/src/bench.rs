@@ -15,12 +15,17 @@ use std::io::Write;
 
 use alibi_wgpu::{AlibiConfig, AlibiError, AlibiPositionalBias, GpuDevice};
 
+use crate::attention_bench::{
+    measure_attention_case, parse_attention_case, AttentionCase, DEFAULT_ATTENTION_CASES,
+};
 use crate::case::{parse_case, Case, DEFAULT_CASES};
 use crate::error::CliError;
 use crate::forward_bench::{measure_case, measure_decode, DECODE_HEADS};
 use crate::module_args::{GenerationArgs, GenerationChoice};
+use crate::peak::measure_peak;
 use crate::progress;
 use crate::report::{Record, Tags};
+use crate::torch::torch_times;
 use crate::variants;
 
 /// Arguments of `alibi bench`.
@@ -30,6 +35,13 @@ pub struct BenchArgs {
     /// 8x8x1024x1024 16x16x2048x2048 32x32x2048x2048 12x16x1x4096.
     #[arg(long = "case", value_parser = parse_case)]
     pub cases: Vec<Case>,
+    /// Fused attention cases HxIxJxD (H query and key/value heads, I queries, J keys, head
+    /// dimension D): the library's kernel with ALiBi in registers against no bias, causal,
+    /// the materialized bias, the adapter's multiply-add peak and PyTorch where installed;
+    /// default (when neither --case nor --attention is given): 8x256x256x64
+    /// 16x1024x1024x64 16x2048x2048x64 16x1x4096x64 16x1x16384x64.
+    #[arg(long = "attention", value_parser = parse_attention_case)]
+    pub attention: Vec<AttentionCase>,
     /// Timed runs per figure (the median is reported), after one warm-up run.
     #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..))]
     pub runs: u64,
@@ -64,9 +76,19 @@ impl BenchArgs {
         alibi_wgpu::validate(heads, total_heads, 1, self.decode_steps)
     }
 
-    /// The cases to run: `--case`s, or the default ones.
+    /// The attention cases to run: `--attention`s, or the default ones when no case at all
+    /// is given.
+    fn attention_cases(&self) -> Vec<AttentionCase> {
+        if self.attention.is_empty() && self.cases.is_empty() {
+            DEFAULT_ATTENTION_CASES.to_vec()
+        } else {
+            self.attention.clone()
+        }
+    }
+
+    /// The cases to run: `--case`s, or the default ones when no case at all is given.
     fn cases(&self) -> Vec<Case> {
-        if self.cases.is_empty() {
+        if self.cases.is_empty() && self.attention.is_empty() {
             DEFAULT_CASES.to_vec()
         } else {
             self.cases.clone()
@@ -148,8 +170,11 @@ pub fn run(args: &BenchArgs, gpu: &GpuDevice) -> Result<(), CliError> {
     };
     // On a terminal, a bar on stderr says which case is running (a sweep takes minutes);
     // piped, nothing. Lines go out under `suspend`, so a bar never splits one.
-    let bar = progress::steps(cases.len() as u64 + u64::from(args.decode_steps > 0));
-    for case in cases {
+    let decode = args.decode_steps > 0 && !cases.is_empty();
+    let bar = progress::steps(
+        cases.len() as u64 + u64::from(decode) + args.attention_cases().len() as u64,
+    );
+    for &case in &cases {
         bar.set_message(format!(
             "{}x{}x{}x{}",
             case.heads, case.total_heads, case.i, case.j
@@ -173,7 +198,7 @@ pub fn run(args: &BenchArgs, gpu: &GpuDevice) -> Result<(), CliError> {
             .map_err(CliError::Stdout)?;
         bar.inc(1);
     }
-    if args.decode_steps > 0 {
+    if decode {
         bar.set_message(format!("decode, {} steps", args.decode_steps));
         let decode = measure_decode(gpu, args.decode_steps, generation)?;
         let line = if args.json {
@@ -184,15 +209,48 @@ pub fn run(args: &BenchArgs, gpu: &GpuDevice) -> Result<(), CliError> {
         bar.suspend(|| writeln!(out, "{line}"))
             .map_err(CliError::Stdout)?;
     }
-    bar.set_message("attention");
-    let attention = variants::measure_attention(gpu, runs)?;
-    let line = if args.json {
-        json_line(&tags.record("attention", &attention))?
-    } else {
-        attention.summary()
-    };
-    bar.suspend(|| writeln!(out, "{line}"))
-        .map_err(CliError::Stdout)?;
+    if !cases.is_empty() {
+        bar.set_message("attention example");
+        let attention = variants::measure_attention(gpu, runs)?;
+        let line = if args.json {
+            json_line(&tags.record("attention", &attention))?
+        } else {
+            attention.summary()
+        };
+        bar.suspend(|| writeln!(out, "{line}"))
+            .map_err(CliError::Stdout)?;
+    }
+    let attention_cases = args.attention_cases();
+    if !attention_cases.is_empty() {
+        bar.set_message("multiply-add peak");
+        let peak = measure_peak(gpu, runs)?;
+        let torch = torch_times(&attention_cases, runs);
+        let about = torch
+            .as_ref()
+            .map_or("PyTorch: not installed here".to_owned(), |(about, _)| {
+                format!("PyTorch: {about}")
+            });
+        for (n, case) in attention_cases.iter().enumerate() {
+            bar.set_message(format!(
+                "attention {}x{}x{}x{}",
+                case.heads, case.i, case.j, case.d
+            ));
+            let torch_ms = torch.as_ref().map(|(_, times)| times[n]);
+            let figures = measure_attention_case(gpu, *case, runs, peak, torch_ms)?;
+            let line = if args.json {
+                json_line(&tags.record("fused_attention", &figures))?
+            } else {
+                figures.summary()
+            };
+            bar.suspend(|| writeln!(out, "{line}"))
+                .map_err(CliError::Stdout)?;
+            bar.inc(1);
+        }
+        if !args.json {
+            bar.suspend(|| writeln!(out, "multiply-add peak: {peak:.1} GFLOP/s; {about}"))
+                .map_err(CliError::Stdout)?;
+        }
+    }
     bar.finish_and_clear();
     if !args.json {
         say!(out, "path: where the module generates (host-mapped: the host's cores through a mapping, on CPU adapters; shader: the WGSL kernel)");
@@ -209,6 +267,7 @@ pub fn run(args: &BenchArgs, gpu: &GpuDevice) -> Result<(), CliError> {
         say!(out, "exact: the GPU's readback and the CPU path's result both == alibi_wgpu::reference::forward, the oracle");
         say!(out, "variants: a causal module's generation over a plain one's (path, and kernel), f16 over f32 (kernel), add_to_scores over a scale-only kernel on the same [1, T, i, j] scores");
         say!(out, "attention: examples/attention, ALiBi computed inline (fused) or read from forward's tensor (materialized), over no bias");
+        say!(out, "attention HxIxJxD: the library's fused kernel (encode_attention), ALiBi in registers; fused/plain: over the same kernel without a bias; causal/fused: a causal module over a plain one; materialized/fused: the kernel reading forward_dense's tensor; % of peak: of the multiply-add loop's GFLOP/s; torch: scaled_dot_product_attention with the ALiBi attn_mask on the host's cores");
     }
     Ok(())
 }

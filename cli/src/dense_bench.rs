@@ -6,7 +6,7 @@
 
 use alibi_wgpu::{reference, AlibiError, AlibiPositionalBias};
 
-use crate::measure::{median, round3, time_ms, wait_idle};
+use crate::measure::{median, read_buffer, round3, time_ms, wait_idle};
 
 /// The dense figures of one case, medians in milliseconds.
 pub struct DenseFigures {
@@ -147,27 +147,6 @@ fn expected_bytes(alibi: &AlibiPositionalBias, i: usize, j: usize) -> Result<Vec
 /// Whether `buffer` starts with `expected`, read back through a staging buffer.
 fn read(alibi: &AlibiPositionalBias, buffer: Option<&wgpu::Buffer>, expected: &[u8]) -> bool {
     let Some(buffer) = buffer else { return false };
-    let device = alibi.device();
-    let size = buffer.size();
-    let staging = device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("bench dense readback"),
-        size,
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    let mut encoder = device.create_command_encoder(&Default::default());
-    encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
-    alibi.queue().submit([encoder.finish()]);
-    let (sender, receiver) = std::sync::mpsc::channel();
-    staging.map_async(wgpu::MapMode::Read, .., move |result| {
-        let _ = sender.send(result);
-    });
-    if wait_idle(device).is_err() || !matches!(receiver.recv(), Ok(Ok(()))) {
-        return false;
-    }
-    let same = staging
-        .get_mapped_range(..)
-        .is_ok_and(|bytes| bytes.len() >= expected.len() && bytes[..expected.len()] == *expected);
-    staging.unmap();
-    same
+    read_buffer(alibi.device(), alibi.queue(), buffer)
+        .is_some_and(|bytes| bytes.len() >= expected.len() && bytes[..expected.len()] == *expected)
 }

@@ -11,6 +11,8 @@
 //! arguments ([`shape`]), output files ([`output`]) and errors ([`error`]) live in their
 //! own modules.
 
+mod attention;
+mod attention_bench;
 mod backend;
 mod bench;
 mod bias;
@@ -26,12 +28,14 @@ mod measure;
 mod module_args;
 mod npy;
 mod output;
+mod peak;
 mod plot;
 mod preview;
 mod progress;
 mod report;
 mod scale_only;
 mod shape;
+mod torch;
 mod variants;
 
 use std::path::Path;
@@ -66,6 +70,9 @@ enum Command {
     /// most), a colour scale, each head's slope as its caption, masked cells (--causal) in
     /// a colour of their own.
     Plot(plot::PlotArgs),
+    /// Fused attention with ALiBi computed in registers on .npy files:
+    /// softmax(q k^T * scale + alibi) v, no bias tensor; writes Y with Q's shape and dtype.
+    Attention(attention::AttentionArgs),
     /// List every adapter wgpu finds (name, backend, type, driver), its limits and
     /// features that matter here, and which adapter and generation path auto picks.
     Info(info::InfoArgs),
@@ -103,6 +110,7 @@ fn run(command: Command) -> Result<(), CliError> {
         Command::Bias(args) => bias::run(&args),
         Command::Plot(args) => plot::run(&args),
         Command::Info(args) => info::run(&args),
+        Command::Attention(args) => attention::run(&args),
         Command::Bench(BenchCommand { backend, args }) => {
             args.validate()?;
             match backend.open_gpu()? {

@@ -13,6 +13,38 @@ pub fn wait_idle(device: &wgpu::Device) -> Result<(), AlibiError> {
         .map_err(AlibiError::Poll)
 }
 
+/// The bytes of `buffer` (which needs `COPY_SRC`), read back through a staging buffer;
+/// `None` when the copy or the mapping fails.
+pub fn read_buffer(
+    device: &wgpu::Device,
+    queue: &wgpu::Queue,
+    buffer: &wgpu::Buffer,
+) -> Option<Vec<u8>> {
+    let size = buffer.size();
+    let staging = device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("bench readback"),
+        size,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut encoder = device.create_command_encoder(&Default::default());
+    encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
+    queue.submit([encoder.finish()]);
+    let (sender, receiver) = std::sync::mpsc::channel();
+    staging.map_async(wgpu::MapMode::Read, .., move |result| {
+        let _ = sender.send(result);
+    });
+    if wait_idle(device).is_err() || !matches!(receiver.recv(), Ok(Ok(()))) {
+        return None;
+    }
+    let bytes = staging
+        .get_mapped_range(..)
+        .ok()
+        .map(|bytes| bytes.to_vec());
+    staging.unmap();
+    bytes
+}
+
 /// Pre-allocated buffers for one shape: the generation target and a copy source of the
 /// same size, so that neither the generation nor its baseline copy pays for allocation or
 /// wgpu's zero-fill of new buffers inside a timed run.

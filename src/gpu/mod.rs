@@ -5,6 +5,7 @@
 pub(crate) mod device;
 pub(crate) mod dispatch;
 
+pub(crate) mod attention;
 pub(crate) mod bias;
 pub(crate) mod scores;
 

@@ -96,6 +96,7 @@ impl AlibiPositionalBias {
             loss_poll: LossPoll::new(),
             peak_bytes: 0,
             score_kernels: Default::default(),
+            attention_kernels: Default::default(),
         })
     }
 }

@@ -1,0 +1,277 @@
+//! The attention kernels' WGSL, pipelines and recording: `flash` over the keys, and with
+//! key splits `combine` after it, in one compute pass. One pipeline pair per
+//! [`FlashVariant`], built on first use and kept by the module.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+
+use super::plan::{FlashParams, FlashPlan, FlashVariant, ROWS_PER_GROUP};
+use super::rows::rows_wgsl;
+use crate::dtype::BiasDtype;
+use crate::error::Result;
+use crate::gpu::device::context::GpuContext;
+use crate::gpu::device::scope::Work;
+use crate::gpu::dispatch::wgsl::SLOPE_VEC4S;
+use crate::wgsl::ALIBI_WGSL;
+
+const F32_WGSL: &str = include_str!("../../../shaders/attention/f32.wgsl");
+const F16_WGSL: &str = include_str!("../../../shaders/attention/f16.wgsl");
+const FLASH_WGSL: &str = include_str!("../../../shaders/attention/flash.wgsl");
+const COMBINE_WGSL: &str = include_str!("../../../shaders/attention/combine.wgsl");
+const DECODE_WGSL: &str = include_str!("../../../shaders/attention/decode.wgsl");
+
+/// The kernels' bindings, in this order from 0; WGSL names them `BINDING_{name}`.
+const BINDINGS: [(&str, Binding); 9] = [
+    ("PARAMS", Binding::Uniform),
+    ("SLOPES", Binding::Uniform),
+    ("OUT", Binding::Storage { read_only: false }),
+    ("Q", Binding::Storage { read_only: true }),
+    ("K", Binding::Storage { read_only: true }),
+    ("V", Binding::Storage { read_only: true }),
+    ("OFFSETS", Binding::Storage { read_only: true }),
+    ("PARTIAL", Binding::Storage { read_only: false }),
+    ("BIAS", Binding::Storage { read_only: true }),
+];
+
+#[derive(Clone, Copy)]
+enum Binding {
+    Uniform,
+    Storage { read_only: bool },
+}
+
+/// The whole WGSL source of `variant`: its element file first (`enable f16;` precedes every
+/// declaration), the constants, ALIBI_WGSL, then the two kernels.
+pub(crate) fn source(variant: FlashVariant) -> String {
+    let mut source = match variant.dtype {
+        BiasDtype::F32 => F32_WGSL,
+        BiasDtype::F16 => F16_WGSL,
+    }
+    .to_owned();
+    source.push_str("\n// Written by src/attention/kernel.rs.\n");
+    let u32s = [
+        ("HEAD_DIM", variant.head_dim),
+        ("D4", variant.head_dim / 4),
+        ("LANES", variant.lanes()),
+        ("ROWS_PER_GROUP", ROWS_PER_GROUP),
+        ("KEYS_PER_TILE", variant.keys_per_tile),
+        ("BIAS_MODE", variant.bias_mode),
+        ("SLOPE_VEC4S", SLOPE_VEC4S as u32),
+    ];
+    // Writing to a String cannot fail.
+    for (name, value) in u32s {
+        let _ = writeln!(source, "const {name}: u32 = {value}u;");
+    }
+    for (binding, (name, _)) in BINDINGS.iter().enumerate() {
+        let _ = writeln!(source, "const BINDING_{name}: u32 = {binding}u;");
+    }
+    let _ = writeln!(source, "const CAUSAL: bool = {};", variant.causal);
+    let _ = writeln!(source, "const SPLIT: bool = {};", variant.split);
+    let decode = if variant.decode { DECODE_WGSL } else { "" };
+    for part in [ALIBI_WGSL, FLASH_WGSL, COMBINE_WGSL, decode] {
+        source.push('\n');
+        source.push_str(part);
+    }
+    source.push('\n');
+    source.push_str(&rows_wgsl(
+        variant.rows_per_invocation,
+        variant.head_dim / 4,
+    ));
+    source
+}
+
+/// A variant's two pipelines (`flash` or `decode`, and `combine`) and their layout.
+pub(crate) struct FlashPipelines {
+    flash: wgpu::ComputePipeline,
+    combine: wgpu::ComputePipeline,
+    layout: wgpu::BindGroupLayout,
+}
+
+/// The pipelines a module has built, by variant.
+#[derive(Default)]
+pub(crate) struct FlashKernels {
+    built: Mutex<HashMap<FlashVariant, Arc<FlashPipelines>>>,
+}
+
+/// The buffers one call binds.
+pub(crate) struct FlashBuffers<'a> {
+    pub slopes: &'a wgpu::Buffer,
+    pub q: &'a wgpu::Buffer,
+    pub k: &'a wgpu::Buffer,
+    pub v: &'a wgpu::Buffer,
+    pub out: &'a wgpu::Buffer,
+    pub offsets: &'a wgpu::Buffer,
+    /// The split partials, or any small storage buffer without splits.
+    pub partial: &'a wgpu::Buffer,
+    /// The materialized bias, or any small storage buffer without one.
+    pub bias: &'a wgpu::Buffer,
+}
+
+impl FlashKernels {
+    fn get(&self, gpu: &GpuContext, variant: FlashVariant) -> Result<Arc<FlashPipelines>> {
+        let mut built = self.built.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(pipelines) = built.get(&variant) {
+            return Ok(pipelines.clone());
+        }
+        let pipelines = gpu.run(Work::named("building the attention kernels"), || {
+            build(&gpu.device, variant)
+        })?;
+        let pipelines = Arc::new(pipelines);
+        built.insert(variant, pipelines.clone());
+        Ok(pipelines)
+    }
+
+    /// Records `plan` into `encoder`: the flash pass, then the combine pass with splits.
+    pub fn encode(
+        &self,
+        gpu: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        plan: &FlashPlan,
+        buffers: FlashBuffers<'_>,
+    ) -> Result<()> {
+        let pipelines = self.get(gpu, plan.variant)?;
+        gpu.run(Work::named("recording an attention"), || {
+            let params = params_buffer(&gpu.device, &plan.params);
+            let resources = [
+                &params,
+                buffers.slopes,
+                buffers.out,
+                buffers.q,
+                buffers.k,
+                buffers.v,
+                buffers.offsets,
+                buffers.partial,
+                buffers.bias,
+            ];
+            let entries: Vec<_> = resources
+                .iter()
+                .enumerate()
+                .map(|(binding, buffer)| wgpu::BindGroupEntry {
+                    binding: binding as u32,
+                    resource: buffer.as_entire_binding(),
+                })
+                .collect();
+            let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("alibi attention"),
+                layout: &pipelines.layout,
+                entries: &entries,
+            });
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("alibi attention"),
+                timestamp_writes: None,
+            });
+            pass.set_bind_group(0, &bind_group, &[]);
+            pass.set_pipeline(&pipelines.flash);
+            let [x, y, z] = plan.groups;
+            pass.dispatch_workgroups(x, y, z);
+            if let Some([x, y, z]) = plan.combine_groups {
+                // A later dispatch of the same pass sees the partials the first wrote.
+                pass.set_pipeline(&pipelines.combine);
+                pass.dispatch_workgroups(x, y, z);
+            }
+        })
+    }
+}
+
+fn params_buffer(device: &wgpu::Device, params: &FlashParams) -> wgpu::Buffer {
+    use wgpu::util::DeviceExt as _;
+    device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some("alibi attention params"),
+        contents: bytemuck::bytes_of(params),
+        usage: wgpu::BufferUsages::UNIFORM,
+    })
+}
+
+fn build(device: &wgpu::Device, variant: FlashVariant) -> FlashPipelines {
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some("alibi attention"),
+        source: wgpu::ShaderSource::Wgsl(source(variant).into()),
+    });
+    let entries: Vec<_> = BINDINGS
+        .iter()
+        .enumerate()
+        .map(|(binding, (_, kind))| wgpu::BindGroupLayoutEntry {
+            binding: binding as u32,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: match *kind {
+                    Binding::Uniform => wgpu::BufferBindingType::Uniform,
+                    Binding::Storage { read_only } => {
+                        wgpu::BufferBindingType::Storage { read_only }
+                    }
+                },
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        })
+        .collect();
+    let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some("alibi attention"),
+        entries: &entries,
+    });
+    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some("alibi attention"),
+        bind_group_layouts: &[Some(&layout)],
+        immediate_size: 0,
+    });
+    let pipeline = |entry_point| {
+        device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(entry_point),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some(entry_point),
+            compilation_options: Default::default(),
+            cache: None,
+        })
+    };
+    FlashPipelines {
+        flash: pipeline(if variant.decode { "decode" } else { "flash" }),
+        combine: pipeline("combine"),
+        layout,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use naga::valid::{Capabilities, ValidationFlags, Validator};
+
+    /// Every variant's source parses and validates with naga (f16 with its capability).
+    #[test]
+    fn every_variant_validates() {
+        for head_dim in [4, 32, 64, 80, 96, 128] {
+            for causal in [false, true] {
+                for bias_mode in 0..3 {
+                    for split in [false, true] {
+                        for (dtype, rows_per_invocation, decode) in [
+                            (BiasDtype::F32, 1, false),
+                            (BiasDtype::F16, 2, false),
+                            (BiasDtype::F32, 4, false),
+                            (BiasDtype::F32, 1, true),
+                            (BiasDtype::F16, 1, true),
+                        ] {
+                            let variant = FlashVariant {
+                                rows_per_invocation,
+                                decode,
+                                head_dim,
+                                keys_per_tile: super::super::plan::keys_per_tile(head_dim, 16384),
+                                causal,
+                                bias_mode,
+                                split,
+                                dtype,
+                            };
+                            let text = source(variant);
+                            let module = naga::front::wgsl::parse_str(&text).unwrap_or_else(|e| {
+                                panic!("{variant:?}: {}", e.emit_to_string(&text))
+                            });
+                            Validator::new(ValidationFlags::all(), Capabilities::all())
+                                .validate(&module)
+                                .unwrap_or_else(|e| panic!("{variant:?}: {e:?}"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
