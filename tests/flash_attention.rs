@@ -168,14 +168,17 @@ fn random_calls_equal_the_f64_oracle() {
     let _serial = serial();
     let Some(gpu) = common::gpu() else { return };
     let mut runner = TestRunner::new(common::proptest_config(48));
+    let seen = std::cell::Cell::new(0.0f64);
     runner
         .run(&calls(), |call| {
             let module = call.module(gpu);
             let (worst, at) = worst_error(&module, &call);
+            seen.set(seen.get().max(worst));
             prop_assert!(worst <= F32_TOLERANCE, "{call:?}: |error| {worst} at {at}");
             Ok(())
         })
         .unwrap();
+    eprintln!("random calls: worst |error| {:.2e}", seen.get());
 }
 
 fn long_call(queries: usize, keys: usize, causal: bool, kv_heads: usize) -> Call {
@@ -214,6 +217,11 @@ fn long_keys_stay_within_the_bound() {
     ] {
         let module = call.module(gpu);
         let (worst, at) = worst_error(&module, &call);
+        eprintln!(
+            "{:?} causal {}: worst |error| {worst:.2e}",
+            call.shape(),
+            call.case.causal
+        );
         assert!(
             worst <= F32_TOLERANCE,
             "{:?}: |error| {worst} at {at}",
@@ -233,6 +241,7 @@ fn model_head_dimensions() {
         call.case.scale = 1.0 / (head_dim as f64).sqrt();
         let module = call.module(gpu);
         let (worst, at) = worst_error(&module, &call);
+        eprintln!("d {head_dim}: worst |error| {worst:.2e}");
         assert!(
             worst <= F32_TOLERANCE,
             "d {head_dim}: |error| {worst} at {at}"
@@ -317,6 +326,7 @@ fn f16_attention_within_its_bound_or_refused() {
         .zip(&expected)
         .map(|(&g, &e)| (g as f64 - e).abs())
         .fold(0.0, f64::max);
+    eprintln!("f16: worst |error| {worst:.2e}");
     assert!(worst <= F16_TOLERANCE, "|error| {worst}");
 }
 

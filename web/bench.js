@@ -85,3 +85,32 @@ export async function benchCase({ heads, totalHeads, i, j, dtype = "f32" }, runs
   };
   return figures;
 }
+
+/** The fused attention from JavaScript (`attention`, host arrays in and out: upload, kernel
+ * and readback), plain and causal modules, `{ heads, i, j, d }`; medians in milliseconds. */
+export async function benchAttention({ heads, i, j, d }, runs) {
+  await init();
+  const plain = await AlibiPositionalBias.create(heads, heads);
+  const causal = await AlibiPositionalBias.create(heads, heads, { causal: true });
+  const random = (length) => Float32Array.from({ length }, () => Math.random() - 0.5);
+  const [q, k, v] = [random(heads * i * d), random(heads * j * d), random(heads * j * d)];
+  const shape = { queries: i, keys: j, headDim: d };
+  const time = async (alibi) => {
+    const times = [];
+    for (let run = 0; run <= runs; run++) {
+      const start = performance.now();
+      await alibi.attention(q, k, v, shape);
+      if (run > 0) times.push(performance.now() - start);
+    }
+    return median(times);
+  };
+  const [fused, masked] = [await time(plain), await time(causal)];
+  const round = (x) => Math.round(x * 1000) / 1000;
+  return {
+    case: `attention ${heads}x${i}x${j}x${d}`,
+    fused_ms: round(fused),
+    gflop_per_s: round((4 * heads * i * j * d) / fused / 1e6),
+    causal_ms: round(masked),
+    causal_over_fused: round(masked / fused),
+  };
+}

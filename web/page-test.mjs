@@ -199,6 +199,23 @@ await test("causal_f16_and_positions_equal_the_javascript_reference", async () =
   );
 });
 
+await test("attention_from_javascript", async () => {
+  const result = await page.evaluate(async () => {
+    const { AlibiPositionalBias } = await import("./pkg/alibi_wgpu.js");
+    const alibi = await AlibiPositionalBias.create(2, 4, { causal: true });
+    // Values all 1 on every row: every output is 1, whatever the weights.
+    const [queries, keys, headDim, kvHeads] = [3, 7, 8, 2];
+    const q = Float32Array.from({ length: 4 * queries * headDim }, (_, n) => Math.sin(n));
+    const k = Float32Array.from({ length: kvHeads * keys * headDim }, (_, n) => Math.cos(n));
+    const v = new Float32Array(kvHeads * keys * headDim).fill(1);
+    const y = await alibi.attention(q, k, v, { queries, keys, headDim, kvHeads }, { windowLeft: 2 });
+    const refusal = await alibi.attention(q, k, v, { queries, keys, headDim: 6 }).catch((e) => e.message);
+    return { length: y.length, ones: y.every((x) => Math.abs(x - 1) < 1e-6), refusal };
+  });
+  assert(result.length === 4 * 3 * 8 && result.ones, JSON.stringify(result));
+  assert(/head dimension 6/.test(result.refusal), result.refusal);
+});
+
 await test("the_demo_page_computes_8_x_1024_x_1024_exactly", async () => {
   for (const [id, value] of [["heads", 8], ["total", 8], ["i", 1024], ["j", 1024], ["head", 0]]) {
     await page.fill(`#${id}`, String(value));

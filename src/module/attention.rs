@@ -2,6 +2,7 @@
 //! recorded into the caller's encoder on the caller's buffers, or from host arrays to a
 //! host array.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use super::AlibiPositionalBias;
@@ -113,7 +114,9 @@ impl AlibiPositionalBias {
 
     /// [`encode_attention`](Self::encode_attention) from host arrays to a host array: `q`,
     /// `k`, `v` f32 in the shape's layout, the output `[batch, query_heads, queries,
-    /// head_dim]` (the options' dtype is ignored: f32).
+    /// head_dim]` (the options' dtype is ignored: f32). The arrays are uploaded and the
+    /// work submitted when called; the future, which holds neither the module nor the
+    /// arrays, only reads the output back.
     ///
     /// ```
     /// # fn main() -> Result<(), alibi_wgpu::AlibiError> {
@@ -131,17 +134,19 @@ impl AlibiPositionalBias {
     /// # Errors
     /// [`AttentionError::Length`] for arrays of the wrong length; those of
     /// `encode_attention`; and those of a readback.
-    pub async fn attention(
+    pub fn attention(
         &self,
         q: &[f32],
         k: &[f32],
         v: &[f32],
         shape: AttentionShape,
         options: &AttentionOptions<'_>,
-    ) -> Result<Vec<f32>> {
+    ) -> impl Future<Output = Result<Vec<f32>>> + 'static {
         let options = options.clone().dtype(BiasDtype::F32);
-        let view = self.attention_on_host_arrays(q, k, v, shape, &options)?;
-        Ok(self.read(&view).await?.into_vec())
+        let reading = self
+            .attention_on_host_arrays(q, k, v, shape, &options)
+            .map(|view| self.read(&view));
+        async move { Ok(reading?.await?.into_vec()) }
     }
 
     /// [`attention`](Self::attention) in f16 (needs `SHADER_F16`): f16 inputs and output,
@@ -149,17 +154,19 @@ impl AlibiPositionalBias {
     ///
     /// # Errors
     /// [`AttentionError::NoF16`] without `SHADER_F16`; those of `attention`.
-    pub async fn attention_f16(
+    pub fn attention_f16(
         &self,
         q: &[half::f16],
         k: &[half::f16],
         v: &[half::f16],
         shape: AttentionShape,
         options: &AttentionOptions<'_>,
-    ) -> Result<Vec<half::f16>> {
+    ) -> impl Future<Output = Result<Vec<half::f16>>> + 'static {
         let options = options.clone().dtype(BiasDtype::F16);
-        let view = self.attention_on_host_arrays(q, k, v, shape, &options)?;
-        Ok(self.read_f16(&view).await?.into_vec())
+        let reading = self
+            .attention_on_host_arrays(q, k, v, shape, &options)
+            .map(|view| self.read_f16(&view));
+        async move { Ok(reading?.await?.into_vec()) }
     }
 
     /// Uploads `q`, `k`, `v`, records and submits the attention, and gives the output as a
@@ -172,6 +179,12 @@ impl AlibiPositionalBias {
         shape: AttentionShape,
         options: &AttentionOptions<'_>,
     ) -> Result<AlibiBias> {
+        // The checks before any upload, the shape's before the arrays': a refused call
+        // allocates nothing.
+        if options.dtype == BiasDtype::F16 && !self.gpu.has_f16() {
+            return Err(AlibiError::Attention(AttentionError::NoF16));
+        }
+        self.plan_attention(shape, options)?;
         let lengths = [
             ("q", q.len(), shape.query_len()),
             ("k", k.len(), shape.key_len()),
@@ -186,11 +199,6 @@ impl AlibiPositionalBias {
                 }));
             }
         }
-        // The checks before any upload: a refused call allocates nothing.
-        if options.dtype == BiasDtype::F16 && !self.gpu.has_f16() {
-            return Err(AlibiError::Attention(AttentionError::NoF16));
-        }
-        self.plan_attention(shape, options)?;
         let upload = |what, values: &[T]| self.upload(what, bytemuck::cast_slice(values));
         let (q, k, v) = (upload("q", q)?, upload("k", k)?, upload("v", v)?);
         let bytes = (std::mem::size_of::<T>() * shape.query_len()).max(16) as u64;

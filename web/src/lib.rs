@@ -12,6 +12,8 @@
 //! // Per side, as Rust's `Positions::shared` / `Positions::batched`: two left-padded rows
 //! // of queries against keys shared by both.
 //! const rows = alibi.forwardPositions({ values: [0, 1, 2, 0, 0, 1], batch: 2 }, [0, 1, 2]);
+//! // Fused attention with the bias in registers: q [8, 3, 64], k and v [8, 5, 64].
+//! const y = await alibi.attention(q, k, v, { queries: 3, keys: 5, headDim: 64 });
 //! ```
 //!
 //! Calls go through the module's cache in the order they are made: `forwardToHost` runs
@@ -20,6 +22,7 @@
 //! error's message; nothing panics, and the module stays usable.
 #![cfg(target_arch = "wasm32")]
 
+mod attention;
 mod convert;
 mod dense;
 

@@ -323,3 +323,67 @@ async fn a_device_destroyed_mid_run_rejects_the_read() {
         Err(alibi_wgpu::AlibiError::DeviceLost { .. })
     ));
 }
+
+#[path = "../../tests/common/attention_oracle.rs"]
+mod oracle;
+
+/// The fused attention in the browser (tiles of rows, and the decode kernel with its
+/// combine pass) against the f64 oracle, grouped heads, padding heads, causal and not.
+#[wasm_bindgen_test]
+async fn fused_attention_equals_the_f64_oracle() {
+    use alibi_wgpu::{AttentionOptions, AttentionShape};
+    let gpu = gpu().await;
+    let mut rng = Rng(0x0a77_e471);
+    for (causal, queries, keys, kv_heads, head_dim) in [
+        (false, 5, 37, 2, 32),
+        (true, 40, 40, 4, 64),
+        (true, 1, 300, 1, 16),
+        (false, 70, 9, 2, 8),
+    ] {
+        let alibi = module(&gpu, AlibiConfig::new(3).total_heads(4).causal(causal));
+        let shape = AttentionShape {
+            batch: 1,
+            query_heads: 4,
+            kv_heads,
+            queries,
+            keys,
+            head_dim,
+        };
+        let mut values = |len: usize| -> Vec<f32> {
+            (0..len)
+                .map(|_| rng.below(2000) as f32 / 1000.0 - 1.0)
+                .collect()
+        };
+        let (q, k, v) = (
+            values(shape.query_len()),
+            values(shape.key_len()),
+            values(shape.key_len()),
+        );
+        let got = alibi
+            .attention(&q, &k, &v, shape, &AttentionOptions::new())
+            .await
+            .expect("attention");
+        let case = oracle::Case {
+            batch: 1,
+            query_heads: 4,
+            kv_heads,
+            queries,
+            keys,
+            head_dim,
+            slopes: alibi.slopes().to_vec(),
+            alibi: true,
+            causal,
+            window: (None, None),
+            query_offsets: vec![0],
+            key_offsets: vec![0],
+            scale: 1.0 / (head_dim as f64).sqrt(),
+        };
+        let expected = oracle::attention(&case, &q, &k, &v);
+        let worst = got
+            .iter()
+            .zip(&expected)
+            .map(|(&g, &e)| (g as f64 - e).abs())
+            .fold(0.0, f64::max);
+        assert!(worst <= 1e-5, "{shape:?} causal {causal}: |error| {worst}");
+    }
+}
