@@ -250,26 +250,9 @@ fn write(out: &Path, shape: &[usize], values: Values, dtype: Dtype) -> Result<()
     let result = (|| -> std::io::Result<()> {
         let file = std::io::BufWriter::new(std::fs::File::create(&partial)?);
         let shape: Vec<u64> = shape.iter().map(|&n| n as u64).collect();
-        let type_str = dtype.numpy().parse().expect("a valid numpy type string");
         match values {
-            Values::F32(values) => {
-                let mut writer = npyz::WriteOptions::<f32>::new()
-                    .dtype(npyz::DType::Plain(type_str))
-                    .shape(&shape)
-                    .writer(file)
-                    .begin_nd()?;
-                writer.extend(values)?;
-                writer.finish()
-            }
-            Values::F16(values) => {
-                let mut writer = npyz::WriteOptions::<half::f16>::new()
-                    .dtype(npyz::DType::Plain(type_str))
-                    .shape(&shape)
-                    .writer(file)
-                    .begin_nd()?;
-                writer.extend(values)?;
-                writer.finish()
-            }
+            Values::F32(values) => write_values(file, &shape, dtype, values),
+            Values::F16(values) => write_values(file, &shape, dtype, values),
         }
     })()
     .and_then(|()| std::fs::rename(&partial, out));
@@ -278,4 +261,22 @@ fn write(out: &Path, shape: &[usize], values: Values, dtype: Dtype) -> Result<()
         return Err(io(error));
     }
     Ok(())
+}
+
+/// Writes `values` as a C-order `.npy` of `shape` with `dtype`'s little-endian type string
+/// (npyz's default would be native-endian).
+fn write_values<T: npyz::Serialize>(
+    file: impl std::io::Write,
+    shape: &[u64],
+    dtype: Dtype,
+    values: Vec<T>,
+) -> std::io::Result<()> {
+    let type_str = dtype.numpy().parse().expect("a valid numpy type string");
+    let mut writer = npyz::WriteOptions::<T>::new()
+        .dtype(npyz::DType::Plain(type_str))
+        .shape(shape)
+        .writer(file)
+        .begin_nd()?;
+    writer.extend(values)?;
+    writer.finish()
 }

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use super::translate::{parse, shader_dir, wgsl_files};
 use crate::dtype::BiasDtype;
+use crate::gpu::attention::kernel as attention;
 use crate::gpu::bias::dense::{
     DenseKernel, DenseParams, UnitKind, COPY_WGSL, DENSE_WGSL,
     GENERATE_WGSL as DENSE_GENERATE_WGSL, POSITIONS_WGSL as DENSE_POSITIONS_WGSL, VEC4_WGSL,
@@ -129,7 +130,7 @@ fn position_layout() -> Uniform {
 }
 
 /// The directories of the kernels' parts: everything under `shaders/` but `alibi.wgsl`.
-pub(super) const KERNEL_DIRS: [&str; 3] = ["common", "bias", "scores"];
+pub(super) const KERNEL_DIRS: [&str; 4] = ["common", "bias", "scores", "attention"];
 
 #[test]
 fn the_sources_are_the_shader_files_and_every_part_is_used() {
@@ -152,6 +153,11 @@ fn the_sources_are_the_shader_files_and_every_part_is_used() {
         ("bias/generate.wgsl", GENERATE_WGSL),
         ("bias/positions.wgsl", POSITIONS_WGSL),
         ("scores/add_bias.wgsl", ADD_BIAS_WGSL),
+        ("attention/f32.wgsl", attention::F32_WGSL),
+        ("attention/f16.wgsl", attention::F16_WGSL),
+        ("attention/flash.wgsl", attention::FLASH_WGSL),
+        ("attention/combine.wgsl", attention::COMBINE_WGSL),
+        ("attention/decode.wgsl", attention::DECODE_WGSL),
     ];
     for (name, part) in parts {
         assert_eq!(read(name), part, "{name}");
@@ -354,5 +360,34 @@ fn assert_window(module: &Module, spec: &KernelSpec) {
             assert_eq!(u64::from(stride).next_multiple_of(4), spec.window_min_bytes);
         }
         ref other => panic!("the window is not an array: {other:?}"),
+    }
+}
+
+/// The attention kernels' uniform is `FlashParams`, at binding 0 of every variant.
+#[test]
+fn the_attention_uniform_is_flash_params() {
+    use crate::gpu::attention::plan::FlashParams;
+    let layout = uniform!(FlashParams {
+        batch: U32,
+        heads_q: U32,
+        heads_kv: U32,
+        group: U32,
+        rows: U32,
+        keys: U32,
+        group_rows: U32,
+        row_tiles: U32,
+        splits: U32,
+        keys_per_split: U32,
+        groups_x: U32,
+        slope_heads: U32,
+        scale: F32,
+        window_left: I32,
+        window_right: I32,
+        combine_groups_x: U32,
+    });
+    for variant in attention::sample_variants(BiasDtype::F32) {
+        let source = attention::source(variant);
+        let module = parse(Path::new("attention"), &source);
+        assert_uniform(&module, 0, &layout);
     }
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::shader_interface::{kernels, KERNEL_DIRS};
 use crate::dtype::BiasDtype;
+use crate::gpu::attention::kernel::{sample_variants, source as attention_source};
 use naga::back::{glsl, hlsl, msl, spv};
 use naga::valid::{Capabilities, ModuleInfo, ValidationFlags, Validator};
 use naga::Module;
@@ -161,6 +162,10 @@ fn every_shader_translates_to_every_backend() {
             translate_to_every_backend(Path::new(spec.entry_point), &spec.source());
         }
     }
+    for variant in sample_variants(BiasDtype::F32) {
+        let name = format!("attention {variant:?}");
+        translate_to_every_backend(Path::new(&name), &attention_source(variant));
+    }
 }
 
 #[test]
@@ -169,5 +174,9 @@ fn every_f16_kernel_translates_where_f16_exists() {
         for (spec, _) in kernels(BiasDtype::F16, causal) {
             translate_with_f16(Path::new(spec.entry_point), &spec.source());
         }
+    }
+    for variant in sample_variants(BiasDtype::F16) {
+        let name = format!("attention {variant:?}");
+        translate_with_f16(Path::new(&name), &attention_source(variant));
     }
 }
