@@ -127,7 +127,8 @@ impl<'a> AttentionOptions<'a> {
 
 /// The caller's buffers of one [`encode_attention`](crate::AlibiPositionalBias::encode_attention):
 /// dense row-major tensors of the shape's sizes in the options' dtype, each from byte 0,
-/// with `STORAGE` usage, on the module's device.
+/// with `STORAGE` usage, on the module's device; `out` a buffer of its own, with `COPY_DST`
+/// too for a call without keys (its rows are cleared to 0).
 #[derive(Clone, Copy, Debug)]
 pub struct AttentionBuffers<'a> {
     /// `[batch, query_heads, queries, head_dim]`.

@@ -463,6 +463,30 @@ fn refusals_are_typed_and_name_the_value() {
     .is_ok());
 }
 
+/// A window side past every position is no limit (its sums with positions stay in range),
+/// with a negative query offset and more queries than keys too.
+#[test]
+fn unlimited_windows_equal_no_window() {
+    let _serial = serial();
+    let Some(gpu) = common::gpu() else { return };
+    let mut call = long_call(9, 5, false, 2);
+    call.case.head_dim = 16;
+    call.case.scale = 0.25;
+    call.case.query_offsets = vec![-7];
+    call.case.window = (Some(u32::MAX), Some(u32::MAX));
+    let module = call.module(gpu);
+    let (worst, at) = worst_error(&module, &call);
+    assert!(worst <= F32_TOLERANCE, "|error| {worst} at {at}");
+    let [q, k, v] = call.inputs();
+    let windowed =
+        pollster::block_on(module.attention(&q, &k, &v, call.shape(), &call.options())).unwrap();
+    call.case.window = (None, None);
+    let unlimited =
+        pollster::block_on(module.attention(&q, &k, &v, call.shape(), &call.options())).unwrap();
+    assert_eq!(windowed, unlimited);
+    assert!(windowed.iter().any(|&x| x != 0.0));
+}
+
 /// No keys: every row is 0; no queries: an empty output.
 #[test]
 fn empty_calls() {

@@ -220,7 +220,7 @@ fn read(path: &Path, dtype: Dtype) -> Result<Array, CliError> {
     let shape: Vec<usize> = file.shape().iter().map(|&n| n as usize).collect();
     let type_str = file.dtype().descr();
     let wanted = dtype.numpy();
-    if file.order() != npyz::Order::C || !type_str.contains(&wanted[1..]) {
+    if file.order() != npyz::Order::C || type_str.trim_matches('\'') != wanted {
         return Err(CliError::Usage(format!(
             "{} holds {type_str} ({:?} order); --dtype {} needs C-order {wanted}",
             path.display(),

@@ -118,3 +118,48 @@ fn json_records_keep_their_fields_and_stderr_stays_quiet() {
     assert_eq!(decode["steps"], 8);
     assert_eq!(decode["exact"], true);
 }
+
+/// `--attention` alone runs only the fused attention: one `fused_attention` record per case,
+/// with the ratios and the peak.
+#[test]
+fn attention_records_alone() {
+    let Some(_) = common::gpu() else { return };
+    let stdout = succeed(&[
+        "bench",
+        "--json",
+        "--attention",
+        "2x8x12x32",
+        "--attention",
+        "2x1x40x32",
+        "--runs",
+        "1",
+    ]);
+    let records: Vec<Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    assert_eq!(records.len(), 2, "{stdout}");
+    for record in &records {
+        assert_eq!(record["case"], "fused_attention", "{record}");
+        assert_eq!(record["sane"], true, "{record}");
+        for field in [
+            "fused_ms",
+            "plain_ms",
+            "fused_over_plain",
+            "causal_over_fused",
+            "materialized_over_fused",
+        ] {
+            assert!(
+                record[field].as_f64().is_some_and(|x| x > 0.0),
+                "{field}: {record}"
+            );
+        }
+        // Rounded to 3 decimals: a tiny case's rate may round to 0.
+        for field in ["fused_gflop_per_s", "fraction_of_peak"] {
+            assert!(
+                record[field].as_f64().is_some_and(|x| x >= 0.0),
+                "{field}: {record}"
+            );
+        }
+    }
+}

@@ -66,6 +66,12 @@ pub enum AttentionError {
         /// The limit's name in `wgpu::Limits`.
         limit_name: &'static str,
     },
+    /// The output buffer given as an input too.
+    #[error("{name} and out are the same buffer; the output needs a buffer of its own")]
+    Aliased {
+        /// `q`, `k`, `v` or `bias`.
+        name: &'static str,
+    },
     /// Per-batch offsets of another length than the batch.
     #[error("{side} offsets hold {got} values for a batch of {batch}; give one per batch item")]
     Offsets {

@@ -62,20 +62,11 @@ impl AlibiPositionalBias {
         if options.dtype == BiasDtype::F16 && !self.gpu.has_f16() {
             return Err(AlibiError::Attention(AttentionError::NoF16));
         }
-        let Some(planned) = self.plan_attention(shape, options)? else {
+        let planned = self.plan_attention(shape, options)?;
+        self.check_attention_buffers(buffers, shape, options)?;
+        let Some(planned) = planned else {
             return self.zero_output(encoder, buffers, shape, options.dtype);
         };
-        let element = options.dtype.size() as u64;
-        let storage = wgpu::BufferUsages::STORAGE;
-        check_buffer("q", buffers.q, planned.query_bytes, storage)?;
-        check_buffer("k", buffers.k, planned.key_bytes, storage)?;
-        check_buffer("v", buffers.v, planned.key_bytes, storage)?;
-        check_buffer("out", buffers.out, planned.query_bytes, storage)?;
-        if let AttentionBias::Tensor(bias) = options.bias {
-            let bytes = (shape.query_heads * shape.queries * shape.keys) as u64 * 4;
-            check_buffer("bias", bias, bytes, storage)?;
-        }
-        debug_assert_eq!(planned.query_bytes, shape.query_len() as u64 * element);
         let call = self.gpu.errors.begin_call();
         let offsets = self.offsets_buffer(shape.batch, options)?;
         let scratch = |bytes: u64| {
@@ -223,7 +214,8 @@ impl AlibiPositionalBias {
         })?;
         let rows = shape.batch * shape.query_heads * shape.queries;
         Ok(AlibiBias {
-            buffer: Some(Arc::new(out)),
+            // An empty output is an empty view, with no buffer to read.
+            buffer: (rows * shape.head_dim > 0).then(|| Arc::new(out)),
             shape: [1, rows, shape.head_dim],
             layout: BiasLayout {
                 offset: 0,
@@ -328,6 +320,44 @@ impl AlibiPositionalBias {
         Ok(buffer)
     }
 
+    /// Refuses, before anything is recorded, a caller's buffer that is too small, lacks a
+    /// usage, belongs to another device, or is the output and an input at once.
+    fn check_attention_buffers(
+        &self,
+        buffers: AttentionBuffers<'_>,
+        shape: AttentionShape,
+        options: &AttentionOptions<'_>,
+    ) -> Result<()> {
+        let element = options.dtype.size() as u64;
+        let query_bytes = shape.query_len() as u64 * element;
+        let key_bytes = shape.key_len() as u64 * element;
+        let storage = wgpu::BufferUsages::STORAGE;
+        // Without keys the output is cleared by a copy command.
+        let out_usage = if shape.keys == 0 {
+            storage | wgpu::BufferUsages::COPY_DST
+        } else {
+            storage
+        };
+        let mut named = vec![
+            ("q", buffers.q, query_bytes, storage),
+            ("k", buffers.k, key_bytes, storage),
+            ("v", buffers.v, key_bytes, storage),
+            ("out", buffers.out, query_bytes, out_usage),
+        ];
+        if let AttentionBias::Tensor(bias) = options.bias {
+            let bytes = (shape.query_heads * shape.queries * shape.keys) as u64 * 4;
+            named.push(("bias", bias, bytes, storage));
+        }
+        for &(name, buffer, needed, usage) in &named {
+            check_buffer(name, buffer, needed, usage)?;
+            if name != "out" && buffer == buffers.out {
+                return Err(AlibiError::Attention(AttentionError::Aliased { name }));
+            }
+            self.check_own_buffer(buffer)?;
+        }
+        Ok(())
+    }
+
     /// A call with no key: every output row is 0 (cleared); with no query, nothing.
     fn zero_output(
         &self,
@@ -336,15 +366,17 @@ impl AlibiPositionalBias {
         shape: AttentionShape,
         dtype: BiasDtype,
     ) -> Result<GpuCheck> {
-        let bytes = (shape.query_len() * dtype.size()) as u64;
+        let bytes = shape.query_len() as u64 * dtype.size() as u64;
+        let call = self.gpu.errors.begin_call();
         if bytes > 0 {
-            check_buffer("out", buffers.out, bytes, wgpu::BufferUsages::COPY_DST)?;
             self.gpu
                 .run(Work::named("clearing an attention output"), || {
                     encoder.clear_buffer(buffers.out, 0, Some(bytes));
                 })?;
         }
-        Ok(GpuCheck::default())
+        Ok(GpuCheck {
+            errors: vec![self.gpu.errors.untied(), call.record()],
+        })
     }
 }
 

@@ -143,12 +143,30 @@ impl FlashKernels {
                 buffers.partial,
                 buffers.bias,
             ];
+            // The caller's tensors are bound at their own sizes: a larger buffer may exceed
+            // one binding's limit where its tensor does not.
+            let sizes = [
+                None,
+                None,
+                Some(plan.query_bytes),
+                Some(plan.query_bytes),
+                Some(plan.key_bytes),
+                Some(plan.key_bytes),
+                None,
+                None,
+                plan.bias_bytes,
+            ];
             let entries: Vec<_> = resources
                 .iter()
+                .zip(sizes)
                 .enumerate()
-                .map(|(binding, buffer)| wgpu::BindGroupEntry {
+                .map(|(binding, (buffer, size))| wgpu::BindGroupEntry {
                     binding: binding as u32,
-                    resource: buffer.as_entire_binding(),
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer,
+                        offset: 0,
+                        size: size.and_then(wgpu::BufferSize::new),
+                    }),
                 })
                 .collect();
             let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {

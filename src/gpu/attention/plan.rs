@@ -106,6 +106,8 @@ pub(crate) struct FlashPlan {
     /// Bytes of `q` (and the output) and of `k` (and `v`).
     pub query_bytes: u64,
     pub key_bytes: u64,
+    /// Bytes of the materialized bias, when the call reads one.
+    pub bias_bytes: Option<u64>,
 }
 
 /// The call's settings besides the shape.
@@ -168,10 +170,13 @@ pub(crate) fn plan(
     let key_bytes = batch as u128 * kv_heads as u128 * keys as u128 * head_dim as u128 * element;
     fits("q", query_bytes, limits)?;
     fits("k", key_bytes, limits)?;
-    if settings.bias_mode == 2 {
+    let bias_bytes = if settings.bias_mode == 2 {
         let bias = query_heads as u128 * queries as u128 * keys as u128 * 4;
         fits("the bias tensor", bias, limits)?;
-    }
+        Some(bias as u64)
+    } else {
+        None
+    };
     if query_bytes == 0 || keys == 0 {
         return Ok(None);
     }
@@ -217,7 +222,12 @@ pub(crate) fn plan(
     } else {
         None
     };
-    let side = |limit: Option<u32>| limit.map_or(-1, |n| n.min(i32::MAX as u32) as i32);
+    // A side of 2^26 or more reaches past every position (all within ±(2^24 + 2^23)): it
+    // is unlimited, and the kernel's sums of positions and sides cannot overflow an i32.
+    let side = |limit: Option<u32>| match limit {
+        Some(n) if n < 1 << 26 => n as i32,
+        _ => -1,
+    };
     let params = FlashParams {
         batch: batch as u32,
         heads_q: query_heads as u32,
@@ -254,6 +264,7 @@ pub(crate) fn plan(
         partial_bytes,
         query_bytes: query_bytes as u64,
         key_bytes: key_bytes as u64,
+        bias_bytes,
     }))
 }
 
@@ -383,6 +394,15 @@ mod tests {
         assert!(refused(shape(4, 4, 3, 3, 64), settings(8)).contains("total_heads (8)"));
         let huge = shape(4096, 4096, 1 << 12, 1, 128);
         assert!(refused(huge, settings(4096)).contains("max_storage_buffer_binding_size"));
+        let huge = FlashSettings {
+            window: (Some(u32::MAX), Some(1 << 26)),
+            ..settings(4)
+        };
+        let planned = plan(shape(4, 4, 3, 3, 64), huge, LIMITS).unwrap().unwrap();
+        assert_eq!(
+            (planned.params.window_left, planned.params.window_right),
+            (-1, -1)
+        );
         let nan = FlashSettings {
             scale: Some(f32::NAN),
             ..settings(4)

@@ -50,7 +50,7 @@ impl AlibiPositionalBias {
 
     /// Binds `target` on the module's device inside an error scope, before anything is
     /// recorded into the caller's encoder: a buffer of another device is refused here.
-    pub(super) fn check_own_buffer(&self, target: &wgpu::Buffer) -> Result<()> {
+    pub(in crate::module) fn check_own_buffer(&self, target: &wgpu::Buffer) -> Result<()> {
         let device = &self.gpu.device;
         let probe = self.gpu.run(Work::named("binding the target buffer"), || {
             let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
