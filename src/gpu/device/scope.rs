@@ -294,7 +294,7 @@ impl DeferredErrors {
     }
 
     /// The record of the work done outside any call, for results that outlive the module's
-    /// borrow (a [`DenseBias`](crate::DenseBias) checks it after the module is gone).
+    /// borrow (a dense tensor checks it after the module is gone).
     pub fn untied(&self) -> CallErrors {
         self.untied.clone()
     }
