@@ -56,7 +56,7 @@ enum Call {
     ReadInto(usize, usize),
     GetBias(usize, usize),
     EncodeForward(usize, usize),
-    /// `encode_into` (dense, at offset 0) a target of the size needed, or 16 bytes short when `short`.
+    /// `encode_into` (dense, at offset 0) a target of the size needed, or short by 16 bytes (a word under 32 bytes) when `short`.
     EncodeInto {
         i: usize,
         j: usize,
@@ -463,7 +463,7 @@ impl Fuzzer {
     }
 
     /// A caller's target for a `[heads, i, j]` bias: the size the module needs (rows padded
-    /// to 4 columns), 16 bytes less when `short`; a small one for a tensor that cannot
+    /// to 4 columns), 16 bytes less (a word less under 32 bytes) when `short`; a small one for a tensor that cannot
     /// exist, which the module must refuse before it looks at the target.
     /// The dense f32 tensor `[heads, i, j]` at the start of `target`, read back.
     fn dense(
@@ -496,7 +496,17 @@ impl Fuzzer {
         let needed = (i <= MAX_SEQUENCE && j <= MAX_SEQUENCE)
             .then(|| heads as u128 * i as u128 * j as u128 * 4);
         let size = match needed {
-            Some(n) if n > 0 && n <= 1 << 24 => n as u64 - if short { 16 } else { 0 },
+            // Short: 16 bytes less, or one word less for a tensor of under 32 bytes.
+            Some(n) if n > 0 && n <= 1 << 24 => {
+                let n = n as u64;
+                n - if !short {
+                    0
+                } else if n < 32 {
+                    4
+                } else {
+                    16
+                }
+            }
             _ => 64,
         };
         common::scoped(device, "creating a target", || {
