@@ -8,6 +8,8 @@
 mod common;
 #[path = "common/attention_oracle.rs"]
 mod oracle;
+#[path = "common/unit_values.rs"]
+mod unit_values;
 
 use alibi_wgpu::{
     AlibiConfig, AlibiError, AlibiPositionalBias, AttentionBias, AttentionBuffers, AttentionError,
@@ -16,6 +18,7 @@ use alibi_wgpu::{
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
 use std::sync::Mutex;
+use unit_values::values;
 
 /// One test at a time: on GL a pipeline build holds the context lock for seconds, and wgpu
 /// takes a wait longer than its timeout for a deadlock.
@@ -28,19 +31,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 /// |kernel - f64 reference| for f32 inputs of unit scale (docs/attention.md).
 const F32_TOLERANCE: f64 = 1e-5;
 const F16_TOLERANCE: f64 = 2e-3;
-
-/// Uniform values in [-1, 1) from a seed (xorshift), the same on every run.
-fn values(len: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        })
-        .collect()
-}
 
 #[derive(Clone, Debug)]
 struct Call {

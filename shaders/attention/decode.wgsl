@@ -12,11 +12,12 @@ fn decode(
     @builtin(local_invocation_index) lane: u32,
 ) {
     let invocation = (group_id.y * params.groups_x + group_id.x) * LANES + lane;
-    let rows_total = params.batch * params.heads_q * params.rows;
-    if invocation >= rows_total * params.splits {
+    let run_row = invocation / params.splits;
+    if run_row >= params.pairs * params.group_rows {
         return;
     }
-    let row = invocation / params.splits;
+    // The row of the tensors (the run's rows follow its first pair's).
+    let row = params.pair0 * params.group_rows + run_row;
     let split = invocation % params.splits;
     let r = row % params.rows;
     let head = (row / params.rows) % params.heads_q;
@@ -41,7 +42,7 @@ fn decode(
         first = max(first, u32(clamp(relative - params.window_left, 0, i32(params.keys))));
     }
 
-    let q = block_load(row * D4);
+    let q = block_load(row * D4 - params.q_window);
     var acc = block_zero();
     let unseen_max = alibi_neg_inf(i32(lane));
     var running_max = unseen_max;
@@ -70,10 +71,10 @@ fn decode(
         acc = block_axpy_v(acc, p3, kv_base + min(key + 3u, last));
         running_max = new_max;
     }
-    block_store_partial((row * params.splits + split) * (D4 + 1u), true, running_max, running_sum, acc);
+    block_store_partial((run_row * params.splits + split) * (D4 + 1u), true, running_max, running_sum, acc);
 }
 
-// `scores` of one key read from k at `at` (a key of k, in keys).
+// `scores` of one key read from k at `at` (a key of k, in keys of the tensor).
 fn scores_k(
     q: Block,
     at: u32,

@@ -45,6 +45,13 @@ struct Params {
     window_right: i32,
     // Workgroups along x of the combine pass.
     combine_groups_x: u32,
+    // This run (src/gpu/attention/chunks.rs): its first (batch item, key/value head)
+    // pair and its pairs, and where its bound windows of q and out, and of k and v, start
+    // in the tensors (in vec4s, mod 2^32: indices subtract them and wrap to the window's).
+    pair0: u32,
+    pairs: u32,
+    q_window: u32,
+    kv_window: u32,
 }
 
 @group(0) @binding(BINDING_PARAMS) var<uniform> params: Params;
@@ -68,7 +75,8 @@ const BIAS_TENSOR: u32 = 2u;
 var<workgroup> k_tile: array<vec4<f32>, KEYS_PER_TILE * D4>;
 var<workgroup> v_tile: array<vec4<f32>, KEYS_PER_TILE * D4>;
 
-// Where a workgroup works: its batch item, key/value head, tile of rows and key split.
+// Where a workgroup works: its batch item, key/value head, tile of rows and key split
+// (`linear` counts the run's workgroups).
 struct Place {
     b: u32,
     kv_head: u32,
@@ -80,7 +88,7 @@ fn place(linear: u32) -> Place {
     let split = linear % params.splits;
     let rest = linear / params.splits;
     let tile = rest % params.row_tiles;
-    let heads = rest / params.row_tiles;
+    let heads = params.pair0 + rest / params.row_tiles;
     return Place(heads / params.heads_kv, heads % params.heads_kv, tile, split);
 }
 
@@ -127,7 +135,7 @@ fn flash(
     @builtin(local_invocation_index) lane: u32,
 ) {
     let linear = group_id.y * params.groups_x + group_id.x;
-    if linear >= params.batch * params.heads_kv * params.row_tiles * params.splits {
+    if linear >= params.pairs * params.row_tiles * params.splits {
         return;
     }
     let at = place(linear);
@@ -148,7 +156,9 @@ fn flash(
     let slopes = rows_slope(heads);
     let unseen_max = RowsF(alibi_neg_inf(i32(lane)));
 
-    let q = block_load(rows * D4);
+    // Rows of the tensors, and in vec4s of the run's windows of q and out.
+    let window_rows = rows * D4 - RowsU(params.q_window);
+    let q = block_load(window_rows);
     var acc = block_zero();
     var running_max = unseen_max;
     var running_sum = RowsF(0.0);
@@ -160,7 +170,7 @@ fn flash(
         for (var e = lane; e < KEYS_PER_TILE * D4; e += LANES) {
             let key = tile_start + e / D4;
             let inside = key < range.y;
-            let source = (kv_base + min(key, range.y - 1u)) * D4 + e % D4;
+            let source = (kv_base + min(key, range.y - 1u)) * D4 + e % D4 - params.kv_window;
             k_tile[e] = select(vec4<f32>(0.0), input4(k_in[source]), inside);
             v_tile[e] = select(vec4<f32>(0.0), input4(v_in[source]), inside);
         }
@@ -194,13 +204,14 @@ fn flash(
     }
 
     if SPLIT {
-        let slots = (rows * params.splits + RowsU(at.split)) * (D4 + 1u);
+        let run_rows = rows - RowsU(params.pair0 * params.group_rows);
+        let slots = (run_rows * params.splits + RowsU(at.split)) * (D4 + 1u);
         block_store_partial(slots, valid, running_max, running_sum, acc);
         return;
     }
     // A row that sees no key outputs 0.
     let inverse = select(RowsF(1.0) / running_sum, RowsF(0.0), running_sum == RowsF(0.0));
-    block_store(rows * D4, valid, acc, inverse);
+    block_store(window_rows, valid, acc, inverse);
 }
 
 // The scores of key `key` of the sequence (`tile_key` of the tile) for every row:

@@ -66,6 +66,14 @@ pub enum AttentionError {
         /// The limit's name in `wgpu::Limits`.
         limit_name: &'static str,
     },
+    /// A key/value head whose rows need more workgroups than one dispatch grid holds.
+    #[error("one key/value head needs {count} workgroups, above the {limit} of one dispatch grid (max_compute_workgroups_per_dimension squared) on this device; attend over fewer rows or keys per call")]
+    Workgroups {
+        /// The workgroups of one key/value head.
+        count: u128,
+        /// The most one grid holds.
+        limit: u64,
+    },
     /// The output buffer given as an input too.
     #[error("{name} and out are the same buffer; the output needs a buffer of its own")]
     Aliased {

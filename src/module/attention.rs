@@ -250,14 +250,18 @@ impl AlibiPositionalBias {
             }
         }
         let device_limits = self.gpu.device.limits();
-        let cpu = self
-            .adapter_info
-            .as_ref()
-            .is_some_and(|info| info.device_type == wgpu::DeviceType::Cpu);
+        // The adapter the module was opened on, or else the device's own (a module made
+        // with `with_config` on a caller's device).
+        let device_type = self.adapter_info.as_ref().map_or_else(
+            || self.gpu.device.adapter_info().device_type,
+            |info| info.device_type,
+        );
+        let cpu = device_type == wgpu::DeviceType::Cpu;
         let limits = AttentionLimits {
             max_binding_bytes: self.gpu.limits.max_binding_bytes,
             max_buffer_bytes: self.gpu.limits.max_buffer_bytes,
             max_workgroups_per_dimension: self.gpu.limits.max_workgroups_per_dimension,
+            binding_alignment: self.gpu.limits.binding_alignment,
             workgroup_storage_bytes: device_limits.max_compute_workgroup_storage_size,
             // A CPU adapter runs one workgroup per core at a time; a GPU wants hundreds.
             busy_workgroups: if cpu {

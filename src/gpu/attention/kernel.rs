@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
+use super::chunks::Span;
 use super::plan::{FlashParams, FlashPlan, FlashVariant, ROWS_PER_GROUP};
 use super::rows::rows_wgsl;
 use crate::dtype::BiasDtype;
@@ -131,61 +132,56 @@ impl FlashKernels {
     ) -> Result<()> {
         let pipelines = self.get(gpu, plan.variant)?;
         gpu.run(Work::named("recording an attention"), || {
-            let params = params_buffer(&gpu.device, &plan.params);
-            let resources = [
-                &params,
-                buffers.slopes,
-                buffers.out,
-                buffers.q,
-                buffers.k,
-                buffers.v,
-                buffers.offsets,
-                buffers.partial,
-                buffers.bias,
-            ];
-            // The caller's tensors are bound at their own sizes: a larger buffer may exceed
-            // one binding's limit where its tensor does not.
-            let sizes = [
-                None,
-                None,
-                Some(plan.query_bytes),
-                Some(plan.query_bytes),
-                Some(plan.key_bytes),
-                Some(plan.key_bytes),
-                None,
-                None,
-                plan.bias_bytes,
-            ];
-            let entries: Vec<_> = resources
-                .iter()
-                .zip(sizes)
-                .enumerate()
-                .map(|(binding, (buffer, size))| wgpu::BindGroupEntry {
-                    binding: binding as u32,
-                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer,
-                        offset: 0,
-                        size: size.and_then(wgpu::BufferSize::new),
-                    }),
-                })
-                .collect();
-            let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("alibi attention"),
-                layout: &pipelines.layout,
-                entries: &entries,
-            });
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some("alibi attention"),
                 timestamp_writes: None,
             });
-            pass.set_bind_group(0, &bind_group, &[]);
-            pass.set_pipeline(&pipelines.flash);
-            let [x, y, z] = plan.groups;
-            pass.dispatch_workgroups(x, y, z);
-            if let Some([x, y, z]) = plan.combine_groups {
-                // A later dispatch of the same pass sees the partials the first wrote.
-                pass.set_pipeline(&pipelines.combine);
+            for chunk in plan.chunks() {
+                let params = params_buffer(&gpu.device, &chunk.params);
+                let whole = |buffer| (buffer, Span { offset: 0, size: 0 });
+                let resources = [
+                    whole(&params),
+                    whole(buffers.slopes),
+                    (buffers.out, chunk.query),
+                    (buffers.q, chunk.query),
+                    (buffers.k, chunk.key),
+                    (buffers.v, chunk.key),
+                    whole(buffers.offsets),
+                    whole(buffers.partial),
+                    match plan.bias_bytes {
+                        Some(size) => (buffers.bias, Span { offset: 0, size }),
+                        None => whole(buffers.bias),
+                    },
+                ];
+                // The caller's tensors are bound at their run's window, never past it: a
+                // larger buffer may exceed one binding's limit where the window does not.
+                let entries: Vec<_> = resources
+                    .iter()
+                    .enumerate()
+                    .map(|(binding, (buffer, span))| wgpu::BindGroupEntry {
+                        binding: binding as u32,
+                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                            buffer,
+                            offset: span.offset,
+                            size: wgpu::BufferSize::new(span.size),
+                        }),
+                    })
+                    .collect();
+                let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some("alibi attention"),
+                    layout: &pipelines.layout,
+                    entries: &entries,
+                });
+                pass.set_bind_group(0, &bind_group, &[]);
+                pass.set_pipeline(&pipelines.flash);
+                let [x, y, z] = chunk.groups;
                 pass.dispatch_workgroups(x, y, z);
+                if let Some([x, y, z]) = chunk.combine_groups {
+                    // A later dispatch of the same pass sees the partials the first wrote
+                    // (and the next run's flash pass sees this combine's reads done).
+                    pass.set_pipeline(&pipelines.combine);
+                    pass.dispatch_workgroups(x, y, z);
+                }
             }
         })
     }

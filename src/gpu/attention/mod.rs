@@ -1,7 +1,9 @@
-//! The attention kernels on the GPU: a call's plan (`plan.rs`), its pipelines and recording
+//! The attention kernels on the GPU: a call's plan (`plan.rs`), its runs within the
+//! device's binding and grid limits (`chunks.rs`), its pipelines and recording
 //! (`kernel.rs`), and the registers of one row written out for a head dimension
 //! (`rows.rs`).
 
+pub(crate) mod chunks;
 pub(crate) mod kernel;
 pub(crate) mod plan;
 pub(crate) mod rows;

@@ -2,6 +2,7 @@
 //! the key splits of flash-decoding, the dispatch grid, and the uniform `FlashParams`
 //! (`Params` in shaders/attention/flash.wgsl).
 
+use super::chunks::{runs, Chunk, PairCost, Runs};
 use crate::attention::{AttentionError, AttentionShape};
 use crate::dtype::BiasDtype;
 use crate::error::{AlibiError, Result};
@@ -38,7 +39,16 @@ pub(crate) struct FlashParams {
     pub window_left: i32,
     pub window_right: i32,
     pub combine_groups_x: u32,
+    /// The run's first (batch item, key/value head) pair and its pairs (`chunks.rs`).
+    pub pair0: u32,
+    pub pairs: u32,
+    /// Where the run's windows of q (and the output) and of k (and v) start, in vec4s
+    /// of the tensors (mod 2^32).
+    pub q_window: u32,
+    pub kv_window: u32,
 }
+
+const _: () = assert!(std::mem::size_of::<FlashParams>() == 80);
 
 /// The device limits a plan respects.
 #[derive(Clone, Copy, Debug)]
@@ -46,6 +56,7 @@ pub(crate) struct AttentionLimits {
     pub max_binding_bytes: u64,
     pub max_buffer_bytes: u64,
     pub max_workgroups_per_dimension: u32,
+    pub binding_alignment: u64,
     pub workgroup_storage_bytes: u32,
     /// Workgroups that keep the device busy: fewer, and the keys are split across more.
     pub busy_workgroups: u32,
@@ -96,18 +107,24 @@ impl FlashVariant {
 /// One planned call.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct FlashPlan {
+    /// The whole call's uniform; each run sets its own pairs, windows and grids.
     pub params: FlashParams,
     pub variant: FlashVariant,
-    pub groups: [u32; 3],
-    /// The combine pass's grid, with splits.
-    pub combine_groups: Option<[u32; 3]>,
-    /// Bytes of the partial results, with splits.
+    /// The runs the call is cut into (one, unless a tensor exceeds one binding).
+    pub runs: Runs,
+    /// Bytes of the partial results of the longest run, with splits.
     pub partial_bytes: u64,
-    /// Bytes of `q` (and the output) and of `k` (and `v`).
-    pub query_bytes: u64,
-    pub key_bytes: u64,
     /// Bytes of the materialized bias, when the call reads one.
     pub bias_bytes: Option<u64>,
+    pub max_workgroups_per_dimension: u32,
+}
+
+impl FlashPlan {
+    /// The call's runs, each with its own uniform, grids and windows.
+    pub fn chunks(&self) -> Vec<Chunk> {
+        self.runs
+            .chunks(self.params, self.max_workgroups_per_dimension)
+    }
 }
 
 /// The call's settings besides the shape.
@@ -168,8 +185,9 @@ pub(crate) fn plan(
     let query_bytes =
         batch as u128 * query_heads as u128 * queries as u128 * head_dim as u128 * element;
     let key_bytes = batch as u128 * kv_heads as u128 * keys as u128 * head_dim as u128 * element;
-    fits("q", query_bytes, limits)?;
-    fits("k", key_bytes, limits)?;
+    // The caller's buffers hold the whole tensors; one binding need only hold a run's.
+    buffer_fits("q", query_bytes, limits)?;
+    buffer_fits("k", key_bytes, limits)?;
     let bias_bytes = if settings.bias_mode == 2 {
         let bias = query_heads as u128 * queries as u128 * keys as u128 * 4;
         fits("the bias tensor", bias, limits)?;
@@ -180,12 +198,25 @@ pub(crate) fn plan(
     if query_bytes == 0 || keys == 0 {
         return Ok(None);
     }
+    let rows_total = batch as u128 * query_heads as u128 * queries as u128;
+    let key_rows = batch as u128 * kv_heads as u128 * keys as u128;
+    // The kernels count rows and keys in u32.
+    for (name, count) in [("the query rows", rows_total), ("the key rows", key_rows)] {
+        if count > u32::MAX as u128 {
+            return Err(refuse(AttentionError::TooLarge {
+                name,
+                bytes: count,
+                limit: u32::MAX.into(),
+                limit_name: "the kernels' u32 row counts (rows, not bytes)",
+            }));
+        }
+    }
 
     let keys_per_tile = keys_per_tile(head_dim as u32, limits.workgroup_storage_bytes);
     let group = (query_heads / kv_heads) as u32;
     let group_rows = group as u64 * queries as u64;
     let row_tiles = group_rows.div_ceil(ROWS_PER_GROUP as u64);
-    let rows_total = batch as u128 * query_heads as u128 * queries as u128;
+    let pairs = batch as u64 * kv_heads as u64;
     // A few rows per key/value head (decode steps): an invocation per row and key range,
     // rather than tiles of rows that would be mostly empty.
     let decode = group_rows * 4 <= ROWS_PER_GROUP as u64;
@@ -193,35 +224,53 @@ pub(crate) fn plan(
         let splits = (keys as u64).div_ceil(DECODE_KEYS_PER_SPLIT);
         (splits, DECODE_KEYS_PER_SPLIT, 1)
     } else {
-        let base = batch as u64 * kv_heads as u64 * row_tiles;
-        let (splits, per) = splits(base, keys as u64, keys_per_tile, limits.busy_workgroups);
+        let (splits, per) = splits(
+            pairs * row_tiles,
+            keys as u64,
+            keys_per_tile,
+            limits.busy_workgroups,
+        );
         (
             splits,
             per,
             rows_per_invocation(head_dim as u32, limits.cpu),
         )
     };
+    let head_dim = head_dim as u64;
+    // A pair's partial results must fit one binding: fewer, longer splits where not.
+    let partial_row_bytes = (head_dim / 4 + 1) * 16;
+    let most_splits = limits.max_binding_bytes.min(limits.max_buffer_bytes)
+        / (group_rows * partial_row_bytes).max(1);
+    let (splits, keys_per_split) = if splits > most_splits && most_splits > 0 {
+        let step = if decode { 4 } else { keys_per_tile as u64 };
+        let per = (keys as u64).div_ceil(most_splits).next_multiple_of(step);
+        ((keys as u64).div_ceil(per), per)
+    } else {
+        (splits, keys_per_split)
+    };
     let lanes = ROWS_PER_GROUP / rows_per_invocation;
     let split = decode || splits > 1;
-    let partial_bytes = if split {
-        let bytes = rows_total * splits as u128 * (head_dim as u128 / 4 + 1) * 16;
-        fits("the split partial results", bytes, limits)?;
-        bytes as u64
-    } else {
-        0
+    let element = settings.dtype.size() as u64;
+    let cost = PairCost {
+        query_bytes: group_rows * head_dim * element,
+        key_bytes: keys as u64 * head_dim * element,
+        partial_bytes: if split {
+            group_rows * splits * partial_row_bytes
+        } else {
+            0
+        },
+        // Decode: an invocation per row and split; flash: a workgroup per tile and split.
+        workgroups_num: if decode {
+            group_rows * splits
+        } else {
+            row_tiles * splits
+        },
+        combine_num: if split { group_rows } else { 0 },
+        workgroups_den: if decode { lanes as u64 } else { 1 },
+        unit_bytes: 4 * element,
     };
-    let workgroups = if decode {
-        (rows_total * splits as u128).div_ceil(lanes as u128)
-    } else {
-        batch as u128 * kv_heads as u128 * row_tiles as u128 * splits as u128
-    };
-    let groups = grid("the workgroups", workgroups, limits)?;
-    let combine_groups = if split {
-        let combine = rows_total.div_ceil(lanes as u128);
-        Some(grid("the combine workgroups", combine, limits)?)
-    } else {
-        None
-    };
+    let runs = runs(pairs, cost, limits)?;
+    let partial_bytes = runs.per_run * cost.partial_bytes;
     // A side of 2^26 or more reaches past every position (all within ±(2^24 + 2^23)): it
     // is unlimited, and the kernel's sums of positions and sides cannot overflow an i32.
     let side = |limit: Option<u32>| match limit {
@@ -239,12 +288,16 @@ pub(crate) fn plan(
         row_tiles: row_tiles as u32,
         splits: splits as u32,
         keys_per_split: keys_per_split as u32,
-        groups_x: groups[0],
+        groups_x: 0,
         slope_heads: settings.slope_heads.min(query_heads) as u32,
         scale,
         window_left: side(settings.window.0),
         window_right: side(settings.window.1),
-        combine_groups_x: combine_groups.map_or(0, |g| g[0]),
+        combine_groups_x: 0,
+        pair0: 0,
+        pairs: pairs as u32,
+        q_window: 0,
+        kv_window: 0,
     };
     let variant = FlashVariant {
         head_dim: head_dim as u32,
@@ -259,12 +312,10 @@ pub(crate) fn plan(
     Ok(Some(FlashPlan {
         params,
         variant,
-        groups,
-        combine_groups,
+        runs,
         partial_bytes,
-        query_bytes: query_bytes as u64,
-        key_bytes: key_bytes as u64,
         bias_bytes,
+        max_workgroups_per_dimension: limits.max_workgroups_per_dimension,
     }))
 }
 
@@ -289,22 +340,28 @@ fn splits(base: u64, keys: u64, keys_per_tile: u32, busy: u32) -> (u64, u64) {
     (keys.div_ceil(keys_per_split), keys_per_split)
 }
 
-/// A 2-D grid of `count` workgroups within the per-dimension limit.
-fn grid(name: &'static str, count: u128, limits: AttentionLimits) -> Result<[u32; 3]> {
-    let max = limits.max_workgroups_per_dimension as u128;
-    let x = count.min(max).max(1);
+/// A 2-D grid of `count` workgroups, at most `max` along each side (the caller checked
+/// `count <= max * max`).
+pub(crate) fn grid(count: u128, max: u32) -> [u32; 3] {
+    let x = count.min(max as u128).max(1);
     let y = count.div_ceil(x).max(1);
-    if y > max {
-        return Err(refuse(AttentionError::TooLarge {
-            name,
-            bytes: count,
-            limit: (max * max) as u64,
-            limit_name: "max_compute_workgroups_per_dimension squared",
-        }));
-    }
-    Ok([x as u32, y as u32, 1])
+    [x as u32, y as u32, 1]
 }
 
+/// Refuses a tensor larger than one buffer of the device.
+fn buffer_fits(name: &'static str, bytes: u128, limits: AttentionLimits) -> Result<()> {
+    if bytes > limits.max_buffer_bytes as u128 {
+        return Err(refuse(AttentionError::TooLarge {
+            name,
+            bytes,
+            limit: limits.max_buffer_bytes,
+            limit_name: "max_buffer_size",
+        }));
+    }
+    Ok(())
+}
+
+/// Refuses a tensor larger than one binding (or buffer) of the device.
 fn fits(name: &'static str, bytes: u128, limits: AttentionLimits) -> Result<()> {
     let (limit, limit_name) = if limits.max_binding_bytes <= limits.max_buffer_bytes {
         (limits.max_binding_bytes, "max_storage_buffer_binding_size")
@@ -330,6 +387,7 @@ mod tests {
         max_binding_bytes: 1 << 27,
         max_buffer_bytes: 1 << 30,
         max_workgroups_per_dimension: 65535,
+        binding_alignment: 256,
         workgroup_storage_bytes: 16384,
         busy_workgroups: 64,
         cpu: false,
@@ -393,7 +451,9 @@ mod tests {
         );
         assert!(refused(shape(4, 4, 3, 3, 64), settings(8)).contains("total_heads (8)"));
         let huge = shape(4096, 4096, 1 << 12, 1, 128);
-        assert!(refused(huge, settings(4096)).contains("max_storage_buffer_binding_size"));
+        assert!(refused(huge, settings(4096)).contains("max_buffer_size"));
+        let long = shape(4, 4, 1 << 18, 1, 128);
+        assert!(refused(long, settings(4)).contains("the q rows of one key/value head"));
         let huge = FlashSettings {
             window: (Some(u32::MAX), Some(1 << 26)),
             ..settings(4)
@@ -408,6 +468,42 @@ mod tests {
             ..settings(4)
         };
         assert!(refused(shape(4, 4, 3, 3, 64), nan).contains("scale"));
+    }
+
+    #[test]
+    fn tensors_past_one_binding_are_cut_into_runs() {
+        // q and k of 256 MiB each, 4 MiB per key/value head, over a 128 MiB binding.
+        let planned = plan(shape(64, 64, 8192, 8192, 128), settings(64), LIMITS)
+            .unwrap()
+            .unwrap();
+        let pairs: Vec<_> = planned
+            .chunks()
+            .iter()
+            .map(|c| (c.params.pair0, c.params.pairs))
+            .collect();
+        assert_eq!(pairs, [(0, 31), (31, 31), (62, 2)]);
+        let whole = plan(shape(16, 16, 1024, 1024, 64), settings(16), LIMITS)
+            .unwrap()
+            .unwrap();
+        assert_eq!(whole.chunks().len(), 1);
+    }
+
+    #[test]
+    fn split_partials_fit_one_binding() {
+        let small = AttentionLimits {
+            // 1 MiB of keys; 17 KiB of partials per split, 128 splits wanted.
+            max_binding_bytes: 2 << 20,
+            busy_workgroups: 1024,
+            ..LIMITS
+        };
+        let planned = plan(shape(1, 1, 64, 4096, 64), settings(1), small)
+            .unwrap()
+            .unwrap();
+        let p = planned.params;
+        assert!(planned.partial_bytes <= 2 << 20, "{planned:?}");
+        assert!(p.splits > 1 && p.splits < 128, "{p:?}");
+        assert_eq!(p.keys_per_split % planned.variant.keys_per_tile, 0);
+        assert!(p.splits * p.keys_per_split >= 4096);
     }
 
     #[test]

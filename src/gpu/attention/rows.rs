@@ -73,15 +73,24 @@ pub(crate) fn rows_wgsl(rows: u32, d4: u32) -> String {
     );
     // q . k per row: each k vec4 read once; per row one vec4 of partial sums, added in
     // field order, then across. From the tile (`flash`) or from k itself (`decode`).
-    for (name, what, read) in [
-        ("block_dot", "key `key` of the tile", "k_tile[base + {d}u]"),
+    // Keys of k and v are counted in the tensors; their reads, in the run's window.
+    let tile_base = "key * D4";
+    let window_base = "key * D4 - params.kv_window";
+    for (name, what, base, read) in [
+        (
+            "block_dot",
+            "key `key` of the tile",
+            tile_base,
+            "k_tile[base + {d}u]",
+        ),
         (
             "block_dot_k",
             "the key at `key` of k",
+            window_base,
             "input4(k_in[base + {d}u])",
         ),
     ] {
-        let _ = writeln!(w, "// q . k of every row for {what}.\nfn {name}(q: Block, key: u32) -> RowsF {{\n    let base = key * D4;");
+        let _ = writeln!(w, "// q . k of every row for {what}.\nfn {name}(q: Block, key: u32) -> RowsF {{\n    let base = {base};");
         for d in 0..d4 {
             let _ = writeln!(w, "    let k{d} = {};", read.replace("{d}", &d.to_string()));
         }
@@ -96,19 +105,21 @@ pub(crate) fn rows_wgsl(rows: u32, d4: u32) -> String {
             .collect();
         let _ = writeln!(w, "    return RowsF({});\n}}", sums.join(", "));
     }
-    for (name, what, read) in [
+    for (name, what, base, read) in [
         (
             "block_axpy",
             "value `key` of the tile",
+            tile_base,
             "v_tile[base + {d}u]",
         ),
         (
             "block_axpy_v",
             "the value at `key` of v",
+            window_base,
             "input4(v_in[base + {d}u])",
         ),
     ] {
-        let _ = writeln!(w, "// acc + p * v of every row for {what}.\nfn {name}(acc: Block, p: RowsF, key: u32) -> Block {{\n    let base = key * D4;");
+        let _ = writeln!(w, "// acc + p * v of every row for {what}.\nfn {name}(acc: Block, p: RowsF, key: u32) -> Block {{\n    let base = {base};");
         for d in 0..d4 {
             let _ = writeln!(w, "    let v{d} = {};", read.replace("{d}", &d.to_string()));
         }

@@ -384,6 +384,10 @@ fn the_attention_uniform_is_flash_params() {
         window_left: I32,
         window_right: I32,
         combine_groups_x: U32,
+        pair0: U32,
+        pairs: U32,
+        q_window: U32,
+        kv_window: U32,
     });
     for variant in attention::sample_variants(BiasDtype::F32) {
         let source = attention::source(variant);

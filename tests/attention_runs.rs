@@ -1,0 +1,151 @@
+#![cfg(not(target_arch = "wasm32"))]
+//! Attention whose tensors exceed one storage binding: the call runs in pieces over
+//! (batch item, key/value head) pairs, each bound at its own window (src/gpu/attention/
+//! chunks.rs). On a device whose bindings hold 64 KiB, every piece's output equals, bit for
+//! bit, the same call on the shared device (one piece), and the f64 oracle within the
+//! bound; a key/value head too large for one binding alone is a typed refusal.
+
+mod common;
+#[path = "common/attention_oracle.rs"]
+mod oracle;
+#[path = "common/unit_values.rs"]
+mod unit_values;
+
+use alibi_wgpu::{
+    AlibiConfig, AlibiError, AlibiPositionalBias, AttentionBias, AttentionError, AttentionOptions,
+    AttentionShape,
+};
+use std::sync::Mutex;
+use unit_values::values;
+
+/// One test at a time: on GL a pipeline build holds the context lock for seconds.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+const BINDING_BYTES: u64 = 64 << 10;
+const F32_TOLERANCE: f64 = 1e-5;
+
+struct Piecewise {
+    name: &'static str,
+    shape: AttentionShape,
+    heads: usize,
+    causal: bool,
+}
+
+fn case(call: &Piecewise, query_offsets: &[i32], key_offsets: &[i32]) -> oracle::Case {
+    let s = call.shape;
+    oracle::Case {
+        batch: s.batch,
+        query_heads: s.query_heads,
+        kv_heads: s.kv_heads,
+        queries: s.queries,
+        keys: s.keys,
+        head_dim: s.head_dim,
+        slopes: AlibiPositionalBias::get_slopes(call.heads).unwrap(),
+        alibi: true,
+        causal: call.causal,
+        window: (None, None),
+        query_offsets: query_offsets.to_vec(),
+        key_offsets: key_offsets.to_vec(),
+        scale: 1.0 / (s.head_dim as f64).sqrt(),
+    }
+}
+
+#[test]
+fn tensors_past_one_binding_run_in_pieces() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(gpu) = common::gpu() else { return };
+    let shape = |batch, kv_heads, group, queries, keys| AttentionShape {
+        batch,
+        query_heads: kv_heads * group,
+        kv_heads,
+        queries,
+        keys,
+        head_dim: 32,
+    };
+    for call in [
+        // q 105 KiB and k 113 KiB: two pieces of three pairs; a padding head.
+        Piecewise {
+            name: "prefill",
+            shape: shape(3, 2, 2, 70, 150),
+            heads: 3,
+            causal: true,
+        },
+        // Two pairs of 39 KiB of keys and few rows: each piece splits its keys.
+        Piecewise {
+            name: "split prefill",
+            shape: shape(2, 1, 1, 20, 312),
+            heads: 1,
+            causal: false,
+        },
+        // Decode steps, a pair a piece (50 KiB of keys each).
+        Piecewise {
+            name: "decode",
+            shape: shape(2, 4, 2, 1, 400),
+            heads: 8,
+            causal: true,
+        },
+    ] {
+        let s = call.shape;
+        let config = AlibiConfig::new(call.heads)
+            .total_heads(s.query_heads)
+            .causal(call.causal);
+        let small = common::windowed_module(gpu, Some(BINDING_BYTES), config.clone());
+        let whole = common::windowed_module(gpu, None, config);
+        let (q, k, v) = (
+            values(s.query_len(), 7),
+            values(s.key_len(), 8),
+            values(s.key_len(), 9),
+        );
+        assert!(
+            (s.key_len() * 4) as u64 > BINDING_BYTES,
+            "{}: k must exceed one binding",
+            call.name
+        );
+        let query_offsets: Vec<i32> = (0..s.batch as i32).map(|b| -3 * b).collect();
+        let key_offsets: Vec<i32> = (0..s.batch as i32).map(|b| 2 * b).collect();
+        let options = AttentionOptions::new()
+            .bias(AttentionBias::Alibi)
+            .offsets(query_offsets.clone(), key_offsets.clone());
+        let pieces = pollster::block_on(small.attention(&q, &k, &v, s, &options))
+            .unwrap_or_else(|e| panic!("{}: {e}", call.name));
+        let one = pollster::block_on(whole.attention(&q, &k, &v, s, &options)).unwrap();
+        let differ = pieces
+            .iter()
+            .zip(&one)
+            .position(|(a, b)| a.to_bits() != b.to_bits());
+        assert_eq!(differ, None, "{}: first difference", call.name);
+        let expected = oracle::attention(&case(&call, &query_offsets, &key_offsets), &q, &k, &v);
+        let worst = pieces
+            .iter()
+            .zip(&expected)
+            .map(|(&g, &e)| (g as f64 - e).abs())
+            .fold(0.0, f64::max);
+        eprintln!("{} {s:?}: worst |error| {worst:.2e}", call.name);
+        assert!(worst <= F32_TOLERANCE, "{}: |error| {worst}", call.name);
+    }
+}
+
+#[test]
+fn a_key_value_head_past_one_binding_is_refused() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(gpu) = common::gpu() else { return };
+    let small = common::windowed_module(gpu, Some(BINDING_BYTES), AlibiConfig::new(2));
+    let shape = AttentionShape {
+        batch: 1,
+        query_heads: 2,
+        kv_heads: 1,
+        queries: 4,
+        keys: 600,
+        head_dim: 32,
+    };
+    let (q, kv) = (vec![0.5; shape.query_len()], vec![0.25; shape.key_len()]);
+    let refused =
+        pollster::block_on(small.attention(&q, &kv, &kv, shape, &AttentionOptions::new()));
+    match refused {
+        Err(AlibiError::Attention(AttentionError::TooLarge { name, bytes, .. })) => {
+            assert_eq!(name, "the keys of one key/value head");
+            assert_eq!(bytes, 600 * 32 * 4);
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
