@@ -61,9 +61,34 @@ struct Quad {
 }
 
 fn quad(c0: Cursor) -> Quad {
-    // Most quads lie in one row: one head, one row, four consecutive keys (`row_bits4`,
-    // one slope, no per-lane walk). Only those that cross a row take the walk.
-    if c0.k + 4u < params.cols {
+    // ONE_CROSSING (a constant of the pipeline, `src/gpu/bias/dense.rs`): rows of at least
+    // four elements, so four elements cross at most one row's end.
+    if ONE_CROSSING {
+        return crossing_quad(c0);
+    }
+    return walk_quad(c0);
+}
+
+// Four elements from `c0` that cross at most one row's end (rows of four elements or
+// more): the elements past the end are the next row's (or the next head's first row's),
+// chosen by selects. No branch: a CPU adapter runs both sides of one, lane by lane masked.
+fn crossing_quad(c0: Cursor) -> Quad {
+    let keys = vec4<u32>(c0.k) + vec4<u32>(0u, 1u, 2u, 3u);
+    let crossed = keys >= vec4<u32>(params.cols);
+    let next_head = c0.r + 1u == params.rows;
+    let next_h = select(c0.h, c0.h + 1u, next_head);
+    let next_r = select(c0.r + 1u, 0u, next_head);
+    let bits = crossing_bits4(Cursor(next_h, next_r, 0u), c0, keys, crossed);
+    let after = c0.k + 4u;
+    let wraps = after >= params.cols;
+    let next = Cursor(select(c0.h, next_h, wraps), select(c0.r, next_r, wraps), select(after, after - params.cols, wraps));
+    return Quad(bits, next);
+}
+
+// Four elements from `c0` in rows of any length: one row's four keys where they lie in
+// one row (`row_bits4`, one slope), else a walk element by element.
+fn walk_quad(c0: Cursor) -> Quad {
+    if c0.k + 4u <= params.cols {
         let keys = vec4<u32>(c0.k) + vec4<u32>(0u, 1u, 2u, 3u);
         return Quad(row_bits4(c0.h, c0.r, keys), Cursor(c0.h, c0.r, c0.k + 4u));
     }
@@ -76,6 +101,21 @@ fn quad(c0: Cursor) -> Quad {
         vec4<u32>(c0.k, c1.k, c2.k, c3.k),
     );
     return Quad(bits, advance(c3));
+}
+
+// The head and the row within it of global row `row`: row / rows and row % rows, without
+// an integer division (lavapipe and llvmpipe divide lane by lane). The f32 quotient is a
+// head (below MAX_HEADS, 4096) to within 0.001, so its truncation is at most one off, and
+// one correction makes it exact: the remainder, in wrapping u32, is either in [0, rows),
+// in [rows, 2 rows) (one too low) or within rows of 2^32 (one too high).
+fn head_and_row(row: u32) -> vec2<u32> {
+    let estimate = u32(f32(row) / f32(params.rows));
+    let remainder = row - estimate * params.rows;
+    let high = remainder > 0xffffffffu - params.rows;
+    let low = !high && remainder >= params.rows;
+    let head = select(select(estimate, estimate + 1u, low), estimate - 1u, high);
+    let r = select(select(remainder, remainder - params.rows, low), remainder + params.rows, high);
+    return vec2<u32>(head, r);
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -95,6 +135,7 @@ fn dense(
     if unit >= row_units_end || unit < params.unit_lo || unit >= params.unit_hi {
         return;
     }
-    let at = Cursor(row / params.rows, row % params.rows, unit * UNIT_ELEMENTS - start);
+    let place = head_and_row(row);
+    let at = Cursor(place.x, place.y, unit * UNIT_ELEMENTS - start);
     window[unit] = unit_at(at, unit);
 }

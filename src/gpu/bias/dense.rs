@@ -1,8 +1,10 @@
 //! The dense kernels (`shaders/bias/dense*.wgsl`), users of the windowed dispatch: a bias
 //! `[heads, I, j]` with no gap between rows or heads, at a byte offset of any buffer,
 //! generated at the module's positions, at custom ones, or copied from a cached strided
-//! block. Each is two pipelines of one source: four words per invocation for the body, one
-//! for the words at the tensor's edges (`plan.rs` says which words are which).
+//! block. Each is up to four pipelines of one source: four words per invocation for the
+//! body (of one row where rows hold whole vec4s; else crossing at most one row's end where
+//! rows hold four elements or more; else walking element by element), one word for the
+//! words at the tensor's edges (`plan.rs` says which words are which).
 
 mod plan;
 
@@ -19,9 +21,15 @@ use crate::gpu::dispatch::{Buffers, Extra, KernelSpec, Window, WindowedKernel};
 pub(crate) const DENSE_WGSL: &str = include_str!("../../../shaders/bias/dense.wgsl");
 pub(crate) const VEC4_WGSL: &str = include_str!("../../../shaders/bias/dense_vec4.wgsl");
 pub(crate) const WORD_WGSL: &str = include_str!("../../../shaders/bias/dense_word.wgsl");
+pub(crate) const ROW_VEC4_WGSL: &str = include_str!("../../../shaders/bias/dense_row_vec4.wgsl");
 pub(crate) const GENERATE_WGSL: &str = include_str!("../../../shaders/bias/dense_generate.wgsl");
 pub(crate) const POSITIONS_WGSL: &str = include_str!("../../../shaders/bias/dense_positions.wgsl");
 pub(crate) const COPY_WGSL: &str = include_str!("../../../shaders/bias/dense_copy.wgsl");
+
+/// `dense.wgsl`'s `quad`: rows of four elements or more, where four elements cross at
+/// most one row's end (selects), or rows of any length (a walk).
+const CROSSES_ONCE: &str = "const ONE_CROSSING: bool = true;";
+const WALKS: &str = "const ONE_CROSSING: bool = false;";
 
 /// The copy's own binding: the source, windowed like the tensor ([`Window::source`]).
 const SOURCE_BINDING: &[Extra] = &[Extra {
@@ -71,30 +79,23 @@ impl DenseKernel {
     /// always rounded in integer arithmetic (`f16_packed.wgsl`): the words are assembled
     /// from bits, on every device.
     pub fn spec(self, unit: UnitKind, dtype: BiasDtype, causal: bool) -> KernelSpec {
-        let (parts, extras): (&'static [&'static str], _) = match (self, unit) {
-            (Self::Generate, UnitKind::Vec4) => (&[VEC4_WGSL, DENSE_WGSL, GENERATE_WGSL], &[][..]),
-            (Self::Generate, UnitKind::Word) => (&[WORD_WGSL, DENSE_WGSL, GENERATE_WGSL], &[][..]),
-            (Self::Positions, UnitKind::Vec4) => (
-                &[
-                    VEC4_WGSL,
-                    DENSE_WGSL,
-                    POSITION_BINDINGS_WGSL,
-                    POSITIONS_WGSL,
-                ],
-                POSITION_BINDINGS,
-            ),
-            (Self::Positions, UnitKind::Word) => (
-                &[
-                    WORD_WGSL,
-                    DENSE_WGSL,
-                    POSITION_BINDINGS_WGSL,
-                    POSITIONS_WGSL,
-                ],
-                POSITION_BINDINGS,
-            ),
-            (Self::Copy, UnitKind::Vec4) => (&[VEC4_WGSL, DENSE_WGSL, COPY_WGSL], SOURCE_BINDING),
-            (Self::Copy, UnitKind::Word) => (&[WORD_WGSL, DENSE_WGSL, COPY_WGSL], SOURCE_BINDING),
+        let units: &[&'static str] = match unit {
+            UnitKind::Row => &[ROW_VEC4_WGSL, WALKS],
+            UnitKind::Vec4 => &[VEC4_WGSL, CROSSES_ONCE],
+            UnitKind::Walk => &[VEC4_WGSL, WALKS],
+            UnitKind::Word => &[WORD_WGSL, WALKS],
         };
+        let (values, extras): (&[&'static str], _) = match self {
+            Self::Generate => (&[GENERATE_WGSL], &[][..]),
+            Self::Positions => (&[POSITION_BINDINGS_WGSL, POSITIONS_WGSL], POSITION_BINDINGS),
+            Self::Copy => (&[COPY_WGSL], SOURCE_BINDING),
+        };
+        let parts = units
+            .iter()
+            .chain(&[DENSE_WGSL])
+            .chain(values)
+            .copied()
+            .collect();
         KernelSpec {
             entry_point: "dense",
             dtype,
@@ -112,7 +113,7 @@ type Kernel = WindowedKernel<DenseParams>;
 /// A module's dense kernels, each built on first use: `[kernel][unit]`.
 #[derive(Default)]
 pub(crate) struct DenseKernels {
-    built: [[OnceLock<Kernel>; 2]; 3],
+    built: [[OnceLock<Kernel>; 4]; 3],
 }
 
 impl DenseKernels {
@@ -156,7 +157,12 @@ impl DenseKernels {
         target: &wgpu::Buffer,
         extras: &[&wgpu::Buffer],
     ) -> Result<()> {
-        for unit in [UnitKind::Vec4, UnitKind::Word] {
+        for unit in [
+            UnitKind::Row,
+            UnitKind::Vec4,
+            UnitKind::Walk,
+            UnitKind::Word,
+        ] {
             let mine: Vec<_> = windows
                 .iter()
                 .filter(|(kind, _)| *kind == unit)

@@ -65,7 +65,7 @@ impl BiasKernel {
             dtype,
             f16_words: false,
             causal,
-            parts,
+            parts: parts.to_vec(),
             // At least one stored vec4.
             window_min_bytes: 4 * dtype.size() as u64,
             extras,

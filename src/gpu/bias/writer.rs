@@ -172,6 +172,20 @@ impl BiasWriter {
         Ok(buffer)
     }
 
+    /// Records the kernel's generation of `shape` into the caller's `target` from byte 0:
+    /// a dense tensor too when `shape`'s rows are whole vec4s (no padding columns).
+    pub fn encode_into(
+        &self,
+        gpu: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        slopes: &SlopeUniform,
+        shape: GenerateShape,
+        target: &wgpu::Buffer,
+    ) -> Result<()> {
+        let windows = plan(gpu, shape)?;
+        self.record(gpu, encoder, slopes, shape, &windows, target)
+    }
+
     fn record(
         &self,
         gpu: &GpuContext,

@@ -37,7 +37,7 @@ pub(crate) struct Extra {
 }
 
 /// Everything a kernel's WGSL and pipeline are built from.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct KernelSpec {
     pub entry_point: &'static str,
     /// The element type of the tensor it writes.
@@ -49,7 +49,7 @@ pub(crate) struct KernelSpec {
     /// no mask.
     pub causal: bool,
     /// Its WGSL after the shared parts: its own parts, then its body.
-    pub parts: &'static [&'static str],
+    pub parts: Vec<&'static str>,
     /// The least size of a window's binding: one unit the kernel indexes, rounded up to a
     /// word.
     pub window_min_bytes: u64,

@@ -74,7 +74,7 @@ pub(crate) fn compose(spec: &KernelSpec) -> String {
     }
     for part in [BINDINGS_WGSL, SLOPES_WGSL, MASK_WGSL]
         .iter()
-        .chain(spec.parts)
+        .chain(&spec.parts)
     {
         source.push('\n');
         source.push_str(part);

@@ -24,7 +24,7 @@ pub(crate) fn score_spec(dtype: BiasDtype, causal: bool) -> KernelSpec {
         // f16 scores need `SHADER_F16` (`add_to_scores` refuses them without it).
         f16_words: false,
         causal,
-        parts: &[ADD_BIAS_WGSL],
+        parts: vec![ADD_BIAS_WGSL],
         // A storage binding is a multiple of 4 bytes.
         window_min_bytes: 4,
         extras: &[],

@@ -11,8 +11,8 @@ use crate::dtype::BiasDtype;
 use crate::gpu::attention::kernel as attention;
 use crate::gpu::bias::dense::{
     DenseKernel, DenseParams, UnitKind, COPY_WGSL, DENSE_WGSL,
-    GENERATE_WGSL as DENSE_GENERATE_WGSL, POSITIONS_WGSL as DENSE_POSITIONS_WGSL, VEC4_WGSL,
-    WORD_WGSL,
+    GENERATE_WGSL as DENSE_GENERATE_WGSL, POSITIONS_WGSL as DENSE_POSITIONS_WGSL, ROW_VEC4_WGSL,
+    VEC4_WGSL, WORD_WGSL,
 };
 use crate::gpu::bias::kernel::{
     BiasKernel, GenerateParams, PositionLayout, GENERATE_WGSL, POSITIONS_WGSL,
@@ -50,7 +50,12 @@ pub(super) fn kernels(dtype: BiasDtype, causal: bool) -> Vec<(KernelSpec, Unifor
                 DenseKernel::Positions,
                 DenseKernel::Copy,
             ] {
-                for unit in [UnitKind::Vec4, UnitKind::Word] {
+                for unit in [
+                    UnitKind::Vec4,
+                    UnitKind::Word,
+                    UnitKind::Row,
+                    UnitKind::Walk,
+                ] {
                     kernels.push((kernel.spec(unit, dtype, causal), dense_params()));
                 }
             }
@@ -142,6 +147,7 @@ fn the_sources_are_the_shader_files_and_every_part_is_used() {
         ("bias/position_bindings.wgsl", POSITION_BINDINGS_WGSL),
         ("bias/dense.wgsl", DENSE_WGSL),
         ("bias/dense_vec4.wgsl", VEC4_WGSL),
+        ("bias/dense_row_vec4.wgsl", ROW_VEC4_WGSL),
         ("bias/dense_word.wgsl", WORD_WGSL),
         ("bias/dense_generate.wgsl", DENSE_GENERATE_WGSL),
         ("bias/dense_positions.wgsl", DENSE_POSITIONS_WGSL),

@@ -60,12 +60,17 @@ pub(crate) enum UnitKind {
     Vec4 = 0,
     /// One word, at the tensor's edges.
     Word = 1,
+    /// Four words of one row: rows hold whole units and start one (no walk across rows).
+    Row = 2,
+    /// Four words, 16 bytes aligned, inside the tensor, in rows of fewer than four
+    /// elements (a walk element by element across rows).
+    Walk = 3,
 }
 
 impl UnitKind {
     pub fn bytes(self) -> u64 {
         match self {
-            Self::Vec4 => 16,
+            Self::Vec4 | Self::Row | Self::Walk => 16,
             Self::Word => 4,
         }
     }
@@ -254,6 +259,16 @@ impl Planner {
                 (row + per_window).min(head_end)
             };
             let elements_per_unit = 16 / size;
+            // Every unit within one row: the simpler kernel.
+            let kind = if self.row_element(0).is_multiple_of(elements_per_unit)
+                && cols.is_multiple_of(elements_per_unit)
+            {
+                UnitKind::Row
+            } else if cols >= 4 {
+                UnitKind::Vec4
+            } else {
+                UnitKind::Walk
+            };
             let first = self
                 .row_element(row)
                 .div_ceil(elements_per_unit)
@@ -264,8 +279,7 @@ impl Planner {
                 .min(unit_hi);
             if first < last {
                 let start = self.row_element(row) * size;
-                let window =
-                    self.window(UnitKind::Vec4, row..end, (start, last * 16), first..last, 0);
+                let window = self.window(kind, row..end, (start, last * 16), first..last, 0);
                 if !self.fits(&window) {
                     if per_window == 1 {
                         return false;
@@ -273,7 +287,7 @@ impl Planner {
                     per_window /= 2;
                     continue;
                 }
-                out.push((UnitKind::Vec4, window));
+                out.push((kind, window));
             }
             row = end;
         }
