@@ -6,7 +6,7 @@
 //! (`q_window`, `kv_window`, in vec4s) from their indices. Most calls are one run, bound
 //! whole.
 
-use super::plan::{grid, AttentionLimits, FlashParams};
+use super::params::{grid, AttentionLimits, FlashParams};
 use crate::attention::AttentionError;
 use crate::error::{AlibiError, Result};
 

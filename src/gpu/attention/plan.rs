@@ -3,6 +3,7 @@
 //! (`Params` in shaders/attention/flash.wgsl).
 
 use super::chunks::{runs, Chunk, PairCost, Runs};
+pub(crate) use super::params::{AttentionLimits, FlashParams};
 use crate::attention::{AttentionError, AttentionShape};
 use crate::dtype::BiasDtype;
 use crate::error::{AlibiError, Result};
@@ -18,52 +19,6 @@ pub(crate) const MAX_HEAD_DIM: usize = 128;
 const MAX_KEYS_PER_TILE: u32 = 32;
 /// Keys per invocation of the decode kernel (`decode.wgsl`).
 const DECODE_KEYS_PER_SPLIT: u64 = 64;
-
-/// The uniform of both attention kernels; `Params` in shaders/attention/flash.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
-pub(crate) struct FlashParams {
-    pub batch: u32,
-    pub heads_q: u32,
-    pub heads_kv: u32,
-    pub group: u32,
-    pub rows: u32,
-    pub keys: u32,
-    pub group_rows: u32,
-    pub row_tiles: u32,
-    pub splits: u32,
-    pub keys_per_split: u32,
-    pub groups_x: u32,
-    pub slope_heads: u32,
-    pub scale: f32,
-    pub window_left: i32,
-    pub window_right: i32,
-    pub combine_groups_x: u32,
-    /// The run's first (batch item, key/value head) pair and its pairs (`chunks.rs`).
-    pub pair0: u32,
-    pub pairs: u32,
-    /// Where the run's windows of q (and the output) and of k (and v) start, in vec4s
-    /// of the tensors (mod 2^32).
-    pub q_window: u32,
-    pub kv_window: u32,
-}
-
-const _: () = assert!(std::mem::size_of::<FlashParams>() == 80);
-
-/// The device limits a plan respects.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct AttentionLimits {
-    pub max_binding_bytes: u64,
-    pub max_buffer_bytes: u64,
-    pub max_workgroups_per_dimension: u32,
-    pub binding_alignment: u64,
-    pub workgroup_storage_bytes: u32,
-    /// Workgroups that keep the device busy: fewer, and the keys are split across more.
-    pub busy_workgroups: u32,
-    /// A CPU adapter (lavapipe, llvmpipe, SwiftShader): its invocations take several query
-    /// rows each ([`rows_per_invocation`]).
-    pub cpu: bool,
-}
 
 /// Query rows per invocation: on CPU adapters, where every read of workgroup memory is a
 /// gather lane by lane, as many as keep `rows * head_dim <= 256` (each key and value read
@@ -340,14 +295,6 @@ fn splits(base: u64, keys: u64, keys_per_tile: u32, busy: u32) -> (u64, u64) {
     (keys.div_ceil(keys_per_split), keys_per_split)
 }
 
-/// A 2-D grid of `count` workgroups, at most `max` along each side (the caller checked
-/// `count <= max * max`).
-pub(crate) fn grid(count: u128, max: u32) -> [u32; 3] {
-    let x = count.min(max as u128).max(1);
-    let y = count.div_ceil(x).max(1);
-    [x as u32, y as u32, 1]
-}
-
 /// Refuses a tensor larger than one buffer of the device.
 fn buffer_fits(name: &'static str, bytes: u128, limits: AttentionLimits) -> Result<()> {
     if bytes > limits.max_buffer_bytes as u128 {
@@ -380,139 +327,4 @@ fn fits(name: &'static str, bytes: u128, limits: AttentionLimits) -> Result<()> 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const LIMITS: AttentionLimits = AttentionLimits {
-        max_binding_bytes: 1 << 27,
-        max_buffer_bytes: 1 << 30,
-        max_workgroups_per_dimension: 65535,
-        binding_alignment: 256,
-        workgroup_storage_bytes: 16384,
-        busy_workgroups: 64,
-        cpu: false,
-    };
-
-    fn settings(total_heads: usize) -> FlashSettings {
-        FlashSettings {
-            total_heads,
-            slope_heads: total_heads,
-            causal: false,
-            bias_mode: 1,
-            dtype: BiasDtype::F32,
-            scale: None,
-            window: (None, None),
-        }
-    }
-
-    fn shape(query_heads: usize, kv_heads: usize, i: usize, j: usize, d: usize) -> AttentionShape {
-        AttentionShape {
-            batch: 1,
-            query_heads,
-            kv_heads,
-            queries: i,
-            keys: j,
-            head_dim: d,
-        }
-    }
-
-    #[test]
-    fn tiles_fit_the_workgroup_memory() {
-        assert_eq!(keys_per_tile(64, 16384), 32);
-        assert_eq!(keys_per_tile(128, 16384), 16);
-        assert_eq!(keys_per_tile(80, 16384), 16);
-    }
-
-    #[test]
-    fn a_decode_step_splits_its_keys_and_a_prefill_does_not() {
-        let decode = plan(shape(16, 16, 1, 4096, 64), settings(16), LIMITS)
-            .unwrap()
-            .unwrap();
-        assert!(decode.variant.decode && decode.variant.split, "{decode:?}");
-        assert!(decode.params.splits > 1, "{decode:?}");
-        let per = decode.params.keys_per_split;
-        assert_eq!(per % 4, 0);
-        assert!(decode.params.splits as u64 * per as u64 >= 4096);
-        assert!((decode.params.splits as u64 - 1) * (per as u64) < 4096);
-        let prefill = plan(shape(16, 16, 1024, 1024, 64), settings(16), LIMITS)
-            .unwrap()
-            .unwrap();
-        assert_eq!(prefill.params.splits, 1);
-        assert!(!prefill.variant.decode && !prefill.variant.split);
-        assert_eq!(prefill.params.row_tiles, 16);
-    }
-
-    #[test]
-    fn refusals_name_the_value() {
-        let refused = |s, settings| plan(s, settings, LIMITS).unwrap_err().to_string();
-        assert!(refused(shape(4, 4, 3, 3, 66), settings(4)).contains("head dimension 66"));
-        assert!(
-            refused(shape(6, 4, 3, 3, 64), settings(6)).contains("multiple of key/value heads (4)")
-        );
-        assert!(refused(shape(4, 4, 3, 3, 64), settings(8)).contains("total_heads (8)"));
-        let huge = shape(4096, 4096, 1 << 12, 1, 128);
-        assert!(refused(huge, settings(4096)).contains("max_buffer_size"));
-        let long = shape(4, 4, 1 << 18, 1, 128);
-        assert!(refused(long, settings(4)).contains("the q rows of one key/value head"));
-        let huge = FlashSettings {
-            window: (Some(u32::MAX), Some(1 << 26)),
-            ..settings(4)
-        };
-        let planned = plan(shape(4, 4, 3, 3, 64), huge, LIMITS).unwrap().unwrap();
-        assert_eq!(
-            (planned.params.window_left, planned.params.window_right),
-            (-1, -1)
-        );
-        let nan = FlashSettings {
-            scale: Some(f32::NAN),
-            ..settings(4)
-        };
-        assert!(refused(shape(4, 4, 3, 3, 64), nan).contains("scale"));
-    }
-
-    #[test]
-    fn tensors_past_one_binding_are_cut_into_runs() {
-        // q and k of 256 MiB each, 4 MiB per key/value head, over a 128 MiB binding.
-        let planned = plan(shape(64, 64, 8192, 8192, 128), settings(64), LIMITS)
-            .unwrap()
-            .unwrap();
-        let pairs: Vec<_> = planned
-            .chunks()
-            .iter()
-            .map(|c| (c.params.pair0, c.params.pairs))
-            .collect();
-        assert_eq!(pairs, [(0, 31), (31, 31), (62, 2)]);
-        let whole = plan(shape(16, 16, 1024, 1024, 64), settings(16), LIMITS)
-            .unwrap()
-            .unwrap();
-        assert_eq!(whole.chunks().len(), 1);
-    }
-
-    #[test]
-    fn split_partials_fit_one_binding() {
-        let small = AttentionLimits {
-            // 1 MiB of keys; 17 KiB of partials per split, 128 splits wanted.
-            max_binding_bytes: 2 << 20,
-            busy_workgroups: 1024,
-            ..LIMITS
-        };
-        let planned = plan(shape(1, 1, 64, 4096, 64), settings(1), small)
-            .unwrap()
-            .unwrap();
-        let p = planned.params;
-        assert!(planned.partial_bytes <= 2 << 20, "{planned:?}");
-        assert!(p.splits > 1 && p.splits < 128, "{p:?}");
-        assert_eq!(p.keys_per_split % planned.variant.keys_per_tile, 0);
-        assert!(p.splits * p.keys_per_split >= 4096);
-    }
-
-    #[test]
-    fn nothing_to_compute_is_no_plan() {
-        assert!(plan(shape(4, 2, 0, 5, 64), settings(4), LIMITS)
-            .unwrap()
-            .is_none());
-        assert!(plan(shape(4, 2, 5, 0, 64), settings(4), LIMITS)
-            .unwrap()
-            .is_none());
-    }
-}
+mod tests;
