@@ -3,10 +3,13 @@
 // that folder on loopback, opens index.html in headless Chromium on WebGPU, and runs every case
 // of engine.js there: onnxruntime-web's WebGPU EP on the module's device, the bias handed over
 // as a GPUBuffer, each output against a float64 reference. Prints one line per engine call and
-// per test, the line "engine calls on the GPU: N of M; worst error f32 X, f16 Y", and
+// per test, the line "[ADAPTER] engine calls on the GPU: N of M; worst error f32 X, f16 Y", and
 // "N passed, M failed"; exits non-zero on any failure.
 // Usage: node engine-test.mjs   (CHROME_BIN: the browser; ALIBI_CHROMIUM_FLAGS: its flags;
-//        ALIBI_EXPECTED_VERSION: the version the installed alibi-wgpu must have)
+//        ALIBI_EXPECTED_VERSION: the version the installed alibi-wgpu must have;
+//        ALIBI_ENGINE_ADAPTER: the adapter's name for that line;
+//        ALIBI_ENGINE_REQUIRE_F16=1: the adapter must have shader-f16 and every f16 call must
+//        run, an engine's refusal failing it)
 import { readFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { dirname, join, sep } from "node:path";
@@ -54,10 +57,17 @@ await test("the_packed_package_installs_and_resolves", async () => {
   console.log(`  alibi-wgpu ${manifest.version}, onnxruntime-web ${ort.version}`);
 });
 
+const requireF16 = process.env.ALIBI_ENGINE_REQUIRE_F16 === "1";
+const adapterName = process.env.ALIBI_ENGINE_ADAPTER ?? "the default adapter";
 await page.goto(url);
 await test("webgpu_adapter_is_there", async () => {
-  const adapter = await page.evaluate(async () => Boolean(await navigator.gpu?.requestAdapter()));
-  assert(adapter, "navigator.gpu.requestAdapter() gave no adapter: is WebGPU enabled?");
+  const features = await page.evaluate(async () => {
+    const adapter = await navigator.gpu?.requestAdapter();
+    return adapter ? [...adapter.features] : undefined;
+  });
+  assert(features, "navigator.gpu.requestAdapter() gave no adapter: is WebGPU enabled?");
+  assert(!requireF16 || features.includes("shader-f16"),
+    `ALIBI_ENGINE_REQUIRE_F16=1, but ${adapterName} has no shader-f16 (features: ${features.join(" ")})`);
 });
 
 let api = [];
@@ -84,7 +94,7 @@ const all = [];
 for (const name of cases) {
   await test(name, async () => {
     const calls = await page.evaluate(async ([name, options]) => (await import("/engine.js")).runCase(name, options),
-      [name, { requireF16: process.env.ALIBI_ENGINE_REQUIRE_F16 === "1" }]);
+      [name, { requireF16 }]);
     for (const call of calls) {
       const result = call.refused ? `refused by the engine${call.ok ? "" : ", FAILED"}`
         : call.ok ? `ok, worst |error| ${call.worst.toExponential(2)}` : "FAILED";
@@ -116,7 +126,7 @@ console.log(`tolerance: |engine - float64 reference| <= ${tolerance.f32} (f32), 
 if (refused > 0) {
   console.log(`${refused} f16 engine calls refused by onnxruntime-web: the module's device has no shader-f16 here`);
 }
-console.log(`engine calls on the GPU: ${onGpu} of ${ran.length}; worst error f32 ${worst("f32")}, f16 ${worst("f16")}`);
+console.log(`[${adapterName}] engine calls on the GPU: ${onGpu} of ${ran.length}; worst error f32 ${worst("f32")}, f16 ${worst("f16")}`);
 
 await browser.close();
 finish(() => server.close());
