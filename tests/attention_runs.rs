@@ -3,7 +3,8 @@
 //! (batch item, key/value head) pairs, each bound at its own window (src/gpu/attention/
 //! chunks.rs). On a device whose bindings hold 64 KiB, every piece's output equals, bit for
 //! bit, the same call on the shared device (one piece), and the f64 oracle within the
-//! bound; a key/value head too large for one binding alone is a typed refusal.
+//! bound; one key/value head's keys past a binding run a few key ranges at a time; its
+//! query rows past a binding are a typed refusal.
 
 mod common;
 #[path = "common/attention_oracle.rs"]
@@ -84,6 +85,20 @@ fn tensors_past_one_binding_run_in_pieces() {
             heads: 8,
             causal: true,
         },
+        // Keys of one key/value head past the binding (94 KiB): a few key ranges a piece,
+        // merged after the last.
+        Piecewise {
+            name: "long decode",
+            shape: shape(2, 2, 2, 1, 750),
+            heads: 4,
+            causal: false,
+        },
+        Piecewise {
+            name: "long prefill",
+            shape: shape(1, 1, 2, 20, 700),
+            heads: 2,
+            causal: true,
+        },
     ] {
         let s = call.shape;
         let config = AlibiConfig::new(call.heads)
@@ -126,7 +141,7 @@ fn tensors_past_one_binding_run_in_pieces() {
 }
 
 #[test]
-fn a_key_value_head_past_one_binding_is_refused() {
+fn query_rows_of_one_key_value_head_past_one_binding_are_refused() {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let Some(gpu) = common::gpu() else { return };
     let small = common::windowed_module(gpu, Some(BINDING_BYTES), AlibiConfig::new(2));
@@ -134,8 +149,8 @@ fn a_key_value_head_past_one_binding_is_refused() {
         batch: 1,
         query_heads: 2,
         kv_heads: 1,
-        queries: 4,
-        keys: 600,
+        queries: 300,
+        keys: 4,
         head_dim: 32,
     };
     let (q, kv) = (vec![0.5; shape.query_len()], vec![0.25; shape.key_len()]);
@@ -143,8 +158,8 @@ fn a_key_value_head_past_one_binding_is_refused() {
         pollster::block_on(small.attention(&q, &kv, &kv, shape, &AttentionOptions::new()));
     match refused {
         Err(AlibiError::Attention(AttentionError::TooLarge { name, bytes, .. })) => {
-            assert_eq!(name, "the keys of one key/value head");
-            assert_eq!(bytes, 600 * 32 * 4);
+            assert_eq!(name, "the q rows of one key/value head");
+            assert_eq!(bytes, 2 * 300 * 32 * 4);
         }
         other => panic!("expected a refusal, got {other:?}"),
     }

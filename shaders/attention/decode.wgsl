@@ -12,13 +12,13 @@ fn decode(
     @builtin(local_invocation_index) lane: u32,
 ) {
     let invocation = (group_id.y * params.groups_x + group_id.x) * LANES + lane;
-    let run_row = invocation / params.splits;
+    let run_row = invocation / params.run_splits;
     if run_row >= params.pairs * params.group_rows {
         return;
     }
     // The row of the tensors (the run's rows follow its first pair's).
     let row = params.pair0 * params.group_rows + run_row;
-    let split = invocation % params.splits;
+    let split = params.split0 + invocation % params.run_splits;
     let r = row % params.rows;
     let head = (row / params.rows) % params.heads_q;
     let b = row / (params.rows * params.heads_q);

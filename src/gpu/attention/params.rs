@@ -29,9 +29,12 @@ pub(crate) struct FlashParams {
     /// of the tensors (mod 2^32).
     pub q_window: u32,
     pub kv_window: u32,
+    /// The run's first key range (split) and its key ranges.
+    pub split0: u32,
+    pub run_splits: u32,
 }
 
-const _: () = assert!(std::mem::size_of::<FlashParams>() == 80);
+const _: () = assert!(std::mem::size_of::<FlashParams>() == 88);
 
 /// The device limits a plan respects.
 #[derive(Clone, Copy, Debug)]

@@ -192,34 +192,58 @@ pub(crate) fn plan(
         )
     };
     let head_dim = head_dim as u64;
-    // A pair's partial results must fit one binding: fewer, longer splits where not.
+    let element = settings.dtype.size() as u64;
+    let step = if decode { 4 } else { keys_per_tile as u64 };
+    // The keys of one key/value head past one binding: key ranges short enough that a
+    // whole number of them fits one (each run binds its own window of them, chunks.rs).
+    let room = limits
+        .max_binding_bytes
+        .saturating_sub(limits.binding_alignment.max(1));
+    let longest_split = if keys as u64 * head_dim * element > room {
+        room / (head_dim * element) / step * step
+    } else {
+        u64::MAX
+    };
+    let (splits, keys_per_split) = if keys_per_split > longest_split && longest_split > 0 {
+        ((keys as u64).div_ceil(longest_split), longest_split)
+    } else {
+        (splits, keys_per_split)
+    };
+    // A pair's partial results must fit one binding: fewer, longer splits where not (never
+    // longer than a binding holds).
     let partial_row_bytes = (head_dim / 4 + 1) * 16;
     let most_splits = limits.max_binding_bytes.min(limits.max_buffer_bytes)
         / (group_rows * partial_row_bytes).max(1);
     let (splits, keys_per_split) = if splits > most_splits && most_splits > 0 {
-        let step = if decode { 4 } else { keys_per_tile as u64 };
         let per = (keys as u64).div_ceil(most_splits).next_multiple_of(step);
+        if per > longest_split {
+            return Err(refuse(AttentionError::TooLarge {
+                name: "the split partial results of one key/value head",
+                bytes: (group_rows * (keys as u64).div_ceil(longest_split) * partial_row_bytes)
+                    .into(),
+                limit: limits.max_binding_bytes.min(limits.max_buffer_bytes),
+                limit_name: "max_storage_buffer_binding_size",
+            }));
+        }
         ((keys as u64).div_ceil(per), per)
     } else {
         (splits, keys_per_split)
     };
     let lanes = ROWS_PER_GROUP / rows_per_invocation;
     let split = decode || splits > 1;
-    let element = settings.dtype.size() as u64;
     let cost = PairCost {
         query_bytes: group_rows * head_dim * element,
-        key_bytes: keys as u64 * head_dim * element,
+        keys: keys as u64,
+        key_row_bytes: head_dim * element,
         partial_bytes: if split {
             group_rows * splits * partial_row_bytes
         } else {
             0
         },
         // Decode: an invocation per row and split; flash: a workgroup per tile and split.
-        workgroups_num: if decode {
-            group_rows * splits
-        } else {
-            row_tiles * splits
-        },
+        per_split_num: if decode { group_rows } else { row_tiles },
+        splits,
+        keys_per_split,
         combine_num: if split { group_rows } else { 0 },
         workgroups_den: if decode { lanes as u64 } else { 1 },
         unit_bytes: 4 * element,
@@ -253,6 +277,8 @@ pub(crate) fn plan(
         pairs: pairs as u32,
         q_window: 0,
         kv_window: 0,
+        split0: 0,
+        run_splits: splits as u32,
     };
     let variant = FlashVariant {
         head_dim: head_dim as u32,

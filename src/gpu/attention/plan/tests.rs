@@ -105,6 +105,19 @@ fn tensors_past_one_binding_are_cut_into_runs() {
 }
 
 #[test]
+fn keys_past_one_binding_run_in_key_ranges() {
+    // A decode step against 2^19 keys of d 128: 256 MiB of keys per head, a 128 MiB binding.
+    let planned = plan(shape(4, 4, 1, 1 << 19, 128), settings(4), LIMITS)
+        .unwrap()
+        .unwrap();
+    let chunks = planned.chunks();
+    assert_eq!(chunks.len(), 4 * 3, "three key runs for each of four heads");
+    assert!(chunks.iter().all(|c| c.key.size <= 1 << 27));
+    let combined = chunks.iter().filter(|c| c.combine_groups.is_some()).count();
+    assert_eq!(combined, 4, "one combine per head, after its last key run");
+}
+
+#[test]
 fn split_partials_fit_one_binding() {
     let small = AttentionLimits {
         // 1 MiB of keys; 17 KiB of partials per split, 128 splits wanted.
