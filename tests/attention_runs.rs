@@ -3,8 +3,8 @@
 //! (batch item, key/value head) pairs, each bound at its own window (src/gpu/attention/
 //! chunks.rs). On a device whose bindings hold 64 KiB, every piece's output equals, bit for
 //! bit, the same call on the shared device (one piece), and the f64 oracle within the
-//! bound; one key/value head's keys past a binding run a few key ranges at a time; its
-//! query rows past a binding are a typed refusal.
+//! bound; one key/value head's query rows or keys past a binding run a few row tiles or key
+//! ranges at a time; both at once are a typed refusal.
 
 mod common;
 #[path = "common/attention_oracle.rs"]
@@ -99,6 +99,14 @@ fn tensors_past_one_binding_run_in_pieces() {
             heads: 2,
             causal: true,
         },
+        // Query rows of one key/value head past the binding (75 KiB): a few row tiles a
+        // piece.
+        Piecewise {
+            name: "long queries",
+            shape: shape(2, 1, 2, 300, 150),
+            heads: 2,
+            causal: true,
+        },
     ] {
         let s = call.shape;
         let config = AlibiConfig::new(call.heads)
@@ -112,8 +120,8 @@ fn tensors_past_one_binding_run_in_pieces() {
             values(s.key_len(), 9),
         );
         assert!(
-            (s.key_len() * 4) as u64 > BINDING_BYTES,
-            "{}: k must exceed one binding",
+            (s.key_len().max(s.query_len()) * 4) as u64 > BINDING_BYTES,
+            "{}: k or q must exceed one binding",
             call.name
         );
         let query_offsets: Vec<i32> = (0..s.batch as i32).map(|b| -3 * b).collect();
@@ -141,7 +149,7 @@ fn tensors_past_one_binding_run_in_pieces() {
 }
 
 #[test]
-fn query_rows_of_one_key_value_head_past_one_binding_are_refused() {
+fn query_rows_and_keys_of_one_key_value_head_past_one_binding_are_refused() {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let Some(gpu) = common::gpu() else { return };
     let small = common::windowed_module(gpu, Some(BINDING_BYTES), AlibiConfig::new(2));
@@ -150,7 +158,7 @@ fn query_rows_of_one_key_value_head_past_one_binding_are_refused() {
         query_heads: 2,
         kv_heads: 1,
         queries: 300,
-        keys: 4,
+        keys: 600,
         head_dim: 32,
     };
     let (q, kv) = (vec![0.5; shape.query_len()], vec![0.25; shape.key_len()]);

@@ -52,8 +52,10 @@ struct Params {
     pairs: u32,
     q_window: u32,
     kv_window: u32,
-    // The run's first key range (split) and its key ranges: all of them, unless one key/value
-    // head's keys exceed one binding.
+    // The run's first row tile and its row tiles, and first key range (split) and key
+    // ranges: all of them, unless one key/value head's rows or keys exceed one binding.
+    tile0: u32,
+    run_tiles: u32,
     split0: u32,
     run_splits: u32,
 }
@@ -91,8 +93,8 @@ struct Place {
 fn place(linear: u32) -> Place {
     let split = params.split0 + linear % params.run_splits;
     let rest = linear / params.run_splits;
-    let tile = rest % params.row_tiles;
-    let heads = params.pair0 + rest / params.row_tiles;
+    let tile = params.tile0 + rest % params.run_tiles;
+    let heads = params.pair0 + rest / params.run_tiles;
     return Place(heads / params.heads_kv, heads % params.heads_kv, tile, split);
 }
 
@@ -139,7 +141,7 @@ fn flash(
     @builtin(local_invocation_index) lane: u32,
 ) {
     let linear = group_id.y * params.groups_x + group_id.x;
-    if linear >= params.pairs * params.row_tiles * params.run_splits {
+    if linear >= params.pairs * params.run_tiles * params.run_splits {
         return;
     }
     let at = place(linear);

@@ -29,12 +29,14 @@ pub(crate) struct FlashParams {
     /// of the tensors (mod 2^32).
     pub q_window: u32,
     pub kv_window: u32,
-    /// The run's first key range (split) and its key ranges.
+    /// The run's first row tile and its row tiles, first key range (split) and key ranges.
+    pub tile0: u32,
+    pub run_tiles: u32,
     pub split0: u32,
     pub run_splits: u32,
 }
 
-const _: () = assert!(std::mem::size_of::<FlashParams>() == 88);
+const _: () = assert!(std::mem::size_of::<FlashParams>() == 96);
 
 /// The device limits a plan respects.
 #[derive(Clone, Copy, Debug)]

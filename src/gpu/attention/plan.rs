@@ -232,7 +232,9 @@ pub(crate) fn plan(
     let lanes = ROWS_PER_GROUP / rows_per_invocation;
     let split = decode || splits > 1;
     let cost = PairCost {
-        query_bytes: group_rows * head_dim * element,
+        rows: group_rows,
+        query_row_bytes: head_dim * element,
+        rows_per_tile: if decode { 0 } else { ROWS_PER_GROUP as u64 },
         keys: keys as u64,
         key_row_bytes: head_dim * element,
         partial_bytes: if split {
@@ -277,6 +279,8 @@ pub(crate) fn plan(
         pairs: pairs as u32,
         q_window: 0,
         kv_window: 0,
+        tile0: 0,
+        run_tiles: row_tiles as u32,
         split0: 0,
         run_splits: splits as u32,
     };

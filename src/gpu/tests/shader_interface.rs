@@ -394,6 +394,8 @@ fn the_attention_uniform_is_flash_params() {
         pairs: U32,
         q_window: U32,
         kv_window: U32,
+        tile0: U32,
+        run_tiles: U32,
         split0: U32,
         run_splits: U32,
     });

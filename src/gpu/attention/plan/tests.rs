@@ -68,7 +68,8 @@ fn refusals_name_the_value() {
     assert!(refused(shape(4, 4, 3, 3, 64), settings(8)).contains("total_heads (8)"));
     let huge = shape(4096, 4096, 1 << 12, 1, 128);
     assert!(refused(huge, settings(4096)).contains("max_buffer_size"));
-    let long = shape(4, 4, 1 << 18, 1, 128);
+    // Query rows and keys of one key/value head, each past a binding.
+    let long = shape(4, 4, 1 << 18, 1 << 18, 128);
     assert!(refused(long, settings(4)).contains("the q rows of one key/value head"));
     let huge = FlashSettings {
         window: (Some(u32::MAX), Some(1 << 26)),
@@ -102,6 +103,23 @@ fn tensors_past_one_binding_are_cut_into_runs() {
         .unwrap()
         .unwrap();
     assert_eq!(whole.chunks().len(), 1);
+}
+
+#[test]
+fn rows_past_one_binding_run_in_row_tiles() {
+    // 2^18 query rows of d 128: 128 MiB of q per head, past a 128 MiB binding less its
+    // alignment: two runs of row tiles per head.
+    let planned = plan(shape(4, 4, 1 << 18, 64, 128), settings(4), LIMITS)
+        .unwrap()
+        .unwrap();
+    let chunks = planned.chunks();
+    let tiles: Vec<_> = chunks
+        .iter()
+        .map(|c| (c.params.pair0, c.params.tile0, c.params.run_tiles))
+        .collect();
+    assert_eq!(tiles[..2], [(0, 0, 4095), (0, 4095, 1)]);
+    assert_eq!(chunks.len(), 8);
+    assert!(chunks.iter().all(|c| c.query.size <= 1 << 27));
 }
 
 #[test]
