@@ -2,7 +2,8 @@
 //! Attention whose tensors exceed one storage binding: the call runs in pieces over
 //! (batch item, key/value head) pairs, each bound at its own window (src/gpu/attention/
 //! chunks.rs). On a device whose bindings hold 64 KiB, every piece's output equals, bit for
-//! bit, the same call on the shared device (one piece), and the f64 oracle within the
+//! bit (f32, and f16 where the device has it), the same call on the shared device (one
+//! piece), and the f64 oracle within the
 //! bound; one key/value head's query rows or keys past a binding run a few row tiles or key
 //! ranges at a time; both at once are a typed refusal.
 
@@ -55,14 +56,16 @@ fn case(call: &Piecewise, query_offsets: &[i32], key_offsets: &[i32]) -> oracle:
 fn tensors_past_one_binding_run_in_pieces() {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let Some(gpu) = common::gpu() else { return };
-    let shape = |batch, kv_heads, group, queries, keys| AttentionShape {
+    let shaped = |batch, kv_heads, group, queries, keys, head_dim| AttentionShape {
         batch,
         query_heads: kv_heads * group,
         kv_heads,
         queries,
         keys,
-        head_dim: 32,
+        head_dim,
     };
+    let shape =
+        |batch, kv_heads, group, queries, keys| shaped(batch, kv_heads, group, queries, keys, 32);
     for call in [
         // q 105 KiB and k 113 KiB: two pieces of three pairs; a padding head.
         Piecewise {
@@ -107,6 +110,25 @@ fn tensors_past_one_binding_run_in_pieces() {
             heads: 2,
             causal: true,
         },
+        // Odd rows, keys and head dimensions: windows that start before their slices.
+        Piecewise {
+            name: "odd prefill",
+            shape: shape(3, 2, 2, 37, 151),
+            heads: 3,
+            causal: true,
+        },
+        Piecewise {
+            name: "odd decode",
+            shape: shaped(3, 3, 1, 1, 333, 36),
+            heads: 3,
+            causal: false,
+        },
+        Piecewise {
+            name: "odd grouped decode",
+            shape: shaped(2, 4, 3, 1, 301, 20),
+            heads: 12,
+            causal: true,
+        },
     ] {
         let s = call.shape;
         let config = AlibiConfig::new(call.heads)
@@ -145,6 +167,23 @@ fn tensors_past_one_binding_run_in_pieces() {
             .fold(0.0, f64::max);
         eprintln!("{} {s:?}: worst |error| {worst:.2e}", call.name);
         assert!(worst <= F32_TOLERANCE, "{}: |error| {worst}", call.name);
+        // f16, twice the elements per binding, where the device has it.
+        if common::has_f16(&gpu.device) {
+            let half = |x: &[f32]| {
+                x.iter()
+                    .map(|&x| half::f16::from_f32(x))
+                    .collect::<Vec<_>>()
+            };
+            let (q, k, v) = (half(&q), half(&k), half(&v));
+            let pieces = pollster::block_on(small.attention_f16(&q, &k, &v, s, &options))
+                .unwrap_or_else(|e| panic!("{} f16: {e}", call.name));
+            let one = pollster::block_on(whole.attention_f16(&q, &k, &v, s, &options)).unwrap();
+            let differ = pieces
+                .iter()
+                .zip(&one)
+                .position(|(a, b)| a.to_bits() != b.to_bits());
+            assert_eq!(differ, None, "{} f16: first difference", call.name);
+        }
     }
 }
 

@@ -103,21 +103,6 @@ fn walk_quad(c0: Cursor) -> Quad {
     return Quad(bits, advance(c3));
 }
 
-// The head and the row within it of global row `row`: row / rows and row % rows, without
-// an integer division (lavapipe and llvmpipe divide lane by lane). The f32 quotient is a
-// head (below MAX_HEADS, 4096) to within 0.001, so its truncation is at most one off, and
-// one correction makes it exact: the remainder, in wrapping u32, is either in [0, rows),
-// in [rows, 2 rows) (one too low) or within rows of 2^32 (one too high).
-fn head_and_row(row: u32) -> vec2<u32> {
-    let estimate = u32(f32(row) / f32(params.rows));
-    let remainder = row - estimate * params.rows;
-    let high = remainder > 0xffffffffu - params.rows;
-    let low = !high && remainder >= params.rows;
-    let head = select(select(estimate, estimate + 1u, low), estimate - 1u, high);
-    let r = select(select(remainder, remainder - params.rows, low), remainder + params.rows, high);
-    return vec2<u32>(head, r);
-}
-
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn dense(
     @builtin(workgroup_id) group: vec3<u32>,
@@ -135,7 +120,6 @@ fn dense(
     if unit >= row_units_end || unit < params.unit_lo || unit >= params.unit_hi {
         return;
     }
-    let place = head_and_row(row);
-    let at = Cursor(place.x, place.y, unit * UNIT_ELEMENTS - start);
+    let at = Cursor(row / params.rows, row % params.rows, unit * UNIT_ELEMENTS - start);
     window[unit] = unit_at(at, unit);
 }

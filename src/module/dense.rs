@@ -311,12 +311,15 @@ impl AlibiPositionalBias {
             None => None,
         };
         let Some((block, errors)) = copied else {
-            if byte_offset == 0 && shape.cols.is_multiple_of(4) {
-                // Rows of whole vec4s from byte 0: the strided layout is the dense one,
-                // and the strided kernel (no cursor, no edge words) writes it.
-                let generated = self.dense_generate_shape(shape);
-                self.writer
-                    .encode_into(&self.gpu, encoder, &self.slopes, generated, target)?;
+            // Rows of whole vec4s from byte 0: the strided layout is the dense one, and
+            // the strided kernel (no cursor, no edge words) writes it where its plan can.
+            let generated = self.dense_generate_shape(shape);
+            if byte_offset == 0
+                && shape.cols.is_multiple_of(4)
+                && self
+                    .writer
+                    .encode_into(&self.gpu, encoder, &self.slopes, generated, target)?
+            {
                 return Ok(self.check_of(call, None));
             }
             let windows =

@@ -51,6 +51,8 @@ pub(crate) struct PairCost {
     pub per_split_num: u64,
     pub combine_num: u64,
     pub workgroups_den: u64,
+    /// The combine pass's invocations per workgroup: always the lanes of one.
+    pub combine_den: u64,
     /// The key ranges of each row, and the keys of each.
     pub splits: u64,
     pub keys_per_split: u64,
@@ -77,7 +79,7 @@ impl PairCost {
     }
 
     fn combine(&self, pairs: u64) -> u128 {
-        (pairs as u128 * self.combine_num as u128).div_ceil(self.workgroups_den as u128)
+        (pairs as u128 * self.combine_num as u128).div_ceil(self.combine_den as u128)
     }
 }
 

@@ -248,6 +248,7 @@ pub(crate) fn plan(
         keys_per_split,
         combine_num: if split { group_rows } else { 0 },
         workgroups_den: if decode { lanes as u64 } else { 1 },
+        combine_den: lanes as u64,
         unit_bytes: 4 * element,
     };
     let runs = runs(pairs, cost, limits)?;

@@ -174,6 +174,8 @@ impl BiasWriter {
 
     /// Records the kernel's generation of `shape` into the caller's `target` from byte 0:
     /// a dense tensor too when `shape`'s rows are whole vec4s (no padding columns).
+    /// `false`, with nothing recorded, where the strided plan cannot take the shape (past
+    /// 2^32 vec4s, which the dense kernels index from each window instead).
     pub fn encode_into(
         &self,
         gpu: &GpuContext,
@@ -181,9 +183,12 @@ impl BiasWriter {
         slopes: &SlopeUniform,
         shape: GenerateShape,
         target: &wgpu::Buffer,
-    ) -> Result<()> {
-        let windows = plan(gpu, shape)?;
-        self.record(gpu, encoder, slopes, shape, &windows, target)
+    ) -> Result<bool> {
+        let Ok(windows) = plan(gpu, shape) else {
+            return Ok(false);
+        };
+        self.record(gpu, encoder, slopes, shape, &windows, target)?;
+        Ok(true)
     }
 
     fn record(

@@ -136,6 +136,28 @@ fn keys_past_one_binding_run_in_key_ranges() {
 }
 
 #[test]
+fn combine_takes_a_lane_per_row() {
+    let busy = AttentionLimits {
+        busy_workgroups: 1024,
+        ..LIMITS
+    };
+    for (query_heads, queries) in [(1, 64), (8, 200)] {
+        let planned = plan(
+            shape(query_heads, query_heads, queries, 8192, 64),
+            settings(query_heads),
+            busy,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(planned.variant.split);
+        let rows = (query_heads * queries) as u32;
+        let lanes = planned.variant.lanes();
+        let [x, y, z] = planned.chunks()[0].combine_groups.unwrap();
+        assert_eq!(x * y * z, rows.div_ceil(lanes), "{query_heads}x{queries}");
+    }
+}
+
+#[test]
 fn split_partials_fit_one_binding() {
     let small = AttentionLimits {
         // 1 MiB of keys; 17 KiB of partials per split, 128 splits wanted.
