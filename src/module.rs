@@ -124,6 +124,8 @@ pub struct AlibiPositionalBias {
     score_kernels: crate::gpu::scores::ScoreKernels,
     /// The attention pipelines built so far, by variant.
     attention_kernels: crate::gpu::attention::kernel::FlashKernels,
+    /// The device limits and traits every attention plan respects, read once.
+    attention_limits: crate::gpu::attention::params::AttentionLimits,
 }
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -71,14 +71,28 @@ fn quad(c0: Cursor) -> Quad {
 
 // Four elements from `c0` that cross at most one row's end (rows of four elements or
 // more): the elements past the end are the next row's (or the next head's first row's),
-// chosen by selects. No branch: a CPU adapter runs both sides of one, lane by lane masked.
+// chosen by selects. No branch on the data: a CPU adapter runs both sides of one, lane by
+// lane masked (ROW_VALUES is a constant: the compiler keeps one side).
 fn crossing_quad(c0: Cursor) -> Quad {
     let keys = vec4<u32>(c0.k) + vec4<u32>(0u, 1u, 2u, 3u);
     let crossed = keys >= vec4<u32>(params.cols);
     let next_head = c0.r + 1u == params.rows;
     let next_h = select(c0.h, c0.h + 1u, next_head);
     let next_r = select(c0.r + 1u, 0u, next_head);
-    let bits = crossing_bits4(Cursor(next_h, next_r, 0u), c0, keys, crossed);
+    // The value part says which is cheaper (ROW_VALUES): each row's four keys, then
+    // selects, or each element on its own.
+    var bits: vec4<u32>;
+    if ROW_VALUES {
+        let this_row = row_bits4(c0.h, c0.r, keys);
+        let next_row = row_bits4(next_h, next_r, keys - vec4<u32>(params.cols));
+        bits = select(this_row, next_row, crossed);
+    } else {
+        bits = element_bits_at(
+            select(vec4<u32>(c0.h), vec4<u32>(next_h), crossed),
+            select(vec4<u32>(c0.r), vec4<u32>(next_r), crossed),
+            select(keys, keys - vec4<u32>(params.cols), crossed),
+        );
+    }
     let after = c0.k + 4u;
     let wraps = after >= params.cols;
     let next = Cursor(select(c0.h, next_h, wraps), select(c0.r, next_r, wraps), select(after, after - params.cols, wraps));

@@ -20,12 +20,6 @@ fn row_bits4(h: u32, r: u32, k: vec4<u32>) -> vec4<u32> {
     return element_bits_at(vec4<u32>(h), vec4<u32>(r), k);
 }
 
-// Four elements from `c` (keys `keys` of its row) whose `crossed` ones are the next row's,
-// from `next`'s key 0 on (`dense.wgsl`'s `crossing_quad`): each element read on its own.
-fn crossing_bits4(next: Cursor, c: Cursor, keys: vec4<u32>, crossed: vec4<bool>) -> vec4<u32> {
-    return element_bits_at(
-        select(vec4<u32>(c.h), vec4<u32>(next.h), crossed),
-        select(vec4<u32>(c.r), vec4<u32>(next.r), crossed),
-        select(keys, keys - vec4<u32>(params.cols), crossed),
-    );
-}
+// `dense.wgsl`'s crossing quads read each element on its own (a row's four keys cost
+// four reads here anyway).
+const ROW_VALUES: bool = false;

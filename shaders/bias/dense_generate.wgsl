@@ -16,11 +16,6 @@ fn row_bits4(h: u32, r: u32, k: vec4<u32>) -> vec4<u32> {
     return element_bits4(select(value, future, future4(offsets)));
 }
 
-// Four elements from `c` (keys `keys` of its row) whose `crossed` ones are the next row's,
-// from `next`'s key 0 on: each row's four keys with its own slope, then selects (two
-// slope reads, not one per element).
-fn crossing_bits4(next: Cursor, c: Cursor, keys: vec4<u32>, crossed: vec4<bool>) -> vec4<u32> {
-    let this_row = row_bits4(c.h, c.r, keys);
-    let next_row = row_bits4(next.h, next.r, keys - vec4<u32>(params.cols));
-    return select(this_row, next_row, crossed);
-}
+// `dense.wgsl`'s crossing quads take each row's four keys with its own slope, then
+// selects: two slope reads, not one per element.
+const ROW_VALUES: bool = true;

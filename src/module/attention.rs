@@ -14,7 +14,7 @@ use crate::dense::GpuCheck;
 use crate::dtype::BiasDtype;
 use crate::error::{AlibiError, Result};
 use crate::gpu::attention::kernel::FlashBuffers;
-use crate::gpu::attention::plan::{plan, AttentionLimits, FlashPlan, FlashSettings};
+use crate::gpu::attention::plan::{plan, FlashPlan, FlashSettings};
 use crate::gpu::device::scope::Work;
 use crate::validation::check_positions;
 
@@ -249,29 +249,6 @@ impl AlibiPositionalBias {
                 check_positions(side, values)?;
             }
         }
-        let device_limits = self.gpu.device.limits();
-        // The adapter the module was opened on, or else the device's own (a module made
-        // with `with_config` on a caller's device).
-        let device_type = self.adapter_info.as_ref().map_or_else(
-            || self.gpu.device.adapter_info().device_type,
-            |info| info.device_type,
-        );
-        let cpu = device_type == wgpu::DeviceType::Cpu;
-        let limits = AttentionLimits {
-            max_binding_bytes: self.gpu.limits.max_binding_bytes,
-            max_buffer_bytes: self.gpu.limits.max_buffer_bytes,
-            max_workgroups_per_dimension: self.gpu.limits.max_workgroups_per_dimension,
-            binding_alignment: self.gpu.limits.binding_alignment,
-            workgroup_storage_bytes: device_limits.max_compute_workgroup_storage_size,
-            // A CPU adapter runs one workgroup per core at a time; a GPU wants hundreds.
-            busy_workgroups: if cpu {
-                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-                4 * cores as u32
-            } else {
-                1024
-            },
-            cpu,
-        };
         let settings = FlashSettings {
             total_heads: self.total_heads,
             slope_heads: self.heads,
@@ -285,7 +262,7 @@ impl AlibiPositionalBias {
             scale: options.scale,
             window: options.window,
         };
-        plan(shape, settings, limits)
+        plan(shape, settings, self.attention_limits)
     }
 
     /// The per-batch `(query, key)` position offsets as the kernel reads them.

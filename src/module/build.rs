@@ -7,12 +7,13 @@ use super::AlibiPositionalBias;
 use crate::cache::BiasCache;
 use crate::config::AlibiConfig;
 use crate::error::Result;
+use crate::gpu::attention::params::AttentionLimits;
 use crate::gpu::bias::BiasWriter;
 use crate::gpu::device::context::GpuContext;
 use crate::gpu::device::health::{DeviceHealth, LossPoll};
 use crate::gpu::device::limits::PlanLimits;
 use crate::gpu::device::readback::Readback;
-use crate::gpu::device::{open_device, GpuDevice};
+use crate::gpu::device::{is_cpu_adapter, open_device, GpuDevice};
 use crate::pool::BufferPool;
 use crate::validation::check_heads;
 
@@ -69,6 +70,7 @@ impl AlibiPositionalBias {
             device: device.clone(),
             queue: queue.clone(),
             limits: PlanLimits::from_device(&device.limits()),
+            cpu_adapter: is_cpu_adapter(device),
             errors: Default::default(),
             health,
         };
@@ -78,6 +80,7 @@ impl AlibiPositionalBias {
         let slopes = config.slopes.resolve(config.heads)?;
         let path = config.generation_path.resolve(device)?;
         let writer = BiasWriter::new(&gpu, path, config.dtype, config.causal)?;
+        let attention_limits = AttentionLimits::new(&gpu);
         let slopes = writer.slopes(&gpu, slopes)?;
         let unit_slope = writer.slopes(&gpu, vec![1.0])?;
         Ok(Self {
@@ -97,6 +100,7 @@ impl AlibiPositionalBias {
             peak_bytes: 0,
             score_kernels: Default::default(),
             attention_kernels: Default::default(),
+            attention_limits,
         })
     }
 }

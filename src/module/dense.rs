@@ -355,8 +355,7 @@ impl AlibiPositionalBias {
         block: &wgpu::Buffer,
         source: Source,
     ) -> Result<bool> {
-        let cpu = self.gpu.device.adapter_info().device_type == wgpu::DeviceType::Cpu;
-        let max_spans = if cpu {
+        let max_spans = if self.gpu.cpu_adapter {
             MAX_COPY_SPANS_CPU
         } else {
             MAX_COPY_SPANS

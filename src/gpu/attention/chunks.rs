@@ -204,22 +204,6 @@ impl Runs {
     /// pairs, its key ranges' runs, the combine pass (with splits) after the last.
     pub fn chunks(&self, template: FlashParams, max_workgroups_per_dimension: u32) -> Vec<Chunk> {
         let cost = self.cost;
-        let whole = self.per_run == self.pairs
-            && self.tiles_per_run == cost.row_tiles()
-            && self.splits_per_run == cost.splits;
-        let window = |start: u64, end: u64| {
-            if whole {
-                return Span {
-                    offset: 0,
-                    size: end,
-                };
-            }
-            let offset = start - start % self.alignment;
-            Span {
-                offset,
-                size: end - offset,
-            }
-        };
         let mut chunks = Vec::new();
         let mut pair0 = 0;
         while pair0 < self.pairs {
@@ -228,24 +212,20 @@ impl Runs {
             while tile0 < cost.row_tiles() {
                 let run_tiles = self.tiles_per_run.min(cost.row_tiles() - tile0);
                 // The run's rows: its pairs' all, or its row tiles of its one pair.
-                let query = if self.tiles_per_run == cost.row_tiles() {
-                    window(
-                        pair0 * cost.query_bytes(),
-                        (pair0 + pairs) * cost.query_bytes(),
-                    )
-                } else {
-                    let first = tile0 * cost.rows_per_tile;
-                    let end = ((tile0 + run_tiles) * cost.rows_per_tile).min(cost.rows);
-                    let base = pair0 * cost.query_bytes();
-                    window(
-                        base + first * cost.query_row_bytes,
-                        base + end * cost.query_row_bytes,
-                    )
-                };
+                let tiles = (run_tiles < cost.row_tiles()).then(|| {
+                    let rows = cost.rows_per_tile;
+                    (tile0 * rows, (tile0 + run_tiles) * rows)
+                });
+                let query = self.window(pair0, pairs, (cost.rows, cost.query_row_bytes), tiles);
                 let mut split0 = 0;
                 while split0 < cost.splits {
                     let run_splits = self.splits_per_run.min(cost.splits - split0);
-                    let key = self.key_window(pair0, pairs, split0, run_splits, &window);
+                    // Its keys: its pairs' all, or its key ranges of its one pair.
+                    let ranges = (run_splits < cost.splits).then(|| {
+                        let keys = cost.keys_per_split;
+                        (split0 * keys, (split0 + run_splits) * keys)
+                    });
+                    let key = self.window(pair0, pairs, (cost.keys, cost.key_row_bytes), ranges);
                     // Within the limits `runs` checked for a run at least this long.
                     let workgroups = if run_tiles == cost.row_tiles() {
                         cost.workgroups(pairs, run_splits)
@@ -287,26 +267,37 @@ impl Runs {
         chunks
     }
 
-    /// The window of k and v a run reads: its pairs' keys, or its key ranges of its pair.
-    fn key_window(
+    /// The window a run binds of a tensor whose pairs hold `rows` rows of `row_bytes`:
+    /// its pairs' slices, or rows `part` of its one pair's; from byte 0 to the end when the
+    /// call is one run (the tensor bound as it is), else from an aligned offset at most an
+    /// alignment before the slice.
+    fn window(
         &self,
         pair0: u64,
         pairs: u64,
-        split0: u64,
-        run_splits: u64,
-        window: &dyn Fn(u64, u64) -> Span,
+        (rows, row_bytes): (u64, u64),
+        part: Option<(u64, u64)>,
     ) -> Span {
-        let cost = self.cost;
-        if self.splits_per_run == cost.splits {
-            return window(pair0 * cost.key_bytes(), (pair0 + pairs) * cost.key_bytes());
+        let pair_bytes = rows * row_bytes;
+        let (start, end) = match part {
+            None => (pair0 * pair_bytes, (pair0 + pairs) * pair_bytes),
+            Some((first, end)) => (
+                pair0 * pair_bytes + first * row_bytes,
+                pair0 * pair_bytes + end.min(rows) * row_bytes,
+            ),
+        };
+        let whole = self.per_run == self.pairs
+            && self.tiles_per_run == self.cost.row_tiles()
+            && self.splits_per_run == self.cost.splits;
+        let offset = if whole {
+            0
+        } else {
+            start - start % self.alignment
+        };
+        Span {
+            offset,
+            size: end - offset,
         }
-        let first = split0 * cost.keys_per_split;
-        let end = ((split0 + run_splits) * cost.keys_per_split).min(cost.keys);
-        let base = pair0 * cost.key_bytes();
-        window(
-            base + first * cost.key_row_bytes,
-            base + end * cost.key_row_bytes,
-        )
     }
 }
 

@@ -2,6 +2,8 @@
 //! (`FlashParams`), the device limits a plan respects, and the dispatch grid of a count
 //! of workgroups.
 
+use crate::gpu::device::context::GpuContext;
+
 /// The uniform of both attention kernels; `Params` in shaders/attention/flash.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
@@ -51,6 +53,28 @@ pub(crate) struct AttentionLimits {
     /// A CPU adapter (lavapipe, llvmpipe, SwiftShader): its invocations take several query
     /// rows each ([`rows_per_invocation`]).
     pub cpu: bool,
+}
+
+impl AttentionLimits {
+    /// The limits of `gpu`'s device.
+    pub fn new(gpu: &GpuContext) -> Self {
+        let cpu = gpu.cpu_adapter;
+        Self {
+            max_binding_bytes: gpu.limits.max_binding_bytes,
+            max_buffer_bytes: gpu.limits.max_buffer_bytes,
+            max_workgroups_per_dimension: gpu.limits.max_workgroups_per_dimension,
+            binding_alignment: gpu.limits.binding_alignment,
+            workgroup_storage_bytes: gpu.device.limits().max_compute_workgroup_storage_size,
+            // A CPU adapter runs one workgroup per core at a time; a GPU wants hundreds.
+            busy_workgroups: if cpu {
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                4 * cores as u32
+            } else {
+                1024
+            },
+            cpu,
+        }
+    }
 }
 
 /// A 2-D grid of `count` workgroups, at most `max` along each side (the caller checked

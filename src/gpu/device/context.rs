@@ -12,6 +12,9 @@ pub(crate) struct GpuContext {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
     pub limits: PlanLimits,
+    /// Whether the device runs on the host's CPU (lavapipe, llvmpipe, SwiftShader), read
+    /// once: the plans that differ there ask it on every call.
+    pub cpu_adapter: bool,
     pub errors: DeferredErrors,
     pub health: DeviceHealth,
 }

@@ -10,4 +10,5 @@ pub(crate) mod readback;
 pub(crate) mod scope;
 
 pub use health::DeviceLossReporter;
+pub(crate) use open::is_cpu_adapter;
 pub use open::{open_device, GpuDevice};

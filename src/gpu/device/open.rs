@@ -112,6 +112,6 @@ impl GenerationPath {
 }
 
 /// Whether the device runs on the host's CPU, where host-written memory is device memory.
-fn is_cpu_adapter(device: &wgpu::Device) -> bool {
+pub(crate) fn is_cpu_adapter(device: &wgpu::Device) -> bool {
     device.adapter_info().device_type == wgpu::DeviceType::Cpu
 }

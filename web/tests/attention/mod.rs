@@ -13,6 +13,20 @@ use wasm_bindgen_test::wasm_bindgen_test;
 /// |kernel - f64 reference| for inputs of unit scale (docs/attention.md).
 const TOLERANCE: f64 = 1e-5;
 
+/// q, k and v of `shape`, uniform in [-1, 1) in steps of 1/1000.
+fn inputs(rng: &mut Rng, shape: AttentionShape) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let mut values = |len: usize| -> Vec<f32> {
+        (0..len)
+            .map(|_| rng.below(2000) as f32 / 1000.0 - 1.0)
+            .collect()
+    };
+    (
+        values(shape.query_len()),
+        values(shape.key_len()),
+        values(shape.key_len()),
+    )
+}
+
 fn worst_error(got: &[f32], expected: &[f64]) -> f64 {
     assert_eq!(got.len(), expected.len());
     got.iter()
@@ -43,16 +57,7 @@ async fn fused_attention_equals_the_f64_oracle() {
             keys,
             head_dim,
         };
-        let mut values = |len: usize| -> Vec<f32> {
-            (0..len)
-                .map(|_| rng.below(2000) as f32 / 1000.0 - 1.0)
-                .collect()
-        };
-        let (q, k, v) = (
-            values(shape.query_len()),
-            values(shape.key_len()),
-            values(shape.key_len()),
-        );
+        let (q, k, v) = inputs(&mut rng, shape);
         let got = alibi
             .attention(&q, &k, &v, shape, &AttentionOptions::new())
             .await
@@ -124,16 +129,7 @@ async fn random_attention_calls_equal_the_f64_oracle() {
                 .total_heads(query_heads)
                 .causal(causal),
         );
-        let mut values = |len: usize| -> Vec<f32> {
-            (0..len)
-                .map(|_| rng.below(2000) as f32 / 1000.0 - 1.0)
-                .collect()
-        };
-        let (q, k, v) = (
-            values(shape.query_len()),
-            values(shape.key_len()),
-            values(shape.key_len()),
-        );
+        let (q, k, v) = inputs(&mut rng, shape);
         let options = AttentionOptions::new()
             .window(window.0, window.1)
             .offsets(query_offsets.clone(), key_offsets.clone())
