@@ -2,7 +2,8 @@
 //! `forward` of the same shape, and from the cache against a device copy of the same
 //! bytes. Each timed call allocates its tensor, as `forward_dense` does: the fresh
 //! figures run with nothing kept for reuse (cache budget 0), and the copy goes into a new
-//! buffer.
+//! buffer. The `into` figures write a buffer allocated once instead: the kernel's and the
+//! copy's own cost, without the allocation (on a real GPU, large and uneven).
 
 use alibi_wgpu::{reference, AlibiError, AlibiPositionalBias};
 
@@ -17,6 +18,9 @@ pub struct DenseFigures {
     pub into_ms: f64,
     pub copy_new_ms: f64,
     pub dense_hit_ms: f64,
+    /// `encode_into` the reused buffer from the cache, and a device copy into it.
+    pub hit_into_ms: f64,
+    pub copy_into_ms: f64,
     pub exact: bool,
 }
 
@@ -31,6 +35,10 @@ impl DenseFigures {
 
     pub fn dense_hit_over_copy(&self) -> f64 {
         round3(self.dense_hit_ms / self.copy_new_ms)
+    }
+
+    pub fn hit_into_over_copy(&self) -> f64 {
+        round3(self.hit_into_ms / self.copy_into_ms)
     }
 }
 
@@ -59,7 +67,9 @@ pub fn measure_dense(
     let expected = expected_bytes(alibi, i, j)?;
     let mut exact = true;
     let (mut strided, mut dense, mut into) = (Vec::new(), Vec::new(), Vec::new());
-    let reused = buffer(wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST);
+    let reused = buffer(
+        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+    );
     alibi.set_cache_budget(0);
     for run in 0..=runs {
         let s = time_ms(|| {
@@ -88,6 +98,28 @@ pub fn measure_dense(
     alibi.set_cache_budget(budget);
     alibi.forward(i, j)?;
     let (mut hit, mut copy) = (Vec::new(), Vec::new());
+    let (mut hit_into, mut copy_into) = (Vec::new(), Vec::new());
+    for run in 0..=runs {
+        let h = time_ms(|| {
+            let mut encoder = device.create_command_encoder(&Default::default());
+            let _written = alibi.encode_into(&mut encoder, i, j, &reused, 0)?;
+            alibi.queue().submit([encoder.finish()]);
+            wait_idle(&device)
+        })?;
+        if run == 0 {
+            exact &= read(alibi, Some(&reused), &expected);
+        }
+        let c = time_ms(|| {
+            let mut encoder = device.create_command_encoder(&Default::default());
+            encoder.copy_buffer_to_buffer(&source, 0, &reused, 0, bytes);
+            alibi.queue().submit([encoder.finish()]);
+            wait_idle(&device)
+        })?;
+        if run > 0 {
+            hit_into.push(h);
+            copy_into.push(c);
+        }
+    }
     for run in 0..=runs {
         let mut result = None;
         let h = time_ms(|| {
@@ -118,6 +150,8 @@ pub fn measure_dense(
         into_ms: median(into),
         copy_new_ms: median(copy),
         dense_hit_ms: median(hit),
+        hit_into_ms: median(hit_into),
+        copy_into_ms: median(copy_into),
         exact,
     })
 }

@@ -109,6 +109,9 @@ pub fn measure_case(
         dense_hit_ms: round3(dense.dense_hit_ms),
         dense_copy_ms: round3(dense.copy_new_ms),
         dense_hit_over_copy: dense.dense_hit_over_copy(),
+        dense_hit_into_ms: round3(dense.hit_into_ms),
+        dense_copy_into_ms: round3(dense.copy_into_ms),
+        dense_hit_into_over_copy: dense.hit_into_over_copy(),
         dense_exact: dense.exact,
     })
 }

@@ -104,6 +104,14 @@ pub struct CaseReport {
     pub dense_copy_ms: f64,
     /// `dense_hit_ms` over `dense_copy_ms`.
     pub dense_hit_over_copy: f64,
+    /// `encode_into` a caller's buffer allocated once with the cache holding `(i, j)`: the
+    /// copy from the cache alone (commands or the copy kernel), no allocation.
+    pub dense_hit_into_ms: f64,
+    /// A device copy of the same bytes into that same buffer, finished.
+    pub dense_copy_into_ms: f64,
+    /// `dense_hit_into_ms` over `dense_copy_into_ms`: the copy's own cost, which
+    /// allocation (large and uneven on real GPUs) does not blur.
+    pub dense_hit_into_over_copy: f64,
     /// Both dense results equal the oracle, bit for bit.
     pub dense_exact: bool,
 }
@@ -138,7 +146,7 @@ impl CaseReport {
             other => other,
         };
         format!(
-            "{:<22} {:>7.1} {:>11} {:>8.2} {:>7.2} {:>8.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>11.2} {:>8.0} {:>9.2} {:>9.2} {:>9.2} {:>6}",
+            "{:<22} {:>7.1} {:>11} {:>8.2} {:>7.2} {:>8.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>11.2} {:>8.0} {:>9.2} {:>9.2} {:>9.2} {:>10.2} {:>6}",
             format!("{} heads [{}, {}, {}]", self.heads, self.total_heads, self.i, self.j),
             self.bytes as f64 / (1u64 << 20) as f64,
             path,
@@ -154,6 +162,7 @@ impl CaseReport {
             self.dense_over_strided,
             self.dense_into_over_strided,
             self.dense_hit_over_copy,
+            self.dense_hit_into_over_copy,
             self.exact && self.dense_exact,
         )
     }

@@ -11,7 +11,7 @@ mod common;
 use cli_support::succeed;
 use serde_json::Value;
 
-const CASE_FIELDS: [&str; 29] = [
+const CASE_FIELDS: [&str; 32] = [
     "case",
     "backend",
     "adapter",
@@ -41,6 +41,9 @@ const CASE_FIELDS: [&str; 29] = [
     "dense_hit_ms",
     "dense_copy_ms",
     "dense_hit_over_copy",
+    "dense_hit_into_ms",
+    "dense_copy_into_ms",
+    "dense_hit_into_over_copy",
     "dense_exact",
 ];
 const DECODE_FIELDS: [&str; 12] = [

@@ -175,16 +175,23 @@ pub(crate) fn plan(
     // A few rows per key/value head (decode steps): an invocation per row and key range,
     // rather than tiles of rows that would be mostly empty.
     let decode = group_rows * 4 <= ROWS_PER_GROUP as u64;
+    let element = settings.dtype.size() as u64;
+    let room = limits
+        .max_binding_bytes
+        .saturating_sub(limits.binding_alignment.max(1));
+    let partial_row_bytes = (head_dim as u64 / 4 + 1) * 16;
+    let scratch = limits.max_binding_bytes.min(limits.max_buffer_bytes);
+    // Flash-decoding's splits only keep a GPU busy: none where one pair's query rows, or
+    // one split's partial results of them, exceed a binding (its runs take row tiles, which
+    // split partials as large as the rows would not fit).
+    let rows_fit =
+        group_rows * head_dim as u64 * element <= room && group_rows * partial_row_bytes <= scratch;
+    let busy = if rows_fit { limits.busy_workgroups } else { 0 };
     let (splits, keys_per_split, rows_per_invocation) = if decode {
         let splits = (keys as u64).div_ceil(DECODE_KEYS_PER_SPLIT);
         (splits, DECODE_KEYS_PER_SPLIT, 1)
     } else {
-        let (splits, per) = splits(
-            pairs * row_tiles,
-            keys as u64,
-            keys_per_tile,
-            limits.busy_workgroups,
-        );
+        let (splits, per) = splits(pairs * row_tiles, keys as u64, keys_per_tile, busy);
         (
             splits,
             per,
@@ -192,13 +199,9 @@ pub(crate) fn plan(
         )
     };
     let head_dim = head_dim as u64;
-    let element = settings.dtype.size() as u64;
     let step = if decode { 4 } else { keys_per_tile as u64 };
     // The keys of one key/value head past one binding: key ranges short enough that a
     // whole number of them fits one (each run binds its own window of them, chunks.rs).
-    let room = limits
-        .max_binding_bytes
-        .saturating_sub(limits.binding_alignment.max(1));
     let longest_split = if keys as u64 * head_dim * element > room {
         room / (head_dim * element) / step * step
     } else {
@@ -211,9 +214,7 @@ pub(crate) fn plan(
     };
     // A pair's partial results must fit one binding: fewer, longer splits where not (never
     // longer than a binding holds).
-    let partial_row_bytes = (head_dim / 4 + 1) * 16;
-    let most_splits = limits.max_binding_bytes.min(limits.max_buffer_bytes)
-        / (group_rows * partial_row_bytes).max(1);
+    let most_splits = scratch / (group_rows * partial_row_bytes).max(1);
     let (splits, keys_per_split) = if splits > most_splits && most_splits > 0 {
         let per = (keys as u64).div_ceil(most_splits).next_multiple_of(step);
         if per > longest_split {
@@ -317,8 +318,8 @@ pub(crate) fn keys_per_tile(head_dim: u32, workgroup_storage_bytes: u32) -> u32 
 }
 
 /// Flash-decoding: with fewer than `busy` workgroups over the rows, the keys are split so
-/// that the device stays busy, each split a whole number of tiles. Gives `(splits,
-/// keys_per_split)`.
+/// that the device stays busy, each split a whole number of tiles (`busy` 0: one split).
+/// Gives `(splits, keys_per_split)`.
 fn splits(base: u64, keys: u64, keys_per_tile: u32, busy: u32) -> (u64, u64) {
     let tiles = keys.div_ceil(keys_per_tile as u64);
     let wanted = (busy as u64).div_ceil(base.max(1)).clamp(1, tiles);

@@ -184,3 +184,40 @@ fn nothing_to_compute_is_no_plan() {
         .unwrap()
         .is_none());
 }
+
+#[test]
+fn query_rows_past_a_binding_take_row_tiles_rather_than_parallel_splits() {
+    // A GPU (1,024 busy workgroups) with 64 KiB bindings: 20 row tiles would split the
+    // keys five ways for parallelism, but one pair's 600 rows (75 KiB) need row tiles,
+    // whose split partials could not fit: no parallel splits (on GPUs this call was refused).
+    let gpu = AttentionLimits {
+        max_binding_bytes: 64 << 10,
+        binding_alignment: 32,
+        workgroup_storage_bytes: 49152,
+        busy_workgroups: 1024,
+        ..LIMITS
+    };
+    let long_queries = AttentionShape {
+        batch: 2,
+        ..shape(2, 1, 300, 150, 32)
+    };
+    for dtype in [BiasDtype::F32, BiasDtype::F16] {
+        let planned = plan(
+            long_queries,
+            FlashSettings {
+                dtype,
+                ..settings(2)
+            },
+            gpu,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(planned.params.splits, 1, "{dtype:?}");
+        assert!(!planned.variant.split, "{dtype:?}");
+    }
+    // Rows that fit a binding still split their keys to keep the GPU busy.
+    let short = plan(shape(1, 1, 64, 256, 32), settings(1), gpu)
+        .unwrap()
+        .unwrap();
+    assert!(short.params.splits > 1, "{:?}", short.params);
+}

@@ -116,13 +116,13 @@ pub(crate) fn check_dense(shape: DenseShape, limits: PlanLimits) -> Result<u64> 
 
 /// The contiguous byte spans `(source offset, target offset, bytes)` a copy of `source`
 /// into a dense `shape` at `byte_offset` takes, when every span is a whole number of words
-/// (copy commands need that) and there are at most `max_spans`; `None` otherwise (the copy
-/// kernel then does it).
+/// (copy commands need that) and `pays(spans, bytes per span)` says that many commands beat
+/// one pass of the copy kernel; `None` otherwise (the copy kernel then does it).
 pub(crate) fn copy_spans(
     shape: DenseShape,
     source: Source,
     byte_offset: u64,
-    max_spans: usize,
+    pays: impl Fn(u64, u64) -> bool,
 ) -> Option<Vec<(u64, u64, u64)>> {
     let (heads, rows, cols) = (shape.heads as u64, shape.rows as u64, shape.cols as u64);
     let BiasLayout {
@@ -139,7 +139,7 @@ pub(crate) fn copy_spans(
     } else {
         (heads * rows, cols, row_stride)
     };
-    if count > max_spans as u64 {
+    if !pays(count, len * size) {
         return None;
     }
     let spans: Vec<_> = (0..count)

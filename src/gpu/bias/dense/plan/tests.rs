@@ -177,7 +177,7 @@ fn spans_are_whole_words_or_refused() {
             row_stride: 8,
         },
     };
-    let spans = copy_spans(s, strided, 8, 64).unwrap();
+    let spans = copy_spans(s, strided, 8, |n, _| n <= 64).unwrap();
     assert_eq!(spans.len(), 6);
     assert_eq!(spans[3], ((3 + 32) * 4, 8 + 15 * 4, 20));
     let dense = Source {
@@ -187,8 +187,14 @@ fn spans_are_whole_words_or_refused() {
             row_stride: 5,
         },
     };
-    assert_eq!(copy_spans(s, dense, 0, 64).unwrap(), vec![(0, 0, 120)]);
-    assert!(copy_spans(s, strided, 0, 5).is_none());
+    assert_eq!(
+        copy_spans(s, dense, 0, |n, _| n <= 64).unwrap(),
+        vec![(0, 0, 120)]
+    );
+    assert!(copy_spans(s, strided, 0, |n, _| n <= 5).is_none());
     let half = shape(2, 3, 5, BiasDtype::F16);
-    assert!(copy_spans(half, strided, 0, 64).is_none(), "odd f16 spans");
+    assert!(
+        copy_spans(half, strided, 0, |n, _| n <= 64).is_none(),
+        "odd f16 spans"
+    );
 }
