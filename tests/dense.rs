@@ -66,20 +66,34 @@ fn cases(paths: Vec<GenerationPath>) -> impl Strategy<Value = Case> {
     (
         (devices, prop::sample::select(paths), dtypes, any::<bool>()),
         prop::option::of((0usize..24, 0usize..24)),
-        (0usize..20, 0usize..20, 0u64..12, any::<bool>()),
+        // Keys for rows packed into workgroups, and for rows of a workgroup each.
+        (
+            0usize..20,
+            prop_oneof![0usize..20, 240usize..300],
+            0u64..12,
+            any::<bool>(),
+        ),
     )
         .prop_map(
-            |((device, path, dtype, causal), prefill, (i, j, offset_words, into))| Case {
-                device,
-                path,
-                dtype,
-                causal,
-                // A prefill that covers the request, when there is one.
-                prefill: prefill.map(|(a, b)| (i.max(a), j.max(b))),
-                i,
-                j,
-                offset_words,
-                into,
+            |((device, path, dtype, causal), prefill, (i, j, offset_words, into))| {
+                // The windowed device's bindings hold rows of a few dozen keys.
+                let j = if device == Device::Windowed {
+                    j % 20
+                } else {
+                    j
+                };
+                Case {
+                    device,
+                    path,
+                    dtype,
+                    causal,
+                    // A prefill that covers the request, when there is one.
+                    prefill: prefill.map(|(a, b)| (i.max(a), j.max(b))),
+                    i,
+                    j,
+                    offset_words,
+                    into,
+                }
             },
         )
 }

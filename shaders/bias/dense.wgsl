@@ -5,16 +5,18 @@
 // for the words at the tensor's edges) of elements whose bits the value part gives
 // (`dense_generate.wgsl`, `dense_positions.wgsl`, `dense_copy.wgsl`).
 //
-// Grid: x = units of one row, y and z = rows (global rows, every head's in turn). Each
-// unit belongs to the row that holds its first element, so a unit may run on into the next
-// rows (or heads), and no two invocations write one word. The one division, of the row, is
-// the same for a whole workgroup. `DenseParams` in `src/gpu/bias/dense.rs` mirrors `Params`.
+// Grid (`dense`): x = units of one row, y and z = rows (global rows, every head's in turn).
+// Rows shorter than a workgroup's lanes pack their units instead (`dense_packed`): the
+// units in order, x then y. Each unit belongs to the row that holds its first element, so
+// a unit may run on into the next rows (or heads), and no two invocations write one word.
+// `DenseParams` in `src/gpu/bias/dense.rs` mirrors `Params`.
 
 struct Params {
     // Rows per head (I) and elements per row (j).
     rows: u32,
     cols: u32,
-    // The global rows (head * I + r) of this window: row0..row_end, grid_rows per z slice.
+    // The global rows (head * I + r) of this window: row0..row_end, grid_rows per z slice
+    // (`dense_packed`: workgroups along x).
     row0: u32,
     row_end: u32,
     grid_rows: u32,
@@ -136,4 +138,35 @@ fn dense(
     }
     let at = Cursor(row / params.rows, row % params.rows, unit * UNIT_ELEMENTS - start);
     window[unit] = unit_at(at, unit);
+}
+
+// Rows of fewer units than a workgroup has lanes: units unit_lo..unit_hi in order,
+// WORKGROUP_SIZE a workgroup, `grid_rows` workgroups along x, then y. Each finds its row
+// and head by `quotient` (the window holds fewer than 2^19 rows, `plan.rs`).
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn dense_packed(
+    @builtin(workgroup_id) group: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+) {
+    let unit = params.unit_lo + (group.y * params.grid_rows + group.x) * WORKGROUP_SIZE + lane;
+    if unit >= params.unit_hi {
+        return;
+    }
+    // Its first element, counted from the start of the window's first row; that row's
+    // rows from the start of its head.
+    let element = unit * UNIT_ELEMENTS - params.row0_element;
+    let along = quotient(element, params.cols);
+    let in_head = params.row0 % params.rows + along;
+    let heads = quotient(in_head, params.rows);
+    let at = Cursor(params.row0 / params.rows + heads, in_head - heads * params.rows, element - along * params.cols);
+    window[unit] = unit_at(at, unit);
+}
+
+// `n / d` where it is below 2^20: the f32 quotient (within 2.5 ulp in WGSL, so off by at
+// most one after truncation), corrected. No integer division per lane, which CPU adapters
+// run one lane at a time.
+fn quotient(n: u32, d: u32) -> u32 {
+    let q = u32(f32(n) / f32(d));
+    let down = select(q, q - 1u, q * d > n);
+    return select(down, down + 1u, (down + 1u) * d <= n);
 }

@@ -16,6 +16,7 @@ fn row_bits4(h: u32, r: u32, k: vec4<u32>) -> vec4<u32> {
     return element_bits4(select(value, future, future4(offsets)));
 }
 
-// `dense.wgsl`'s crossing quads take each row's four keys with its own slope, then
-// selects: two slope reads, not one per element.
-const ROW_VALUES: bool = true;
+// `dense.wgsl`'s crossing quads: in f32 each row's four keys with its own slope, then
+// selects (two slope reads, not one per element); in f16, whose integer rounding costs more
+// than slope reads, each element on its own (one rounding of four values, not two).
+const ROW_VALUES: bool = ELEMENTS_PER_WORD == 1u;

@@ -1,10 +1,11 @@
 //! The dense kernels (`shaders/bias/dense*.wgsl`), users of the windowed dispatch: a bias
 //! `[heads, I, j]` with no gap between rows or heads, at a byte offset of any buffer,
 //! generated at the module's positions, at custom ones, or copied from a cached strided
-//! block. Each is up to four pipelines of one source: four words per invocation for the
+//! block. Each is up to six pipelines of one source: four words per invocation for the
 //! body (of one row where rows hold whole vec4s; else crossing at most one row's end where
-//! rows hold four elements or more; else walking element by element), one word for the
-//! words at the tensor's edges (`plan.rs` says which words are which).
+//! rows hold four elements or more; else walking element by element; rows shorter than a
+//! workgroup's lanes packed into workgroups), one word for the words at the tensor's edges
+//! (`plan.rs` says which words are which).
 
 mod plan;
 
@@ -81,8 +82,8 @@ impl DenseKernel {
     pub fn spec(self, unit: UnitKind, dtype: BiasDtype, causal: bool) -> KernelSpec {
         let units: &[&'static str] = match unit {
             UnitKind::Row => &[ROW_VEC4_WGSL, WALKS],
-            UnitKind::Vec4 => &[VEC4_WGSL, CROSSES_ONCE],
-            UnitKind::Walk => &[VEC4_WGSL, WALKS],
+            UnitKind::Vec4 | UnitKind::Packed => &[VEC4_WGSL, CROSSES_ONCE],
+            UnitKind::Walk | UnitKind::PackedWalk => &[VEC4_WGSL, WALKS],
             UnitKind::Word => &[WORD_WGSL, WALKS],
         };
         let (values, extras): (&[&'static str], _) = match self {
@@ -97,7 +98,11 @@ impl DenseKernel {
             .copied()
             .collect();
         KernelSpec {
-            entry_point: "dense",
+            entry_point: if unit.packed() {
+                "dense_packed"
+            } else {
+                "dense"
+            },
             dtype,
             f16_words: true,
             causal,
@@ -113,7 +118,7 @@ type Kernel = WindowedKernel<DenseParams>;
 /// A module's dense kernels, each built on first use: `[kernel][unit]`.
 #[derive(Default)]
 pub(crate) struct DenseKernels {
-    built: [[OnceLock<Kernel>; 4]; 3],
+    built: [[OnceLock<Kernel>; UnitKind::ALL.len()]; 3],
 }
 
 impl DenseKernels {
@@ -157,12 +162,7 @@ impl DenseKernels {
         target: &wgpu::Buffer,
         extras: &[&wgpu::Buffer],
     ) -> Result<()> {
-        for unit in [
-            UnitKind::Row,
-            UnitKind::Vec4,
-            UnitKind::Walk,
-            UnitKind::Word,
-        ] {
+        for unit in UnitKind::ALL {
             let mine: Vec<_> = windows
                 .iter()
                 .filter(|(kind, _)| *kind == unit)

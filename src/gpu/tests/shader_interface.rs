@@ -50,12 +50,7 @@ pub(super) fn kernels(dtype: BiasDtype, causal: bool) -> Vec<(KernelSpec, Unifor
                 DenseKernel::Positions,
                 DenseKernel::Copy,
             ] {
-                for unit in [
-                    UnitKind::Vec4,
-                    UnitKind::Word,
-                    UnitKind::Row,
-                    UnitKind::Walk,
-                ] {
+                for unit in UnitKind::ALL {
                     kernels.push((kernel.spec(unit, dtype, causal), dense_params()));
                 }
             }

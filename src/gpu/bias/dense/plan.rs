@@ -53,7 +53,7 @@ impl DenseShape {
     }
 }
 
-/// The two pipelines of a dense kernel: what one invocation writes.
+/// The pipelines of a dense kernel: what one invocation writes, and on which grid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum UnitKind {
     /// Four words, 16 bytes aligned, inside the tensor.
@@ -65,16 +65,43 @@ pub(crate) enum UnitKind {
     /// Four words, 16 bytes aligned, inside the tensor, in rows of fewer than four
     /// elements (a walk element by element across rows).
     Walk = 3,
+    /// `Vec4`'s units in rows shorter than a workgroup's lanes, packed into workgroups in
+    /// order (`dense.wgsl`'s `dense_packed`) rather than a workgroup per row.
+    Packed = 4,
+    /// `Walk`'s units, packed the same way.
+    PackedWalk = 5,
 }
 
 impl UnitKind {
+    /// Every kind, in the order their windows are recorded.
+    pub const ALL: [Self; 6] = [
+        Self::Row,
+        Self::Vec4,
+        Self::Walk,
+        Self::Packed,
+        Self::PackedWalk,
+        Self::Word,
+    ];
+
     pub fn bytes(self) -> u64 {
         match self {
-            Self::Vec4 | Self::Row | Self::Walk => 16,
             Self::Word => 4,
+            _ => 16,
         }
     }
+
+    /// Whether its units are packed into workgroups in order, not a workgroup per row.
+    pub fn packed(self) -> bool {
+        matches!(self, Self::Packed | Self::PackedWalk)
+    }
 }
+
+/// Units a row holds at most for its units to be packed: a workgroup per row would leave
+/// most of its lanes idle (a 37-key row fills 10 of 256), which CPU adapters run anyway.
+const PACKED_ROW_UNITS: u64 = WORKGROUP_SIZE as u64 / 4;
+/// Rows a packed window holds at most: `dense_packed` finds a unit's row by an f32
+/// quotient, exact after one correction below 2^20 (WGSL's division is within 2.5 ulp).
+const PACKED_WINDOW_ROWS: u64 = 1 << 19;
 
 /// A copy's source: the cached view's layout, in elements of its buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -233,8 +260,14 @@ impl Planner {
             });
             target.max(source)
         };
-        let max_rows = u64::from(u16::MAX) * u64::from(u16::MAX);
-        let per_window = if span(rows) <= usable {
+        let elements_per_unit = 16 / size;
+        let packed = cols.div_ceil(elements_per_unit) < PACKED_ROW_UNITS;
+        let max_rows = if packed {
+            PACKED_WINDOW_ROWS
+        } else {
+            u64::from(u16::MAX) * u64::from(u16::MAX)
+        };
+        let per_window = if span(rows) <= usable && rows <= max_rows {
             // Whole heads: as many as fit.
             let mut heads = (usable / span(rows)).max(1);
             while heads > 1 && (span(heads * rows) > usable || heads * rows > max_rows) {
@@ -242,7 +275,7 @@ impl Planner {
             }
             heads * rows
         } else {
-            let mut n = ((usable - 16) / (cols * size)).clamp(1, rows);
+            let mut n = ((usable - 16) / (cols * size)).clamp(1, rows.min(max_rows));
             while n > 1 && span(n) > usable {
                 n = n * 3 / 4;
             }
@@ -258,16 +291,17 @@ impl Planner {
             } else {
                 (row + per_window).min(head_end)
             };
-            let elements_per_unit = 16 / size;
             // Every unit within one row: the simpler kernel.
-            let kind = if self.row_element(0).is_multiple_of(elements_per_unit)
-                && cols.is_multiple_of(elements_per_unit)
-            {
-                UnitKind::Row
-            } else if cols >= 4 {
-                UnitKind::Vec4
-            } else {
-                UnitKind::Walk
+            let kind = match (packed, cols >= 4) {
+                (true, true) => UnitKind::Packed,
+                (true, false) => UnitKind::PackedWalk,
+                _ if self.row_element(0).is_multiple_of(elements_per_unit)
+                    && cols.is_multiple_of(elements_per_unit) =>
+                {
+                    UnitKind::Row
+                }
+                (false, true) => UnitKind::Vec4,
+                (false, false) => UnitKind::Walk,
             };
             let first = self
                 .row_element(row)
@@ -348,15 +382,22 @@ impl Planner {
         let unit_bytes = unit.bytes();
         let bind_element = bind_offset / size;
         let count = rows.end - rows.start;
-        let grid_rows = count.min(u64::from(u16::MAX));
-        let slices = count.div_ceil(grid_rows);
         let per_unit = unit_bytes / size;
         // Units starting in a row of `cols` elements: at most ceil(cols / per_unit).
         let row_units = (s.cols as u64).div_ceil(per_unit);
-        let groups_x = if skip > 0 || unit == UnitKind::Word {
-            1
+        let groups = if unit.packed() {
+            // The units in order, `grid_rows` workgroups along x, then y.
+            let workgroups = (units.end - units.start).div_ceil(u64::from(WORKGROUP_SIZE));
+            let x = workgroups.clamp(1, u64::from(u16::MAX));
+            [x, workgroups.div_ceil(x).max(1), 1]
         } else {
-            row_units.div_ceil(u64::from(WORKGROUP_SIZE))
+            let grid_rows = count.min(u64::from(u16::MAX));
+            let groups_x = if skip > 0 || unit == UnitKind::Word {
+                1
+            } else {
+                row_units.div_ceil(u64::from(WORKGROUP_SIZE))
+            };
+            [groups_x, grid_rows, count.div_ceil(grid_rows)]
         };
         let elements = s.elements().unwrap_or(0);
         let tensor_end =
@@ -388,7 +429,7 @@ impl Planner {
                 cols: s.cols as u32,
                 row0: rows.start as u32,
                 row_end: rows.end as u32,
-                grid_rows: grid_rows as u32,
+                grid_rows: if unit.packed() { groups[0] } else { groups[1] } as u32,
                 row0_element: (self.row_element(rows.start) - bind_element) as u32,
                 unit_lo: (units.start - bind_offset / unit_bytes) as u32,
                 unit_hi: (units.end - bind_offset / unit_bytes) as u32,
@@ -403,7 +444,7 @@ impl Planner {
             },
             bind_offset,
             bind_size,
-            groups: [groups_x as u32, grid_rows as u32, slices as u32],
+            groups: groups.map(|n| n as u32),
             source,
         }
     }

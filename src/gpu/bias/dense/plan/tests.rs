@@ -34,58 +34,127 @@ fn run(
         let elements = unit_bytes / size;
         assert_eq!(window.bind_offset % limits.binding_alignment.max(4), 0);
         assert!(window.bind_size <= limits.max_binding_bytes, "{window:?}");
-        let [gx, gy, gz] = window.groups;
-        for z in 0..gz {
-            for y in 0..gy {
-                let along = z * p.grid_rows + y;
-                let row = p.row0 + along;
-                if row >= p.row_end {
-                    continue;
-                }
-                let start = u64::from(p.row0_element) + u64::from(along) * u64::from(p.cols);
-                for x in 0..gx * WORKGROUP_SIZE {
-                    let u = start.div_ceil(elements) + u64::from(p.unit_skip) + u64::from(x);
-                    let row_end = (start + u64::from(p.cols)).div_ceil(elements);
-                    if u >= row_end || u < u64::from(p.unit_lo) || u >= u64::from(p.unit_hi) {
+        for u in units_of(unit, &window, elements) {
+            assert!(
+                (u + 1) * unit_bytes <= window.bind_size,
+                "unit {u} of {window:?}"
+            );
+            let first_word = (window.bind_offset + u * unit_bytes) / 4;
+            written.extend(first_word..first_word + unit_bytes / 4);
+            if let (Some(Source { layout }), Some((offset, bytes))) = (source, window.source) {
+                // Each element of the unit inside the tensor, read from the source.
+                let tensor_first = byte_offset / size;
+                let tensor_end = tensor_first + shape.elements().unwrap();
+                let bind_first = window.bind_offset / size;
+                for e in u * elements..(u + 1) * elements {
+                    let absolute = bind_first + e;
+                    if absolute < tensor_first || absolute >= tensor_end {
                         continue;
                     }
-                    assert!(
-                        (u + 1) * unit_bytes <= window.bind_size,
-                        "unit {u} of {window:?}"
-                    );
-                    let first_word = (window.bind_offset + u * unit_bytes) / 4;
-                    written.extend(first_word..first_word + unit_bytes / 4);
-                    if let (Some(Source { layout }), Some((offset, bytes))) =
-                        (source, window.source)
-                    {
-                        // Each element of the unit inside the tensor, read from the source.
-                        let tensor_first = byte_offset / size;
-                        let tensor_end = tensor_first + shape.elements().unwrap();
-                        let bind_first = window.bind_offset / size;
-                        for e in u * elements..(u + 1) * elements {
-                            let absolute = bind_first + e;
-                            if absolute < tensor_first || absolute >= tensor_end {
-                                continue;
-                            }
-                            let rel = absolute - tensor_first;
-                            let (g, k) = (rel / shape.cols as u64, rel % shape.cols as u64);
-                            let (h, r) = (g / shape.rows as u64, g % shape.rows as u64);
-                            let read =
-                                layout.offset + h * layout.head_stride + r * layout.row_stride + k;
-                            let relative = u64::from(p.source_base)
-                                .wrapping_add(h * u64::from(p.source_head_stride))
-                                .wrapping_add(r * u64::from(p.source_row_stride))
-                                .wrapping_add(k)
-                                % (1 << 32);
-                            assert_eq!(read * size, offset + relative * size, "{window:?}");
-                            assert!(relative * size < bytes, "read {read} of {window:?}");
-                        }
-                    }
+                    let rel = absolute - tensor_first;
+                    let (g, k) = (rel / shape.cols as u64, rel % shape.cols as u64);
+                    let (h, r) = (g / shape.rows as u64, g % shape.rows as u64);
+                    let read = layout.offset + h * layout.head_stride + r * layout.row_stride + k;
+                    let relative = u64::from(p.source_base)
+                        .wrapping_add(h * u64::from(p.source_head_stride))
+                        .wrapping_add(r * u64::from(p.source_row_stride))
+                        .wrapping_add(k)
+                        % (1 << 32);
+                    assert_eq!(read * size, offset + relative * size, "{window:?}");
+                    assert!(relative * size < bytes, "read {read} of {window:?}");
                 }
             }
         }
     }
     written
+}
+
+/// The units a window's invocations write, as the kernel indexes them (`dense` a
+/// workgroup per row, `dense_packed` the units in order), each with the cursor (head, row,
+/// key) the kernel gives its first element, checked against the tensor's.
+fn units_of(unit: UnitKind, window: &Window<DenseParams>, elements: u64) -> Vec<u64> {
+    let p = window.params;
+    let [gx, gy, gz] = window.groups.map(u64::from);
+    let (rows, cols) = (u64::from(p.rows), u64::from(p.cols));
+    let mut units = Vec::new();
+    let mut cursor = |u: u64, at: [u64; 3]| {
+        // The element's place from its index: row0_element is row0's key 0.
+        let element = u * elements - u64::from(p.row0_element);
+        let global = u64::from(p.row0) + element / cols;
+        assert_eq!(
+            at,
+            [global / rows, global % rows, element % cols],
+            "unit {u}"
+        );
+        units.push(u);
+    };
+    if unit.packed() {
+        for y in 0..gy {
+            for x in 0..gx * u64::from(WORKGROUP_SIZE) {
+                let u = u64::from(p.unit_lo)
+                    + y * u64::from(p.grid_rows) * u64::from(WORKGROUP_SIZE)
+                    + x;
+                if u >= u64::from(p.unit_hi) {
+                    continue;
+                }
+                let element = u * elements - u64::from(p.row0_element);
+                let along = quotient(element, cols);
+                let in_head = u64::from(p.row0) % rows + along;
+                let heads = quotient(in_head, rows);
+                let at = [
+                    u64::from(p.row0) / rows + heads,
+                    in_head - heads * rows,
+                    element - along * cols,
+                ];
+                assert!(
+                    u64::from(p.row0) + along < u64::from(p.row_end),
+                    "unit {u} past its rows"
+                );
+                cursor(u, at);
+            }
+        }
+        return units;
+    }
+    for z in 0..gz {
+        for y in 0..gy {
+            let along = z * u64::from(p.grid_rows) + y;
+            let row = u64::from(p.row0) + along;
+            if row >= u64::from(p.row_end) {
+                continue;
+            }
+            let start = u64::from(p.row0_element) + along * cols;
+            for x in 0..gx * u64::from(WORKGROUP_SIZE) {
+                let u = start.div_ceil(elements) + u64::from(p.unit_skip) + x;
+                let row_end = (start + cols).div_ceil(elements);
+                if u >= row_end || u < u64::from(p.unit_lo) || u >= u64::from(p.unit_hi) {
+                    continue;
+                }
+                cursor(u, [row / rows, row % rows, u * elements - start]);
+            }
+        }
+    }
+    units
+}
+
+/// `dense.wgsl`'s `quotient` with its f32 division off by up to 3 ulp, in both directions.
+fn quotient(n: u64, d: u64) -> u64 {
+    assert!(
+        n / d < 1 << 20,
+        "{n} / {d}: a quotient past the kernel's range"
+    );
+    let exact = n / d;
+    for ulps in [-3i32, 0, 3] {
+        let estimate = f32::from_bits(
+            ((n as f32) / (d as f32))
+                .to_bits()
+                .wrapping_add_signed(ulps),
+        );
+        let q = estimate as u64;
+        let down = if q * d > n { q - 1 } else { q };
+        let corrected = if (down + 1) * d <= n { down + 1 } else { down };
+        assert_eq!(corrected, exact, "{n} / {d} off by {ulps} ulp");
+    }
+    exact
 }
 
 fn check(shape: DenseShape, byte_offset: u64, source: Option<Source>, limits: PlanLimits) {
@@ -121,7 +190,8 @@ proptest! {
     fn every_word_once_inside_its_binding(
         heads in 1usize..6,
         rows in 1usize..40,
-        cols in 1usize..70,
+        // Rows packed into workgroups, and rows of a workgroup each (from 252 f32 keys).
+        cols in prop_oneof![1usize..70, 240usize..300],
         offset_words in 0u64..40,
         f16 in any::<bool>(),
         binding_log2 in 6u32..12,
@@ -146,6 +216,35 @@ proptest! {
         });
         prop_assume!(fits_source);
         check(s, offset_words * 4, source, limits);
+    }
+}
+
+#[test]
+fn rows_shorter_than_a_workgroup_pack_their_units() {
+    let kinds = |cols, dtype| -> Vec<UnitKind> {
+        let s = shape(3, 50, cols, dtype);
+        let plan = plan_dense(s, 4, None, limits(1 << 20, 256));
+        plan.unwrap()
+            .unwrap()
+            .iter()
+            .map(|(kind, _)| *kind)
+            .collect()
+    };
+    assert!(kinds(37, BiasDtype::F32).contains(&UnitKind::Packed));
+    assert!(kinds(3, BiasDtype::F32).contains(&UnitKind::PackedWalk));
+    assert!(kinds(500, BiasDtype::F16).contains(&UnitKind::Packed));
+    assert!(kinds(256, BiasDtype::F32).contains(&UnitKind::Vec4));
+    assert!(kinds(1001, BiasDtype::F16).contains(&UnitKind::Vec4));
+    // Many short rows: windows of fewer than 2^19 rows, every word once.
+    for (heads, rows) in [(1, 600_000), (40, 20_000)] {
+        let s = shape(heads, rows, 5, BiasDtype::F32);
+        let plan = plan_dense(s, 0, None, limits(1 << 30, 256))
+            .unwrap()
+            .unwrap();
+        assert!(plan
+            .iter()
+            .all(|(_, w)| w.params.row_end - w.params.row0 <= 1 << 19));
+        check(s, 0, None, limits(1 << 30, 256));
     }
 }
 
