@@ -8,10 +8,14 @@
 //! (`plan.rs` says which words are which).
 
 mod plan;
+mod spans;
+mod unit;
 
 use std::sync::OnceLock;
 
-pub(crate) use plan::{check_dense, copy_spans, plan_dense, DenseShape, Source, UnitKind};
+pub(crate) use plan::{check_dense, plan_dense, DenseShape, Source};
+pub(crate) use spans::copy_spans;
+pub(crate) use unit::UnitKind;
 
 use crate::dtype::BiasDtype;
 use crate::error::Result;

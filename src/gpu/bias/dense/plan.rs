@@ -7,7 +7,7 @@
 use crate::bias::BiasLayout;
 use crate::dtype::BiasDtype;
 use crate::error::Result;
-use crate::gpu::bias::dense::DenseParams;
+use crate::gpu::bias::dense::{DenseParams, UnitKind};
 use crate::gpu::device::limits::PlanLimits;
 use crate::gpu::dispatch::fit::{binding, Extent, IndexFrom};
 use crate::gpu::dispatch::wgsl::WORKGROUP_SIZE;
@@ -48,51 +48,9 @@ impl DenseShape {
         Some(self.bytes()?.next_multiple_of(4))
     }
 
-    fn size(&self) -> u64 {
+    /// Bytes of one element.
+    pub(super) fn size(&self) -> u64 {
         self.dtype.size() as u64
-    }
-}
-
-/// The pipelines of a dense kernel: what one invocation writes, and on which grid.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum UnitKind {
-    /// Four words, 16 bytes aligned, inside the tensor.
-    Vec4 = 0,
-    /// One word, at the tensor's edges.
-    Word = 1,
-    /// Four words of one row: rows hold whole units and start one (no walk across rows).
-    Row = 2,
-    /// Four words, 16 bytes aligned, inside the tensor, in rows of fewer than four
-    /// elements (a walk element by element across rows).
-    Walk = 3,
-    /// `Vec4`'s units in rows shorter than a workgroup's lanes, packed into workgroups in
-    /// order (`dense.wgsl`'s `dense_packed`) rather than a workgroup per row.
-    Packed = 4,
-    /// `Walk`'s units, packed the same way.
-    PackedWalk = 5,
-}
-
-impl UnitKind {
-    /// Every kind, in the order their windows are recorded.
-    pub const ALL: [Self; 6] = [
-        Self::Row,
-        Self::Vec4,
-        Self::Walk,
-        Self::Packed,
-        Self::PackedWalk,
-        Self::Word,
-    ];
-
-    pub fn bytes(self) -> u64 {
-        match self {
-            Self::Word => 4,
-            _ => 16,
-        }
-    }
-
-    /// Whether its units are packed into workgroups in order, not a workgroup per row.
-    pub fn packed(self) -> bool {
-        matches!(self, Self::Packed | Self::PackedWalk)
     }
 }
 
@@ -139,49 +97,6 @@ pub(crate) fn check_dense(shape: DenseShape, limits: PlanLimits) -> Result<u64> 
         });
     }
     Ok(usable)
-}
-
-/// The contiguous byte spans `(source offset, target offset, bytes)` a copy of `source`
-/// into a dense `shape` at `byte_offset` takes, when every span is a whole number of words
-/// (copy commands need that) and `pays(spans, bytes per span)` says that many commands beat
-/// one pass of the copy kernel; `None` otherwise (the copy kernel then does it).
-pub(crate) fn copy_spans(
-    shape: DenseShape,
-    source: Source,
-    byte_offset: u64,
-    pays: impl Fn(u64, u64) -> bool,
-) -> Option<Vec<(u64, u64, u64)>> {
-    let (heads, rows, cols) = (shape.heads as u64, shape.rows as u64, shape.cols as u64);
-    let BiasLayout {
-        offset,
-        head_stride,
-        row_stride,
-    } = source.layout;
-    let size = shape.size();
-    // (spans, elements per span, source stride between spans) from the widest run.
-    let (count, len, stride) = if row_stride == cols && head_stride == rows * cols {
-        (1, heads * rows * cols, 0)
-    } else if row_stride == cols {
-        (heads, rows * cols, head_stride)
-    } else {
-        (heads * rows, cols, row_stride)
-    };
-    if !pays(count, len * size) {
-        return None;
-    }
-    let spans: Vec<_> = (0..count)
-        .map(|n| {
-            // Rows of several heads: the source skips to the next head.
-            let source = if len == cols && stride == row_stride {
-                offset + n / rows * head_stride + n % rows * row_stride
-            } else {
-                offset + n * stride
-            };
-            (source * size, byte_offset + n * len * size, len * size)
-        })
-        .collect();
-    let words = |&(a, b, c): &(u64, u64, u64)| a % 4 == 0 && b % 4 == 0 && c % 4 == 0;
-    spans.iter().all(words).then_some(spans)
 }
 
 /// A dense plan: each window with the pipeline that records it.

@@ -3,6 +3,7 @@
 //! word outside the tensor; a copy reads inside its source window.
 
 use super::*;
+use crate::gpu::bias::dense::copy_spans;
 use crate::gpu::dispatch::wgsl::WORKGROUP_SIZE;
 use proptest::prelude::*;
 

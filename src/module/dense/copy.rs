@@ -1,0 +1,92 @@
+//! Dense requests served from the cache: the cached block that covers a request, and its
+//! copy on the GPU into the dense layout, by copy commands or the copy kernel.
+
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::gpu::bias::dense::{copy_spans, plan_dense, DenseKernel, DenseShape, Source};
+use crate::gpu::device::scope::{CallErrors, Work};
+use crate::module::AlibiPositionalBias;
+
+/// Whether `spans` copy commands of `span_bytes` each beat one pass of the copy kernel over
+/// the same bytes (a cached block with padded rows is one span per row). On a CPU adapter a
+/// command is a memcpy and the kernel reads word by word, lane by lane (lavapipe: 8,000
+/// rows of 1,001 keys copy 3 times faster as commands; 1,000 rows of 1,001 keys 2.7 times),
+/// so up to 65,536 of them. On a GPU the kernel runs near the memory's speed and a command
+/// costs microseconds of recording and a barrier (an H200 on Vulkan: a 1 GiB block copied
+/// in 0.86 ms by the kernel, 2.7 ms by one command; 296 rows of 37 keys alike either way),
+/// so only a few small spans go as commands, where they save the kernel's dispatch.
+fn copy_commands_pay(cpu_adapter: bool, spans: u64, span_bytes: u64) -> bool {
+    if cpu_adapter {
+        spans <= 1 << 16
+    } else {
+        spans <= 16 && spans * span_bytes <= 4 << 20
+    }
+}
+
+/// A cached block a dense request is a copy of: its buffer, the request's layout in it, and
+/// the errors of the generation that wrote it.
+pub(super) type Cached = (Arc<wgpu::Buffer>, Source, CallErrors);
+
+impl AlibiPositionalBias {
+    /// The cached block covering `(i, j)`, counted as a hit; `None` is a miss, and a block
+    /// whose generation is known to have failed is evicted and counted as a miss.
+    pub(super) fn cached(&mut self, i: usize, j: usize) -> Option<Cached> {
+        let hit = self.cache.lookup(i, j)?;
+        let ((buffer, errors), rows, cols) = (hit.payload.clone(), hit.rows, hit.cols);
+        if errors.failure_now().is_some() {
+            self.evict_failed();
+            return None;
+        }
+        let view = self.slice_view(buffer.clone(), rows, cols, [self.total_heads, i, j]);
+        let source = Source {
+            layout: view.layout(),
+        };
+        Some((buffer, source, errors))
+    }
+
+    /// Records the copy of `source` in `block` as copy commands when its spans are whole
+    /// words, else by the copy kernel; `false` (nothing recorded) when no binding window
+    /// holds the source: the caller generates the same values instead.
+    pub(super) fn record_copy(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        shape: DenseShape,
+        target: &wgpu::Buffer,
+        byte_offset: u64,
+        block: &wgpu::Buffer,
+        source: Source,
+    ) -> Result<bool> {
+        let cpu_adapter = self.gpu.cpu_adapter;
+        let pays = |spans, span_bytes| copy_commands_pay(cpu_adapter, spans, span_bytes);
+        if let Some(spans) = copy_spans(shape, source, byte_offset, pays) {
+            self.gpu.run(Work::named("recording a dense copy"), || {
+                for (from, to, bytes) in spans {
+                    encoder.copy_buffer_to_buffer(block, from, target, to, bytes);
+                }
+            })?;
+            return Ok(true);
+        }
+        let Some(windows) = plan_dense(shape, byte_offset, Some(source), self.gpu.limits)? else {
+            return Ok(false);
+        };
+        self.writer.dense().encode(
+            &self.gpu,
+            encoder,
+            DenseKernel::Copy,
+            (self.dtype, self.causal),
+            &windows,
+            &self.slopes.buffer,
+            target,
+            &[block],
+        )?;
+        Ok(true)
+    }
+}
+
+/// A cached block held until the work reading it is done.
+pub(super) struct Pinned(#[allow(dead_code)] pub(super) Arc<wgpu::Buffer>);
+
+// SAFETY: the web has one thread, where wgpu's objects are not `Send`; elsewhere they are.
+#[cfg(target_arch = "wasm32")]
+unsafe impl Send for Pinned {}
