@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::bias::{AlibiBias, BiasLayout};
+use crate::bias::AlibiBias;
 use crate::cache::{BiasCache, CacheStats};
 use crate::dtype::BiasDtype;
 use crate::error::Result;
@@ -27,6 +27,7 @@ mod positions;
 pub(crate) mod scores;
 mod to_host;
 mod uncached;
+mod views;
 
 /// ALiBi positional bias on a wgpu device: x-transformers' `AlibiPositionalBias(heads,
 /// total_heads)` with an exact cache (docs/semantics.md).
@@ -367,53 +368,5 @@ impl AlibiPositionalBias {
         self.pool
             .keep(buffers, stats.budget_bytes.saturating_sub(stats.bytes));
         self.peak_bytes = self.peak_bytes.max(stats.bytes + self.pool.bytes());
-    }
-
-    fn empty_view(&self, shape: [usize; 3]) -> AlibiBias {
-        AlibiBias {
-            buffer: None,
-            shape,
-            layout: BiasLayout::default(),
-            dtype: self.dtype,
-            binding_alignment: self.gpu.limits.binding_alignment,
-            errors: CallErrors::default(),
-        }
-    }
-
-    /// The view of a whole generated tensor (its padding columns excluded).
-    fn whole_view(
-        &self,
-        buffer: Arc<wgpu::Buffer>,
-        generated: GenerateShape,
-        shape: [usize; 3],
-    ) -> AlibiBias {
-        AlibiBias {
-            dtype: generated.dtype,
-            ..self.slice_view(buffer, generated.rows, generated.cols, shape)
-        }
-    }
-
-    /// The bottom-right `[.., rows-i.., cols-j..]` view of a generated `[.., rows, cols]`
-    /// tensor of the module's element type.
-    fn slice_view(
-        &self,
-        buffer: Arc<wgpu::Buffer>,
-        rows: usize,
-        cols: usize,
-        shape: [usize; 3],
-    ) -> AlibiBias {
-        let [_, i, j] = shape;
-        AlibiBias {
-            buffer: Some(buffer),
-            shape,
-            layout: BiasLayout {
-                offset: ((rows - i) * cols + (cols - j)) as u64,
-                head_stride: (rows * cols) as u64,
-                row_stride: cols as u64,
-            },
-            dtype: self.dtype,
-            binding_alignment: self.gpu.limits.binding_alignment,
-            errors: CallErrors::default(),
-        }
     }
 }
