@@ -56,20 +56,15 @@ fn decode(
         let s1 = scores_k(q, kv_base + min(key + 1u, last), key + 1u, head, r, slope, padding, query_position, offset.y, end);
         let s2 = scores_k(q, kv_base + min(key + 2u, last), key + 2u, head, r, slope, padding, query_position, offset.y, end);
         let s3 = scores_k(q, kv_base + min(key + 3u, last), key + 3u, head, r, slope, padding, query_position, offset.y, end);
-        let new_max = max(running_max, max(max(s0, s1), max(s2, s3)));
-        let unseen = new_max == unseen_max;
-        let rescale = select(exp(running_max - new_max), 1.0, unseen);
-        let p0 = select(exp(s0 - new_max), 0.0, unseen);
-        let p1 = select(exp(s1 - new_max), 0.0, unseen);
-        let p2 = select(exp(s2 - new_max), 0.0, unseen);
-        let p3 = select(exp(s3 - new_max), 0.0, unseen);
-        running_sum = running_sum * rescale + ((p0 + p1) + (p2 + p3));
-        acc = block_scale(acc, rescale);
-        acc = block_axpy_v(acc, p0, kv_base + key);
-        acc = block_axpy_v(acc, p1, kv_base + min(key + 1u, last));
-        acc = block_axpy_v(acc, p2, kv_base + min(key + 2u, last));
-        acc = block_axpy_v(acc, p3, kv_base + min(key + 3u, last));
-        running_max = new_max;
+        // `flash.wgsl`'s step (one row an invocation: RowsF is f32 here).
+        let w = softmax_step(running_max, unseen_max, s0, s1, s2, s3);
+        running_sum = running_sum * w.rescale + ((w.p0 + w.p1) + (w.p2 + w.p3));
+        acc = block_scale(acc, w.rescale);
+        acc = block_axpy_v(acc, w.p0, kv_base + key);
+        acc = block_axpy_v(acc, w.p1, kv_base + min(key + 1u, last));
+        acc = block_axpy_v(acc, w.p2, kv_base + min(key + 2u, last));
+        acc = block_axpy_v(acc, w.p3, kv_base + min(key + 3u, last));
+        running_max = w.max;
     }
     block_store_partial((run_row * params.splits + split) * (D4 + 1u), true, running_max, running_sum, acc);
 }

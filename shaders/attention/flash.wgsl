@@ -189,23 +189,14 @@ fn flash(
             let s1 = scores(q, step + 1u, key + 1u, heads, r, slopes, padding, query_positions, offset.y, range.y);
             let s2 = scores(q, step + 2u, key + 2u, heads, r, slopes, padding, query_positions, offset.y, range.y);
             let s3 = scores(q, step + 3u, key + 3u, heads, r, slopes, padding, query_positions, offset.y, range.y);
-            let step_max = max(max(s0, s1), max(s2, s3));
-            // The online softmax: what was summed under the old max is rescaled once.
-            let new_max = max(running_max, step_max);
-            let unseen = new_max == unseen_max;
-            let rescale = select(exp(running_max - new_max), RowsF(1.0), unseen);
-            let zero = RowsF(0.0);
-            let p0 = select(exp(s0 - new_max), zero, unseen);
-            let p1 = select(exp(s1 - new_max), zero, unseen);
-            let p2 = select(exp(s2 - new_max), zero, unseen);
-            let p3 = select(exp(s3 - new_max), zero, unseen);
-            running_sum = running_sum * rescale + ((p0 + p1) + (p2 + p3));
-            acc = block_scale(acc, rescale);
-            acc = block_axpy(acc, p0, step);
-            acc = block_axpy(acc, p1, step + 1u);
-            acc = block_axpy(acc, p2, step + 2u);
-            acc = block_axpy(acc, p3, step + 3u);
-            running_max = new_max;
+            let w = softmax_step(running_max, unseen_max, s0, s1, s2, s3);
+            running_sum = running_sum * w.rescale + ((w.p0 + w.p1) + (w.p2 + w.p3));
+            acc = block_scale(acc, w.rescale);
+            acc = block_axpy(acc, w.p0, step);
+            acc = block_axpy(acc, w.p1, step + 1u);
+            acc = block_axpy(acc, w.p2, step + 2u);
+            acc = block_axpy(acc, w.p3, step + 3u);
+            running_max = w.max;
         }
     }
 
@@ -218,6 +209,33 @@ fn flash(
     // A row that sees no key outputs 0.
     let inverse = select(RowsF(1.0) / running_sum, RowsF(0.0), running_sum == RowsF(0.0));
     block_store(window_rows, valid, acc, inverse);
+}
+
+// One step of the online softmax over four keys' scores (both kernels take four keys a
+// step): the new running max, the factor that rescales what was summed under the old one
+// (once a step), and the four keys' weights. A row that has seen no key yet (its max still
+// `unseen_max`) keeps a factor of 1 and weights of 0.
+struct SoftmaxStep {
+    max: RowsF,
+    rescale: RowsF,
+    p0: RowsF,
+    p1: RowsF,
+    p2: RowsF,
+    p3: RowsF,
+}
+
+fn softmax_step(running_max: RowsF, unseen_max: RowsF, s0: RowsF, s1: RowsF, s2: RowsF, s3: RowsF) -> SoftmaxStep {
+    let new_max = max(running_max, max(max(s0, s1), max(s2, s3)));
+    let unseen = new_max == unseen_max;
+    let zero = RowsF(0.0);
+    return SoftmaxStep(
+        new_max,
+        select(exp(running_max - new_max), RowsF(1.0), unseen),
+        select(exp(s0 - new_max), zero, unseen),
+        select(exp(s1 - new_max), zero, unseen),
+        select(exp(s2 - new_max), zero, unseen),
+        select(exp(s3 - new_max), zero, unseen),
+    );
 }
 
 // The scores of key `key` of the sequence (`tile_key` of the tile) for every row:
