@@ -15,6 +15,7 @@ use attention::{Attention, Shape, Variant};
 /// Runs the three variants of `shape` and checks fused == materialized on every element,
 /// and that the bias changed something (the comparison would be vacuous otherwise).
 fn check_attention(shape: Shape) {
+    let _serial = common::serial();
     let Some(gpu) = common::gpu() else { return };
     let attention = Attention::new(&gpu.device, &gpu.queue, shape, 11)
         .unwrap_or_else(|e| panic!("{shape:?}: {e}"));
@@ -219,6 +220,7 @@ fn run_grid(
 /// Checks the grid against the oracle: `bias_value` and `causal_bias_value` (-inf for
 /// future keys), and in the `_head_` forms +0.0 for padding heads where not masked.
 fn check_grid(slopes: &[f32], heads: usize, query0: i32, queries: usize, key0: i32, keys: usize) {
+    let _serial = common::serial();
     if common::gpu().is_none() {
         return;
     }

@@ -20,11 +20,7 @@ use alibi_wgpu::{
     AlibiConfig, AlibiError, AlibiPositionalBias, AttentionBias, AttentionError, AttentionOptions,
     AttentionShape,
 };
-use std::sync::Mutex;
 use unit_values::values;
-
-/// One test at a time: on GL a pipeline build holds the context lock for seconds.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 const BINDING_BYTES: u64 = 64 << 10;
 const F32_TOLERANCE: f64 = 1e-5;
@@ -74,7 +70,7 @@ fn case(call: &Piecewise, query_offsets: &[i32], key_offsets: &[i32]) -> oracle:
 
 #[test]
 fn tensors_past_one_binding_run_in_pieces() {
-    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = common::serial();
     let Some(gpu) = common::gpu() else { return };
     let cpu = gpu.adapter_info.device_type == wgpu::DeviceType::Cpu;
     let shaped = |batch, kv_heads, group, queries, keys, head_dim| AttentionShape {
@@ -206,7 +202,7 @@ fn tensors_past_one_binding_run_in_pieces() {
 
 #[test]
 fn query_rows_and_keys_of_one_key_value_head_past_one_binding_are_refused() {
-    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = common::serial();
     let Some(gpu) = common::gpu() else { return };
     let small = common::windowed_module(gpu, Some(BINDING_BYTES), AlibiConfig::new(2));
     let shape = AttentionShape {

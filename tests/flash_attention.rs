@@ -17,16 +17,7 @@ use alibi_wgpu::{
 };
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
-use std::sync::Mutex;
 use unit_values::values;
-
-/// One test at a time: on GL a pipeline build holds the context lock for seconds, and wgpu
-/// takes a wait longer than its timeout for a deadlock.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// |kernel - f64 reference| for f32 inputs of unit scale (docs/attention.md).
 const F32_TOLERANCE: f64 = 1e-5;
@@ -155,7 +146,7 @@ fn calls() -> impl Strategy<Value = Call> {
 
 #[test]
 fn random_calls_equal_the_f64_oracle() {
-    let _serial = serial();
+    let _serial = common::serial();
     let Some(gpu) = common::gpu() else { return };
     let mut runner = TestRunner::new(common::proptest_config(48));
     let seen = std::cell::Cell::new(0.0f64);
@@ -197,7 +188,7 @@ fn long_call(queries: usize, keys: usize, causal: bool, kv_heads: usize) -> Call
 /// tile, causal and not, grouped heads.
 #[test]
 fn long_keys_stay_within_the_bound() {
-    let _serial = serial();
+    let _serial = common::serial();
     let Some(gpu) = common::gpu() else { return };
     for call in [
         long_call(1, 8192, false, 8),
@@ -223,7 +214,7 @@ fn long_keys_stay_within_the_bound() {
 /// The head dimensions of models (64 to 128) within the bound, causal and grouped.
 #[test]
 fn model_head_dimensions() {
-    let _serial = serial();
+    let _serial = common::serial();
     let Some(gpu) = common::gpu() else { return };
     for head_dim in [64, 80, 96, 128] {
         let mut call = long_call(19, 45, true, 4);
@@ -243,7 +234,7 @@ fn model_head_dimensions() {
 /// operations in the same order, the same bits.
 #[test]
 fn fused_equals_materialized_bit_for_bit() {
-    let _serial = serial();
+    let _serial = common::serial();
     let Some(gpu) = common::gpu() else { return };
     for (heads, total, queries, keys, causal) in [
         (8, 8, 37, 37, false),
@@ -290,7 +281,7 @@ fn fused_equals_materialized_bit_for_bit() {
 /// refusal where it has not.
 #[test]
 fn f16_attention_within_its_bound_or_refused() {
-    let _serial = serial();
+    let _serial = common::serial();
     let Some(gpu) = common::gpu() else { return };
     let call = long_call(17, 300, true, 4);
     let module = call.module(gpu);
@@ -322,7 +313,7 @@ fn f16_attention_within_its_bound_or_refused() {
 
 #[test]
 fn refusals_are_typed_and_name_the_value() {
-    let _serial = serial();
+    let _serial = common::serial();
     let Some(gpu) = common::gpu() else { return };
     let module = common::module(gpu, AlibiConfig::new(4));
     let shape = AttentionShape {
@@ -457,7 +448,7 @@ fn refusals_are_typed_and_name_the_value() {
 /// with a negative query offset and more queries than keys too.
 #[test]
 fn unlimited_windows_equal_no_window() {
-    let _serial = serial();
+    let _serial = common::serial();
     let Some(gpu) = common::gpu() else { return };
     let mut call = long_call(9, 5, false, 2);
     call.case.head_dim = 16;
@@ -480,7 +471,7 @@ fn unlimited_windows_equal_no_window() {
 /// No keys: every row is 0; no queries: an empty output.
 #[test]
 fn empty_calls() {
-    let _serial = serial();
+    let _serial = common::serial();
     let Some(gpu) = common::gpu() else { return };
     let module = common::module(gpu, AlibiConfig::new(2));
     let shape = AttentionShape {

@@ -387,3 +387,11 @@ impl Rng {
         (low + self.next() % low) as usize / 2 + 1
     }
 }
+
+/// One test of a binary at a time, for tests that build many pipelines: on GL a pipeline
+/// build holds the context lock for seconds, and wgpu-hal takes a wait longer than its
+/// timeout for a deadlock (and panics) when another test's submission waits on it.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+}
