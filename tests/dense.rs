@@ -69,7 +69,7 @@ fn cases(paths: Vec<GenerationPath>) -> impl Strategy<Value = Case> {
         // Keys for rows packed into workgroups, and for rows of a workgroup each.
         (
             0usize..20,
-            prop_oneof![0usize..20, 240usize..300],
+            prop_oneof![0usize..20, 240usize..300, 1000usize..1030],
             0u64..12,
             any::<bool>(),
         ),

@@ -5,22 +5,29 @@
 // for the words at the tensor's edges) of elements whose bits the value part gives
 // (`dense_generate.wgsl`, `dense_positions.wgsl`, `dense_copy.wgsl`).
 //
-// Grid (`dense`): x = units of one row, y and z = rows (global rows, every head's in turn).
-// Rows shorter than a workgroup's lanes pack their units instead (`dense_packed`): the
-// units in order, x then y. Each unit belongs to the row that holds its first element, so
-// a unit may run on into the next rows (or heads), and no two invocations write one word.
+// Grid (`dense`): x = units of one row, y = rows of one head, z = heads (a window holds rows
+// of one head, or whole heads).
+// Each unit belongs to the row that holds its first element, so a unit may run on into the
+// next rows (or heads), and no two invocations write one word. Long rows take two passes:
+// `dense` with `dense_row_vec4.wgsl` writes the units that lie wholly inside their row
+// (UNITS_IN_ROW, one slope, no crossing), and `dense_crossing` the one unit per row that
+// runs on into the next (a CPU adapter runs both sides of a branch, so a crossing test in
+// every unit would cost every unit both rows' values). Rows shorter than a workgroup's
+// lanes pack their units instead (`dense_packed`): the units in order, x then y.
 // `DenseParams` in `src/gpu/bias/dense.rs` mirrors `Params`.
 
 struct Params {
     // Rows per head (I) and elements per row (j).
     rows: u32,
     cols: u32,
-    // The global rows (head * I + r) of this window: row0..row_end, grid_rows per z slice
-    // (`dense_packed`: workgroups along x).
-    row0: u32,
-    row_end: u32,
+    // The window's first row, row head_row0 of head head0, and its row count. `dense` takes
+    // grid_rows rows per z slice (windows of one head: all of them; windows of whole heads:
+    // one head a slice), `dense_crossing` and `dense_packed` grid_rows workgroups along x.
+    head0: u32,
+    head_row0: u32,
+    row_count: u32,
     grid_rows: u32,
-    // The element, counted from the window's binding, where row0 starts.
+    // The element, counted from the window's binding, where the first row starts.
     row0_element: u32,
     // The units, counted from the binding, this window writes: unit_lo..unit_hi.
     unit_lo: u32,
@@ -125,18 +132,46 @@ fn dense(
     @builtin(local_invocation_index) lane: u32,
 ) {
     let along = group.z * params.grid_rows + group.y;
-    let row = params.row0 + along;
-    if row >= params.row_end {
+    if along >= params.row_count {
         return;
     }
+    // The row's units before unit_hi: those that start in it, or (UNITS_IN_ROW) that also
+    // end in it. None lies before unit_lo (a window's units start at its first row's, the
+    // tail's words at `unit_skip`), so each lane tests one bound: CPU adapters run every
+    // test lane by lane (a test of unit_lo cost lavapipe 5% of this kernel's time).
     let start = params.row0_element + along * params.cols;
-    let unit = (start + UNIT_ELEMENTS - 1u) / UNIT_ELEMENTS + params.unit_skip
-        + group.x * WORKGROUP_SIZE + lane;
-    let row_units_end = (start + params.cols + UNIT_ELEMENTS - 1u) / UNIT_ELEMENTS;
-    if unit >= row_units_end || unit < params.unit_lo || unit >= params.unit_hi {
+    let first = (start + UNIT_ELEMENTS - 1u) / UNIT_ELEMENTS + params.unit_skip;
+    let row_end = (start + params.cols + select(UNIT_ELEMENTS - 1u, 0u, UNITS_IN_ROW)) / UNIT_ELEMENTS;
+    let unit = first + group.x * WORKGROUP_SIZE + lane;
+    if unit >= min(row_end, params.unit_hi) {
         return;
     }
-    let at = Cursor(row / params.rows, row % params.rows, unit * UNIT_ELEMENTS - start);
+    // The grid gives the head and row: no division per lane (CPU adapters run it lane by
+    // lane, a third of this kernel's time on lavapipe).
+    let at = Cursor(params.head0 + group.z, params.head_row0 + group.y, unit * UNIT_ELEMENTS - start);
+    window[unit] = unit_at(at, unit);
+}
+
+// The units that `dense` with UNITS_IN_ROW leaves: the one unit per row that starts in it
+// and ends in the next (none where the row ends on a unit's end). One row per invocation,
+// `grid_rows` workgroups along x, then y.
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn dense_crossing(
+    @builtin(workgroup_id) group: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+) {
+    let along = (group.y * params.grid_rows + group.x) * WORKGROUP_SIZE + lane;
+    if along >= params.row_count {
+        return;
+    }
+    let row_end = params.row0_element + (along + 1u) * params.cols;
+    let unit = row_end / UNIT_ELEMENTS;
+    if (row_end % UNIT_ELEMENTS == 0u) | (unit < params.unit_lo) | (unit >= params.unit_hi) {
+        return;
+    }
+    let in_head = params.head_row0 + along;
+    let heads = quotient(in_head, params.rows);
+    let at = Cursor(params.head0 + heads, in_head - heads * params.rows, unit * UNIT_ELEMENTS - (row_end - params.cols));
     window[unit] = unit_at(at, unit);
 }
 
@@ -156,15 +191,16 @@ fn dense_packed(
     // rows from the start of its head.
     let element = unit * UNIT_ELEMENTS - params.row0_element;
     let along = quotient(element, params.cols);
-    let in_head = params.row0 % params.rows + along;
+    let in_head = params.head_row0 + along;
     let heads = quotient(in_head, params.rows);
-    let at = Cursor(params.row0 / params.rows + heads, in_head - heads * params.rows, element - along * params.cols);
+    let at = Cursor(params.head0 + heads, in_head - heads * params.rows, element - along * params.cols);
     window[unit] = unit_at(at, unit);
 }
 
-// `n / d` where it is below 2^20: the f32 quotient (within 2.5 ulp in WGSL, so off by at
-// most one after truncation), corrected. No integer division per lane, which CPU adapters
-// run one lane at a time.
+// `n / d` where it is below 2^20 and `n + d` below 2^32 (`plan.rs` keeps every window's
+// there): the f32 quotient (within 2.5 ulp in WGSL, so off by at most one after
+// truncation), corrected. No integer division per lane, which CPU adapters run one lane at
+// a time.
 fn quotient(n: u32, d: u32) -> u32 {
     let q = u32(f32(n) / f32(d));
     let down = select(q, q - 1u, q * d > n);

@@ -1,11 +1,12 @@
-// The dense kernels' body where every row holds whole vec4s of words and starts one (j a
-// multiple of 4 elements per word, the tensor at a 16-byte boundary): four words of one
-// row per invocation, one slope, no walk across rows (`dense.wgsl`). CPU adapters run
-// both sides of a branch, so the walk of `dense_vec4.wgsl` would cost every unit.
+// The dense kernels' body in rows of a workgroup's units or more: four words of one row
+// per invocation, one slope, no walk across rows (`dense.wgsl`); only the units that end
+// in their row (UNITS_IN_ROW), the others are `dense_crossing`'s. CPU adapters run both
+// sides of a branch, so the crossing of `dense_vec4.wgsl` would cost every unit.
 
 alias Unit = vec4<u32>;
 
 const UNIT_ELEMENTS: u32 = 4u * ELEMENTS_PER_WORD;
+const UNITS_IN_ROW: bool = true;
 
 fn unit_at(at: Cursor, unit: u32) -> Unit {
     let first = row_bits4(at.h, at.r, vec4<u32>(at.k) + vec4<u32>(0u, 1u, 2u, 3u));

@@ -1,9 +1,11 @@
-// The dense kernels' body: four words per invocation, one 16-byte store, for the units
-// that lie wholly inside the tensor (`dense.wgsl`).
+// The dense kernels' body where a unit may run on into the next rows: four words per
+// invocation, one 16-byte store, for units that lie wholly inside the tensor (`dense.wgsl`'s
+// packed rows and `dense_crossing`).
 
 alias Unit = vec4<u32>;
 
 const UNIT_ELEMENTS: u32 = 4u * ELEMENTS_PER_WORD;
+const UNITS_IN_ROW: bool = false;
 
 fn unit_at(at: Cursor, unit: u32) -> Unit {
     let first = quad(at);

@@ -5,6 +5,7 @@
 alias Unit = u32;
 
 const UNIT_ELEMENTS: u32 = ELEMENTS_PER_WORD;
+const UNITS_IN_ROW: bool = false;
 
 fn unit_at(at: Cursor, unit: u32) -> Unit {
     let bits = quad(at).bits;

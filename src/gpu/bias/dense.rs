@@ -1,19 +1,22 @@
 //! The dense kernels (`shaders/bias/dense*.wgsl`), users of the windowed dispatch: a bias
 //! `[heads, I, j]` with no gap between rows or heads, at a byte offset of any buffer,
 //! generated at the module's positions, at custom ones, or copied from a cached strided
-//! block. Each is up to six pipelines of one source: four words per invocation for the
-//! body (of one row where rows hold whole vec4s; else crossing at most one row's end where
-//! rows hold four elements or more; else walking element by element; rows shorter than a
-//! workgroup's lanes packed into workgroups), one word for the words at the tensor's edges
-//! (`plan.rs` says which words are which).
+//! block. Each is up to five pipelines of one source ([`UnitKind`]): four words per
+//! invocation for the body (in long rows, the units inside one row, then the one unit per
+//! row that crosses into the next; rows shorter than a workgroup's lanes packed into
+//! workgroups, crossing at most one row's end where rows hold four elements or more, else
+//! walking element by element), one word for the words at the tensor's edges (`plan.rs`
+//! says which words are which).
 
 mod plan;
+mod shape;
 mod spans;
 mod unit;
 
 use std::sync::OnceLock;
 
-pub(crate) use plan::{check_dense, plan_dense, DenseShape, Source};
+pub(crate) use plan::{plan_dense, Source};
+pub(crate) use shape::{check_dense, DenseShape};
 pub(crate) use spans::copy_spans;
 pub(crate) use unit::UnitKind;
 
@@ -60,8 +63,9 @@ pub(crate) enum DenseKernel {
 pub(crate) struct DenseParams {
     pub rows: u32,
     pub cols: u32,
-    pub row0: u32,
-    pub row_end: u32,
+    pub head0: u32,
+    pub head_row0: u32,
+    pub row_count: u32,
     pub grid_rows: u32,
     pub row0_element: u32,
     pub unit_lo: u32,
@@ -77,7 +81,7 @@ pub(crate) struct DenseParams {
     pub unit_skip: u32,
 }
 
-const _: () = assert!(std::mem::size_of::<DenseParams>() == 64);
+const _: () = assert!(std::mem::size_of::<DenseParams>() == 68);
 
 impl DenseKernel {
     /// The kernel storing `dtype` in `unit`s, masking future keys when `causal`. f16 is
@@ -86,8 +90,8 @@ impl DenseKernel {
     pub fn spec(self, unit: UnitKind, dtype: BiasDtype, causal: bool) -> KernelSpec {
         let units: &[&'static str] = match unit {
             UnitKind::Row => &[ROW_VEC4_WGSL, WALKS],
-            UnitKind::Vec4 | UnitKind::Packed => &[VEC4_WGSL, CROSSES_ONCE],
-            UnitKind::Walk | UnitKind::PackedWalk => &[VEC4_WGSL, WALKS],
+            UnitKind::Crossing | UnitKind::Packed => &[VEC4_WGSL, CROSSES_ONCE],
+            UnitKind::PackedWalk => &[VEC4_WGSL, WALKS],
             UnitKind::Word => &[WORD_WGSL, WALKS],
         };
         let (values, extras): (&[&'static str], _) = match self {
@@ -102,11 +106,7 @@ impl DenseKernel {
             .copied()
             .collect();
         KernelSpec {
-            entry_point: if unit.packed() {
-                "dense_packed"
-            } else {
-                "dense"
-            },
+            entry_point: unit.entry_point(),
             dtype,
             f16_words: true,
             causal,

@@ -73,8 +73,9 @@ fn dense_params() -> Uniform {
     uniform!(DenseParams {
         rows: U32,
         cols: U32,
-        row0: U32,
-        row_end: U32,
+        head0: U32,
+        head_row0: U32,
+        row_count: U32,
         grid_rows: U32,
         row0_element: U32,
         unit_lo: U32,

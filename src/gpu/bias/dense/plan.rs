@@ -5,58 +5,24 @@
 //! the target and, in a copy, for the source.
 
 use crate::bias::BiasLayout;
-use crate::dtype::BiasDtype;
 use crate::error::Result;
-use crate::gpu::bias::dense::{DenseParams, UnitKind};
+use crate::gpu::bias::dense::{check_dense, DenseParams, DenseShape, UnitKind};
 use crate::gpu::device::limits::PlanLimits;
-use crate::gpu::dispatch::fit::{binding, Extent, IndexFrom};
+use crate::gpu::dispatch::fit::binding;
 use crate::gpu::dispatch::wgsl::WORKGROUP_SIZE;
 use crate::gpu::dispatch::{Window, FUTURE_BITS};
 
-/// A dense tensor: `heads` (batch items included) x `rows` x `cols`, row-major, no gap.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct DenseShape {
-    pub heads: usize,
-    /// Heads with a slope (the others are zero padding).
-    pub slope_heads: usize,
-    pub rows: usize,
-    pub cols: usize,
-    pub causal: bool,
-    pub dtype: BiasDtype,
+/// Whether rows of `row_units` units pack them into workgroups in order rather than take
+/// a workgroup (or several) each: where a row's workgroups would leave more than an eighth
+/// of their lanes idle (a 37-key row fills 10 of 256), which CPU adapters run anyway.
+/// Packed units cost more each (a row found by division, values of two rows where a unit
+/// crosses one): lavapipe, 8 heads of 300 to 1,000 keys per row, f32, ns per element, rows
+/// of workgroups against packed: 301 keys 2.8 / 1.4, 501 1.7 / 1.2, 701 1.3 / 1.2, 1,001
+/// 1.02 / 1.18.
+fn packs(row_units: u64) -> bool {
+    let lanes = row_units.next_multiple_of(u64::from(WORKGROUP_SIZE));
+    row_units * 8 < lanes * 7
 }
-
-impl DenseShape {
-    /// Elements of the tensor (0 when any side is, however large the others), `None` when
-    /// they overflow.
-    pub fn elements(&self) -> Option<u64> {
-        if self.heads == 0 || self.rows == 0 || self.cols == 0 {
-            return Some(0);
-        }
-        (self.heads as u64)
-            .checked_mul(self.rows as u64)?
-            .checked_mul(self.cols as u64)
-    }
-
-    /// Bytes of the tensor, `None` when they overflow.
-    pub fn bytes(&self) -> Option<u64> {
-        self.elements()?.checked_mul(self.dtype.size() as u64)
-    }
-
-    /// Bytes a buffer needs after the tensor's offset: its bytes rounded up to a word (an
-    /// f16 tensor of odd length shares its last word, whose other half is left as it was).
-    pub fn word_bytes(&self) -> Option<u64> {
-        Some(self.bytes()?.next_multiple_of(4))
-    }
-
-    /// Bytes of one element.
-    pub(super) fn size(&self) -> u64 {
-        self.dtype.size() as u64
-    }
-}
-
-/// Units a row holds at most for its units to be packed: a workgroup per row would leave
-/// most of its lanes idle (a 37-key row fills 10 of 256), which CPU adapters run anyway.
-const PACKED_ROW_UNITS: u64 = WORKGROUP_SIZE as u64 / 4;
 /// Rows a packed window holds at most: `dense_packed` finds a unit's row by an f32
 /// quotient, exact after one correction below 2^20 (WGSL's division is within 2.5 ulp).
 const PACKED_WINDOW_ROWS: u64 = 1 << 19;
@@ -65,38 +31,6 @@ const PACKED_WINDOW_ROWS: u64 = 1 << 19;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Source {
     pub layout: BiasLayout,
-}
-
-/// Checks that a dense `shape` fits this device: its bytes within `max_buffer_size`, one
-/// row (and the unit it may run into) within a binding window. Returns the usable bytes of
-/// a window.
-pub(crate) fn check_dense(shape: DenseShape, limits: PlanLimits) -> Result<u64> {
-    // An empty tensor writes nothing: no limit refuses it.
-    if shape.elements() == Some(0) {
-        return Ok(limits.max_binding_bytes);
-    }
-    let extent = Extent {
-        named: [shape.heads, shape.rows, shape.cols],
-        bytes: shape.word_bytes(),
-        // A row's units may run one unit past its end.
-        row_bytes: shape.cols as u64 * shape.size() + 16,
-        unit_bytes: 16,
-        index: IndexFrom::Window,
-    };
-    let (_, usable) = extent.check(limits)?;
-    // The kernels count global rows (heads x I) in u32 (an empty tensor has none).
-    let rows = shape.heads as u128 * shape.rows as u128;
-    if shape.cols > 0 && rows > u128::from(u32::MAX) {
-        return Err(crate::error::AlibiError::TooLarge {
-            heads: shape.heads,
-            i: shape.rows,
-            j: shape.cols,
-            bytes: shape.bytes().unwrap_or(u64::MAX),
-            limit: u64::from(u32::MAX),
-            limit_name: "the dense kernels' u32 row count (heads x i)",
-        });
-    }
-    Ok(usable)
 }
 
 /// A dense plan: each window with the pipeline that records it.
@@ -176,11 +110,15 @@ impl Planner {
             target.max(source)
         };
         let elements_per_unit = 16 / size;
-        let packed = cols.div_ceil(elements_per_unit) < PACKED_ROW_UNITS;
+        let packed = packs(cols.div_ceil(elements_per_unit));
+        // `dense`'s grid takes the rows of one head along y and whole heads along z.
+        let grid_max = u64::from(u16::MAX);
         let max_rows = if packed {
             PACKED_WINDOW_ROWS
+        } else if rows <= grid_max {
+            rows * grid_max
         } else {
-            u64::from(u16::MAX) * u64::from(u16::MAX)
+            grid_max
         };
         let per_window = if span(rows) <= usable && rows <= max_rows {
             // Whole heads: as many as fit.
@@ -206,17 +144,15 @@ impl Planner {
             } else {
                 (row + per_window).min(head_end)
             };
-            // Every unit within one row: the simpler kernel.
-            let kind = match (packed, cols >= 4) {
-                (true, true) => UnitKind::Packed,
-                (true, false) => UnitKind::PackedWalk,
-                _ if self.row_element(0).is_multiple_of(elements_per_unit)
-                    && cols.is_multiple_of(elements_per_unit) =>
-                {
-                    UnitKind::Row
-                }
-                (false, true) => UnitKind::Vec4,
-                (false, false) => UnitKind::Walk,
+            // Long rows: the units inside a row, then (where rows do not hold whole units
+            // from a unit's start) the crossing ones. Packed rows are of one kind.
+            let aligned = self.row_element(0).is_multiple_of(elements_per_unit)
+                && cols.is_multiple_of(elements_per_unit);
+            let kinds: &[UnitKind] = match (packed, cols >= 4) {
+                (true, true) => &[UnitKind::Packed],
+                (true, false) => &[UnitKind::PackedWalk],
+                _ if aligned => &[UnitKind::Row],
+                _ => &[UnitKind::Row, UnitKind::Crossing],
             };
             let first = self
                 .row_element(row)
@@ -228,15 +164,23 @@ impl Planner {
                 .min(unit_hi);
             if first < last {
                 let start = self.row_element(row) * size;
-                let window = self.window(kind, row..end, (start, last * 16), first..last, 0);
-                if !self.fits(&window) {
+                let windows: Vec<_> = kinds
+                    .iter()
+                    .map(|&kind| self.window(kind, row..end, (start, last * 16), first..last, 0))
+                    .collect();
+                // The kinds share the rows and the bindings.
+                if !self.fits(&windows[0]) {
                     if per_window == 1 {
                         return false;
                     }
+                    // Whole heads, or rows of one head.
                     per_window /= 2;
+                    if per_window > rows {
+                        per_window -= per_window % rows;
+                    }
                     continue;
                 }
-                out.push((kind, window));
+                out.extend(kinds.iter().copied().zip(windows));
             }
             row = end;
         }
@@ -250,8 +194,9 @@ impl Planner {
             .is_none_or(|(_, bytes)| bytes <= self.limits.max_binding_bytes)
     }
 
-    /// The edge words `word_lo..word_hi`: one window over the rows that own them; `false`
-    /// when a copy's source for them does not fit a binding.
+    /// The edge words `word_lo..word_hi` (fewer than eight): a window for each row that owns
+    /// some (`dense`'s grid takes one head's rows); `false` when a copy's source for them
+    /// does not fit a binding.
     fn edge(&self, word_lo: u64, word_hi: u64, out: &mut DensePlan) -> bool {
         if word_lo >= word_hi {
             return true;
@@ -261,23 +206,23 @@ impl Planner {
         let first_element = self.byte_offset / s.size();
         let owner =
             |word: u64| ((word * per_word).max(first_element) - first_element) / s.cols as u64;
-        let rows = owner(word_lo)..owner(word_hi - 1) + 1;
-        let start = self.row_element(rows.start) * s.size();
-        // One row: skip to the words (a long row's tail lies far from its start).
-        let skip = if rows.end - rows.start == 1 {
-            word_lo.saturating_sub(self.row_element(rows.start).div_ceil(per_word))
-        } else {
-            0
-        };
-        let window = self.window(
-            UnitKind::Word,
-            rows,
-            (start, word_hi * 4),
-            word_lo..word_hi,
-            skip,
-        );
-        out.push((UnitKind::Word, window));
-        self.fits(&window)
+        for row in owner(word_lo)..owner(word_hi - 1) + 1 {
+            let start = self.row_element(row) * s.size();
+            // Skip to the words (a long row's tail lies far from its start).
+            let skip = word_lo.saturating_sub(self.row_element(row).div_ceil(per_word));
+            let window = self.window(
+                UnitKind::Word,
+                row..row + 1,
+                (start, word_hi * 4),
+                word_lo..word_hi,
+                skip,
+            );
+            out.push((UnitKind::Word, window));
+            if !self.fits(&window) {
+                return false;
+            }
+        }
+        true
     }
 
     /// A window over global rows `rows`, binding the target's bytes `start..end`, writing
@@ -300,19 +245,33 @@ impl Planner {
         let per_unit = unit_bytes / size;
         // Units starting in a row of `cols` elements: at most ceil(cols / per_unit).
         let row_units = (s.cols as u64).div_ceil(per_unit);
-        let groups = if unit.packed() {
-            // The units in order, `grid_rows` workgroups along x, then y.
-            let workgroups = (units.end - units.start).div_ceil(u64::from(WORKGROUP_SIZE));
+        // `count` invocations in order, `grid_rows` workgroups along x, then y.
+        let in_order = |count: u64| {
+            let workgroups = count.div_ceil(u64::from(WORKGROUP_SIZE));
             let x = workgroups.clamp(1, u64::from(u16::MAX));
             [x, workgroups.div_ceil(x).max(1), 1]
+        };
+        let groups = if unit.packed() {
+            in_order(units.end - units.start)
+        } else if unit.in_order() {
+            in_order(count)
         } else {
-            let grid_rows = count.min(u64::from(u16::MAX));
             let groups_x = if skip > 0 || unit == UnitKind::Word {
                 1
             } else {
                 row_units.div_ceil(u64::from(WORKGROUP_SIZE))
             };
-            [groups_x, grid_rows, count.div_ceil(grid_rows)]
+            // Rows of one head along y; whole heads, one a z slice.
+            let one_head = rows.start / s.rows as u64 == (rows.end - 1) / s.rows as u64;
+            if one_head {
+                [groups_x, count, 1]
+            } else {
+                let head_rows = s.rows as u64;
+                debug_assert!(
+                    rows.start.is_multiple_of(head_rows) && count.is_multiple_of(head_rows)
+                );
+                [groups_x, s.rows as u64, count / s.rows as u64]
+            }
         };
         let elements = s.elements().unwrap_or(0);
         let tensor_end =
@@ -342,9 +301,14 @@ impl Planner {
             params: DenseParams {
                 rows: s.rows as u32,
                 cols: s.cols as u32,
-                row0: rows.start as u32,
-                row_end: rows.end as u32,
-                grid_rows: if unit.packed() { groups[0] } else { groups[1] } as u32,
+                head0: (rows.start / s.rows as u64) as u32,
+                head_row0: (rows.start % s.rows as u64) as u32,
+                row_count: count as u32,
+                grid_rows: if unit.in_order() {
+                    groups[0]
+                } else {
+                    groups[1]
+                } as u32,
                 row0_element: (self.row_element(rows.start) - bind_element) as u32,
                 unit_lo: (units.start - bind_offset / unit_bytes) as u32,
                 unit_hi: (units.end - bind_offset / unit_bytes) as u32,

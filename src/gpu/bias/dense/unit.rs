@@ -3,28 +3,28 @@
 /// The pipelines of a dense kernel: what one invocation writes, and on which grid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum UnitKind {
-    /// Four words, 16 bytes aligned, inside the tensor.
-    Vec4 = 0,
+    /// Four words, 16 bytes aligned, inside the tensor, that end in the row they start in:
+    /// rows of a workgroup's units or more, a workgroup per row (`dense.wgsl`'s `dense`).
+    Row = 0,
+    /// The one unit per long row that starts in it and ends in the next, which `Row`
+    /// leaves: one row per invocation (`dense_crossing`).
+    Crossing = 1,
+    /// Four words, 16 bytes aligned, inside the tensor, in rows shorter than a workgroup's
+    /// lanes (of four elements or more), packed into workgroups in order (`dense_packed`)
+    /// rather than a workgroup per row; a unit crosses at most one row's end.
+    Packed = 2,
+    /// `Packed`'s units in rows of fewer than four elements: a walk element by element
+    /// across rows.
+    PackedWalk = 3,
     /// One word, at the tensor's edges.
-    Word = 1,
-    /// Four words of one row: rows hold whole units and start one (no walk across rows).
-    Row = 2,
-    /// Four words, 16 bytes aligned, inside the tensor, in rows of fewer than four
-    /// elements (a walk element by element across rows).
-    Walk = 3,
-    /// `Vec4`'s units in rows shorter than a workgroup's lanes, packed into workgroups in
-    /// order (`dense.wgsl`'s `dense_packed`) rather than a workgroup per row.
-    Packed = 4,
-    /// `Walk`'s units, packed the same way.
-    PackedWalk = 5,
+    Word = 4,
 }
 
 impl UnitKind {
     /// Every kind, in the order their windows are recorded.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 5] = [
         Self::Row,
-        Self::Vec4,
-        Self::Walk,
+        Self::Crossing,
         Self::Packed,
         Self::PackedWalk,
         Self::Word,
@@ -40,5 +40,20 @@ impl UnitKind {
     /// Whether its units are packed into workgroups in order, not a workgroup per row.
     pub fn packed(self) -> bool {
         matches!(self, Self::Packed | Self::PackedWalk)
+    }
+
+    /// Whether its invocations run in order along x, then y (`grid_rows` workgroups along
+    /// x), not a workgroup per row.
+    pub fn in_order(self) -> bool {
+        self.packed() || self == Self::Crossing
+    }
+
+    /// The kernel's entry point (`dense.wgsl`): which grid it runs on.
+    pub fn entry_point(self) -> &'static str {
+        match self {
+            Self::Row | Self::Word => "dense",
+            Self::Crossing => "dense_crossing",
+            Self::Packed | Self::PackedWalk => "dense_packed",
+        }
     }
 }

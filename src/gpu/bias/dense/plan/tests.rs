@@ -3,6 +3,7 @@
 //! word outside the tensor; a copy reads inside its source window.
 
 use super::*;
+use crate::dtype::BiasDtype;
 use crate::gpu::bias::dense::copy_spans;
 use crate::gpu::dispatch::wgsl::WORKGROUP_SIZE;
 use proptest::prelude::*;
@@ -71,17 +72,23 @@ fn run(
 }
 
 /// The units a window's invocations write, as the kernel indexes them (`dense` a
-/// workgroup per row, `dense_packed` the units in order), each with the cursor (head, row,
-/// key) the kernel gives its first element, checked against the tensor's.
+/// workgroup per row, `dense_crossing` a row per invocation, `dense_packed` the units in
+/// order), each with the cursor (head, row, key) the kernel gives its first element,
+/// checked against the tensor's.
 fn units_of(unit: UnitKind, window: &Window<DenseParams>, elements: u64) -> Vec<u64> {
     let p = window.params;
     let [gx, gy, gz] = window.groups.map(u64::from);
     let (rows, cols) = (u64::from(p.rows), u64::from(p.cols));
+    assert!(
+        window.groups.iter().all(|&n| n <= u32::from(u16::MAX)),
+        "{window:?}"
+    );
+    let row0 = u64::from(p.head0) * rows + u64::from(p.head_row0);
     let mut units = Vec::new();
     let mut cursor = |u: u64, at: [u64; 3]| {
-        // The element's place from its index: row0_element is row0's key 0.
+        // The element's place from its index: row0_element is the first row's key 0.
         let element = u * elements - u64::from(p.row0_element);
-        let global = u64::from(p.row0) + element / cols;
+        let global = row0 + element / cols;
         assert_eq!(
             at,
             [global / rows, global % rows, element % cols],
@@ -100,18 +107,36 @@ fn units_of(unit: UnitKind, window: &Window<DenseParams>, elements: u64) -> Vec<
                 }
                 let element = u * elements - u64::from(p.row0_element);
                 let along = quotient(element, cols);
-                let in_head = u64::from(p.row0) % rows + along;
+                let in_head = u64::from(p.head_row0) + along;
                 let heads = quotient(in_head, rows);
                 let at = [
-                    u64::from(p.row0) / rows + heads,
+                    u64::from(p.head0) + heads,
                     in_head - heads * rows,
                     element - along * cols,
                 ];
-                assert!(
-                    u64::from(p.row0) + along < u64::from(p.row_end),
-                    "unit {u} past its rows"
-                );
+                assert!(along < u64::from(p.row_count), "unit {u} past its rows");
                 cursor(u, at);
+            }
+        }
+        return units;
+    }
+    if unit == UnitKind::Crossing {
+        for y in 0..gy {
+            for x in 0..gx * u64::from(WORKGROUP_SIZE) {
+                let along = y * u64::from(p.grid_rows) * u64::from(WORKGROUP_SIZE) + x;
+                if along >= u64::from(p.row_count) {
+                    continue;
+                }
+                let row_end = u64::from(p.row0_element) + (along + 1) * cols;
+                let u = row_end / elements;
+                if row_end % elements == 0 || u < u64::from(p.unit_lo) || u >= u64::from(p.unit_hi)
+                {
+                    continue;
+                }
+                let in_head = u64::from(p.head_row0) + along;
+                let heads = quotient(in_head, rows);
+                let at = [u64::from(p.head0) + heads, in_head - heads * rows];
+                cursor(u, [at[0], at[1], u * elements - (row_end - cols)]);
             }
         }
         return units;
@@ -119,18 +144,25 @@ fn units_of(unit: UnitKind, window: &Window<DenseParams>, elements: u64) -> Vec<
     for z in 0..gz {
         for y in 0..gy {
             let along = z * u64::from(p.grid_rows) + y;
-            let row = u64::from(p.row0) + along;
-            if row >= u64::from(p.row_end) {
+            if along >= u64::from(p.row_count) {
                 continue;
             }
             let start = u64::from(p.row0_element) + along * cols;
             for x in 0..gx * u64::from(WORKGROUP_SIZE) {
                 let u = start.div_ceil(elements) + u64::from(p.unit_skip) + x;
-                let row_end = (start + cols).div_ceil(elements);
-                if u >= row_end || u < u64::from(p.unit_lo) || u >= u64::from(p.unit_hi) {
+                // `dense_row_vec4.wgsl`'s units end in their row (UNITS_IN_ROW).
+                let row_end = if unit == UnitKind::Row {
+                    (start + cols) / elements
+                } else {
+                    (start + cols).div_ceil(elements)
+                };
+                // No test of unit_lo: the plan starts every row's units past it.
+                if u >= row_end.min(u64::from(p.unit_hi)) {
                     continue;
                 }
-                cursor(u, [row / rows, row % rows, u * elements - start]);
+                // The grid's head and row (`cursor` checks them).
+                let at = [u64::from(p.head0) + z, u64::from(p.head_row0) + y];
+                cursor(u, [at[0], at[1], u * elements - start]);
             }
         }
     }
@@ -191,11 +223,12 @@ proptest! {
     fn every_word_once_inside_its_binding(
         heads in 1usize..6,
         rows in 1usize..40,
-        // Rows packed into workgroups, and rows of a workgroup each (from 252 f32 keys).
-        cols in prop_oneof![1usize..70, 240usize..300],
+        // Rows packed into workgroups, and rows of a workgroup each (f32 from 893 keys
+        // to 1,024; f16 packed).
+        cols in prop_oneof![1usize..70, 240usize..300, 1000usize..1030],
         offset_words in 0u64..40,
         f16 in any::<bool>(),
-        binding_log2 in 6u32..12,
+        binding_log2 in 6u32..15,
         align in prop::sample::select(vec![4u64, 16, 256]),
         copy in any::<bool>(),
     ) {
@@ -234,18 +267,67 @@ fn rows_shorter_than_a_workgroup_pack_their_units() {
     assert!(kinds(37, BiasDtype::F32).contains(&UnitKind::Packed));
     assert!(kinds(3, BiasDtype::F32).contains(&UnitKind::PackedWalk));
     assert!(kinds(500, BiasDtype::F16).contains(&UnitKind::Packed));
-    assert!(kinds(256, BiasDtype::F32).contains(&UnitKind::Vec4));
-    assert!(kinds(1001, BiasDtype::F16).contains(&UnitKind::Vec4));
+    // Rows that would leave more than an eighth of their workgroups' lanes idle.
+    assert!(kinds(301, BiasDtype::F32).contains(&UnitKind::Packed));
+    assert!(kinds(1001, BiasDtype::F16).contains(&UnitKind::Packed));
+    assert!(kinds(1500, BiasDtype::F32).contains(&UnitKind::Packed));
+    // Long rows: the units inside a row, and the crossing ones where rows do not hold
+    // whole units from a unit's start (an offset of one word here), and the edges.
+    assert_eq!(
+        kinds(1001, BiasDtype::F32),
+        [
+            UnitKind::Row,
+            UnitKind::Crossing,
+            UnitKind::Word,
+            UnitKind::Word
+        ]
+    );
+    assert!(kinds(2001, BiasDtype::F16).contains(&UnitKind::Crossing));
+    assert!(kinds(2001, BiasDtype::F32).contains(&UnitKind::Crossing));
     // Many short rows: windows of fewer than 2^19 rows, every word once.
     for (heads, rows) in [(1, 600_000), (40, 20_000)] {
         let s = shape(heads, rows, 5, BiasDtype::F32);
         let plan = plan_dense(s, 0, None, limits(1 << 30, 256))
             .unwrap()
             .unwrap();
-        assert!(plan
-            .iter()
-            .all(|(_, w)| w.params.row_end - w.params.row0 <= 1 << 19));
+        assert!(plan.iter().all(|(_, w)| w.params.row_count <= 1 << 19));
         check(s, 0, None, limits(1 << 30, 256));
+    }
+}
+
+#[test]
+fn long_rows_take_the_grid_of_one_head_or_whole_heads() {
+    // More rows in a head than a grid dimension holds, and more heads (too many units to
+    // run them all here: the windows' rows and grids are checked instead).
+    for (heads, rows) in [(2, 70_000), (70_000, 1), (3, 40_000)] {
+        let s = shape(heads, rows, 1021, BiasDtype::F32);
+        let plan = plan_dense(s, 4, None, limits(1 << 30, 256))
+            .unwrap()
+            .unwrap();
+        let mut next_row = 0;
+        for (kind, w) in plan.iter().filter(|(kind, _)| *kind == UnitKind::Row) {
+            let p = w.params;
+            let [_, y, z] = w.groups;
+            assert!(
+                y <= u32::from(u16::MAX) && z <= u32::from(u16::MAX),
+                "{kind:?} {w:?}"
+            );
+            if z > 1 {
+                assert_eq!(
+                    (p.head_row0, p.grid_rows, p.row_count),
+                    (0, p.rows, z * p.rows)
+                );
+            } else {
+                assert_eq!(p.row_count, y);
+                assert!(p.head_row0 + p.row_count <= p.rows, "{w:?}");
+            }
+            assert_eq!(
+                u64::from(p.head0) * rows as u64 + u64::from(p.head_row0),
+                next_row
+            );
+            next_row += u64::from(p.row_count);
+        }
+        assert_eq!(next_row, (heads * rows) as u64);
     }
 }
 
