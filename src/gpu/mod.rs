@@ -13,4 +13,5 @@ pub(crate) mod scores;
 pub(crate) mod tests {
     pub(crate) mod shader_interface;
     pub(crate) mod translate;
+    pub(crate) mod uniforms;
 }

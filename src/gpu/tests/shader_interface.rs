@@ -3,27 +3,27 @@
 //! constants Rust writes into the source (`gpu/dispatch/wgsl.rs`), which no WGSL file
 //! restates. Parsed by naga, without a GPU.
 
-use std::mem::{offset_of, size_of};
 use std::path::Path;
 
 use super::translate::{parse, shader_dir, wgsl_files};
+use super::uniforms::{
+    dense_params, flash_params, generate_params, position_layout, score_params, Uniform,
+};
 use crate::dtype::BiasDtype;
 use crate::gpu::attention::kernel as attention;
 use crate::gpu::bias::dense::{
-    DenseKernel, DenseParams, UnitKind, COPY_WGSL, DENSE_WGSL,
-    GENERATE_WGSL as DENSE_GENERATE_WGSL, POSITIONS_WGSL as DENSE_POSITIONS_WGSL, ROW_VEC4_WGSL,
-    VEC4_WGSL, WORD_WGSL,
+    DenseKernel, UnitKind, COPY_WGSL, DENSE_WGSL, GENERATE_WGSL as DENSE_GENERATE_WGSL,
+    POSITIONS_WGSL as DENSE_POSITIONS_WGSL, ROW_VEC4_WGSL, VEC4_WGSL, WORD_WGSL,
 };
 use crate::gpu::bias::kernel::{
-    BiasKernel, GenerateParams, PositionLayout, GENERATE_WGSL, POSITIONS_WGSL,
-    POSITION_BINDINGS_WGSL, WINDOW_WGSL,
+    BiasKernel, GENERATE_WGSL, POSITIONS_WGSL, POSITION_BINDINGS_WGSL, WINDOW_WGSL,
 };
 use crate::gpu::dispatch::wgsl::{
     self, BINDINGS_WGSL, COLUMNS_PER_INVOCATION, F16_PACKED_WGSL, F16_WGSL, F32_WGSL, MASK_WGSL,
     SLOPES_WGSL, SLOPE_VEC4S, WORKGROUP_SIZE,
 };
 use crate::gpu::dispatch::{KernelSpec, BINDING_PARAMS, BINDING_SLOPES, BINDING_WINDOW};
-use crate::gpu::scores::{score_spec, ScoreParams, ADD_BIAS_WGSL};
+use crate::gpu::scores::{score_spec, ADD_BIAS_WGSL};
 use naga::{AddressSpace, ArraySize, Module, Scalar, StorageAccess, TypeInner, VectorSize};
 
 /// Every kernel, as its user builds it, for `dtype` and `causal`, with the size of its
@@ -57,77 +57,6 @@ pub(super) fn kernels(dtype: BiasDtype, causal: bool) -> Vec<(KernelSpec, Unifor
         }
     }
     kernels
-}
-
-/// A uniform struct as Rust lays it out: its size and `(member, offset, scalar)`.
-pub(super) type Uniform = (usize, Vec<(&'static str, usize, Scalar)>);
-
-/// The [`Uniform`] of a `#[repr(C)]` struct, whose fields are listed with their scalars.
-macro_rules! uniform {
-    ($ty:ty { $($field:ident: $scalar:ident),* $(,)? }) => {
-        (size_of::<$ty>(), vec![$((stringify!($field), offset_of!($ty, $field), Scalar::$scalar)),*])
-    };
-}
-
-fn dense_params() -> Uniform {
-    uniform!(DenseParams {
-        rows: U32,
-        cols: U32,
-        head0: U32,
-        head_row0: U32,
-        row_count: U32,
-        grid_rows: U32,
-        row0_element: U32,
-        unit_lo: U32,
-        unit_hi: U32,
-        tensor_end: U32,
-        query_offset: I32,
-        slope_heads: U32,
-        future_bits: U32,
-        source_base: U32,
-        source_head_stride: U32,
-        source_row_stride: U32,
-        unit_skip: U32,
-    })
-}
-
-fn generate_params() -> Uniform {
-    uniform!(GenerateParams {
-        rows: U32,
-        cols4: U32,
-        head0: U32,
-        row0: U32,
-        query_offset: I32,
-        window_vec4: U32,
-        slope_heads: U32,
-        future_bits: U32,
-    })
-}
-
-fn score_params() -> Uniform {
-    uniform!(ScoreParams {
-        rows: U32,
-        cols: U32,
-        head0: U32,
-        row0: U32,
-        query_offset: I32,
-        lead: U32,
-        slope_heads: U32,
-        future_bits: U32,
-        batch_count: U32,
-        batch_stride: U32,
-        head_stride: U32,
-        scale: F32,
-    })
-}
-
-fn position_layout() -> Uniform {
-    uniform!(PositionLayout {
-        heads: U32,
-        query_stride: U32,
-        key_stride: U32,
-        key_pad: U32
-    })
 }
 
 /// The directories of the kernels' parts: everything under `shaders/` but `alibi.wgsl`.
@@ -368,33 +297,7 @@ fn assert_window(module: &Module, spec: &KernelSpec) {
 /// The attention kernels' uniform is `FlashParams`, at binding 0 of every variant.
 #[test]
 fn the_attention_uniform_is_flash_params() {
-    use crate::gpu::attention::plan::FlashParams;
-    let layout = uniform!(FlashParams {
-        batch: U32,
-        heads_q: U32,
-        heads_kv: U32,
-        group: U32,
-        rows: U32,
-        keys: U32,
-        group_rows: U32,
-        row_tiles: U32,
-        splits: U32,
-        keys_per_split: U32,
-        groups_x: U32,
-        slope_heads: U32,
-        scale: F32,
-        window_left: I32,
-        window_right: I32,
-        combine_groups_x: U32,
-        pair0: U32,
-        pairs: U32,
-        q_window: U32,
-        kv_window: U32,
-        tile0: U32,
-        run_tiles: U32,
-        split0: U32,
-        run_splits: U32,
-    });
+    let layout = flash_params();
     for variant in attention::sample_variants(BiasDtype::F32) {
         let source = attention::source(variant);
         let module = parse(Path::new("attention"), &source);

@@ -245,6 +245,9 @@ impl Planner {
         let per_unit = unit_bytes / size;
         // Units starting in a row of `cols` elements: at most ceil(cols / per_unit).
         let row_units = (s.cols as u64).div_ceil(per_unit);
+        // The window's first row: row head_row0 of head head0.
+        let head_rows = s.rows as u64;
+        let (head0, head_row0) = (rows.start / head_rows, rows.start % head_rows);
         // `count` invocations in order, `grid_rows` workgroups along x, then y.
         let in_order = |count: u64| {
             let workgroups = count.div_ceil(u64::from(WORKGROUP_SIZE));
@@ -262,15 +265,11 @@ impl Planner {
                 row_units.div_ceil(u64::from(WORKGROUP_SIZE))
             };
             // Rows of one head along y; whole heads, one a z slice.
-            let one_head = rows.start / s.rows as u64 == (rows.end - 1) / s.rows as u64;
-            if one_head {
+            if head0 == (rows.end - 1) / head_rows {
                 [groups_x, count, 1]
             } else {
-                let head_rows = s.rows as u64;
-                debug_assert!(
-                    rows.start.is_multiple_of(head_rows) && count.is_multiple_of(head_rows)
-                );
-                [groups_x, s.rows as u64, count / s.rows as u64]
+                debug_assert!(head_row0 == 0 && count.is_multiple_of(head_rows));
+                [groups_x, head_rows, count / head_rows]
             }
         };
         let elements = s.elements().unwrap_or(0);
@@ -301,8 +300,8 @@ impl Planner {
             params: DenseParams {
                 rows: s.rows as u32,
                 cols: s.cols as u32,
-                head0: (rows.start / s.rows as u64) as u32,
-                head_row0: (rows.start % s.rows as u64) as u32,
+                head0: head0 as u32,
+                head_row0: head_row0 as u32,
                 row_count: count as u32,
                 grid_rows: if unit.in_order() {
                     groups[0]
