@@ -208,14 +208,19 @@ impl Planner {
             |word: u64| ((word * per_word).max(first_element) - first_element) / s.cols as u64;
         for row in owner(word_lo)..owner(word_hi - 1) + 1 {
             let start = self.row_element(row) * s.size();
-            // Skip to the words (a long row's tail lies far from its start).
-            let skip = word_lo.saturating_sub(self.row_element(row).div_ceil(per_word));
+            // The words that start in this row; skip to the edge's (a long row's tail lies
+            // far from its start).
+            let row_word = self.row_element(row).div_ceil(per_word);
+            let first = word_lo.max(row_word);
+            if first >= word_hi {
+                continue;
+            }
             let window = self.window(
                 UnitKind::Word,
                 row..row + 1,
                 (start, word_hi * 4),
-                word_lo..word_hi,
-                skip,
+                first..word_hi,
+                first - row_word,
             );
             out.push((UnitKind::Word, window));
             if !self.fits(&window) {

@@ -349,6 +349,22 @@ fn small_and_odd_tensors() {
     }
 }
 
+/// Edge words only, over two rows, the second row's binding starting past the first word
+/// (found by the proptest: its window's first unit was counted from before its binding).
+#[test]
+fn edge_rows_bind_from_their_own_words() {
+    for align in [4, 16] {
+        for offset in [68, 72, 76] {
+            for s in [
+                shape(2, 1, 2, BiasDtype::F32),
+                shape(3, 1, 3, BiasDtype::F16),
+            ] {
+                check(s, offset, None, limits(64, align));
+            }
+        }
+    }
+}
+
 #[test]
 fn spans_are_whole_words_or_refused() {
     let s = shape(2, 3, 5, BiasDtype::F32);
