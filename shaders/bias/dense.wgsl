@@ -20,9 +20,9 @@ struct Params {
     // Rows per head (I) and elements per row (j).
     rows: u32,
     cols: u32,
-    // The window's first row, row head_row0 of head head0, and its row count. `dense` takes
-    // grid_rows rows per z slice (windows of one head: all of them; windows of whole heads:
-    // one head a slice), `dense_crossing` and `dense_packed` grid_rows workgroups along x.
+    // The window's first row, row head_row0 of head head0, and its row count. `dense`'s
+    // grid holds exactly the window's rows (y: rows of one head, z: heads);
+    // `dense_crossing` and `dense_packed` take grid_rows workgroups along x, then y.
     head0: u32,
     head_row0: u32,
     row_count: u32,
@@ -46,6 +46,9 @@ struct Params {
     source_row_stride: u32,
     // Units of the window's first row to skip (a long row's last words, at the tail).
     unit_skip: u32,
+    // row0_element - (head0 * rows + head_row0) * cols, mod 2^32: `dense` finds a row's
+    // first element from its head and row, which its values need anyway.
+    row_base: u32,
 }
 
 // Where an element lies: head, row, key.
@@ -131,24 +134,26 @@ fn dense(
     @builtin(workgroup_id) group: vec3<u32>,
     @builtin(local_invocation_index) lane: u32,
 ) {
-    let along = group.z * params.grid_rows + group.y;
-    if along >= params.row_count {
-        return;
-    }
+    // The grid gives the head and row: no division per lane (CPU adapters run one lane by
+    // lane, a third of this kernel's time on lavapipe), and no row bound (the grid holds
+    // the window's rows exactly; a bound cost lavapipe a fifth of the kernel's time). On a
+    // CPU adapter every value, uniform or not, is computed again for each 8 lanes: the
+    // row's start comes from h and r, which the values use too (from a row count of its
+    // own, 13% slower).
+    let h = params.head0 + group.z;
+    let r = params.head_row0 + group.y;
+    let start = (h * params.rows + r) * params.cols + params.row_base;
     // The row's units before unit_hi: those that start in it, or (UNITS_IN_ROW) that also
     // end in it. None lies before unit_lo (a window's units start at its first row's, the
-    // tail's words at `unit_skip`), so each lane tests one bound: CPU adapters run every
-    // test lane by lane (a test of unit_lo cost lavapipe 5% of this kernel's time).
-    let start = params.row0_element + along * params.cols;
+    // tail's words at `unit_skip`), so each lane tests one bound (a test of unit_lo cost
+    // lavapipe 5% of this kernel's time).
     let first = (start + UNIT_ELEMENTS - 1u) / UNIT_ELEMENTS + params.unit_skip;
     let row_end = (start + params.cols + select(UNIT_ELEMENTS - 1u, 0u, UNITS_IN_ROW)) / UNIT_ELEMENTS;
     let unit = first + group.x * WORKGROUP_SIZE + lane;
     if unit >= min(row_end, params.unit_hi) {
         return;
     }
-    // The grid gives the head and row: no division per lane (CPU adapters run it lane by
-    // lane, a third of this kernel's time on lavapipe).
-    let at = Cursor(params.head0 + group.z, params.head_row0 + group.y, unit * UNIT_ELEMENTS - start);
+    let at = Cursor(h, r, unit * UNIT_ELEMENTS - start);
     window[unit] = unit_at(at, unit);
 }
 

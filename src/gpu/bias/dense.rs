@@ -79,9 +79,12 @@ pub(crate) struct DenseParams {
     pub source_row_stride: u32,
     /// Units of a one-row window to skip from the row's first (the tail's words).
     pub unit_skip: u32,
+    /// `row0_element - (head0 * rows + head_row0) * cols`, mod 2^32: `dense` finds a row's
+    /// first element from its head and row alone.
+    pub row_base: u32,
 }
 
-const _: () = assert!(std::mem::size_of::<DenseParams>() == 68);
+const _: () = assert!(std::mem::size_of::<DenseParams>() == 72);
 
 impl DenseKernel {
     /// The kernel storing `dtype` in `unit`s, masking future keys when `causal`. f16 is

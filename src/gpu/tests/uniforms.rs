@@ -38,6 +38,7 @@ pub(super) fn dense_params() -> Uniform {
         source_head_stride: U32,
         source_row_stride: U32,
         unit_skip: U32,
+        row_base: U32,
     })
 }
 

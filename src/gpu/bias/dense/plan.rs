@@ -277,6 +277,7 @@ impl Planner {
                 [groups_x, head_rows, count / head_rows]
             }
         };
+        let row0_element = self.row_element(rows.start) - bind_element;
         let elements = s.elements().unwrap_or(0);
         let tensor_end =
             (self.byte_offset / size + elements - bind_element).min(u64::from(u32::MAX));
@@ -313,7 +314,7 @@ impl Planner {
                 } else {
                     groups[1]
                 } as u32,
-                row0_element: (self.row_element(rows.start) - bind_element) as u32,
+                row0_element: row0_element as u32,
                 unit_lo: (units.start - bind_offset / unit_bytes) as u32,
                 unit_hi: (units.end - bind_offset / unit_bytes) as u32,
                 tensor_end: tensor_end as u32,
@@ -324,6 +325,8 @@ impl Planner {
                 source_head_stride: head_stride,
                 source_row_stride: row_stride,
                 unit_skip: skip as u32,
+                row_base: (row0_element as u32)
+                    .wrapping_sub(((head0 * head_rows + head_row0) * s.cols as u64) as u32),
             },
             bind_offset,
             bind_size,

@@ -143,11 +143,22 @@ fn units_of(unit: UnitKind, window: &Window<DenseParams>, elements: u64) -> Vec<
     }
     for z in 0..gz {
         for y in 0..gy {
+            // The grid holds the window's rows exactly: `dense` tests no row bound.
             let along = z * u64::from(p.grid_rows) + y;
-            if along >= u64::from(p.row_count) {
-                continue;
-            }
-            let start = u64::from(p.row0_element) + along * cols;
+            assert!(
+                along < u64::from(p.row_count),
+                "{p:?}: row {along} past the window"
+            );
+            // The grid's head and row (`cursor` checks them), and the row's first element
+            // as `dense` finds it, in u32 arithmetic.
+            let at = [u64::from(p.head0) + z, u64::from(p.head_row0) + y];
+            let start = (at[0] as u32)
+                .wrapping_mul(p.rows)
+                .wrapping_add(at[1] as u32)
+                .wrapping_mul(p.cols)
+                .wrapping_add(p.row_base);
+            let start = u64::from(start);
+            assert_eq!(start, u64::from(p.row0_element) + along * cols, "{p:?}");
             for x in 0..gx * u64::from(WORKGROUP_SIZE) {
                 let u = start.div_ceil(elements) + u64::from(p.unit_skip) + x;
                 // `dense_row_vec4.wgsl`'s units end in their row (UNITS_IN_ROW).
@@ -160,8 +171,6 @@ fn units_of(unit: UnitKind, window: &Window<DenseParams>, elements: u64) -> Vec<
                 if u >= row_end.min(u64::from(p.unit_hi)) {
                     continue;
                 }
-                // The grid's head and row (`cursor` checks them).
-                let at = [u64::from(p.head0) + z, u64::from(p.head_row0) + y];
                 cursor(u, [at[0], at[1], u * elements - start]);
             }
         }
