@@ -71,6 +71,7 @@ impl AlibiPositionalBias {
             queue: queue.clone(),
             limits: PlanLimits::from_device(&device.limits()),
             cpu_adapter: is_cpu_adapter(device),
+            backend: device.adapter_info().backend,
             errors: Default::default(),
             health,
         };

@@ -15,6 +15,8 @@ pub(crate) struct GpuContext {
     /// Whether the device runs on the host's CPU (lavapipe, llvmpipe, SwiftShader), read
     /// once: the plans that differ there ask it on every call.
     pub cpu_adapter: bool,
+    /// The device's backend, read once (the cache's copies choose by it on CPU adapters).
+    pub backend: wgpu::Backend,
     pub errors: DeferredErrors,
     pub health: DeviceHealth,
 }

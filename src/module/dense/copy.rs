@@ -9,19 +9,34 @@ use crate::gpu::device::scope::{CallErrors, Work};
 use crate::module::AlibiPositionalBias;
 
 /// Whether `spans` copy commands of `span_bytes` each beat one pass of the copy kernel over
-/// the same bytes (a cached block with padded rows is one span per row). On a CPU adapter a
-/// command is a memcpy and the kernel reads word by word, lane by lane (lavapipe: 8,000
-/// rows of 1,001 keys copy 3 times faster as commands; 1,000 rows of 1,001 keys 2.7 times),
-/// so up to 65,536 of them. On a GPU the kernel runs near the memory's speed and a command
-/// costs microseconds of recording and a barrier (an H200 on Vulkan: a 1 GiB block copied
-/// in 0.86 ms by the kernel, 2.7 ms by one command; 296 rows of 37 keys alike either way),
-/// so only a few small spans go as commands, where they save the kernel's dispatch.
-fn copy_commands_pay(cpu_adapter: bool, spans: u64, span_bytes: u64) -> bool {
-    if cpu_adapter {
-        spans <= 1 << 16
-    } else {
-        spans <= 16 && spans * span_bytes <= 4 << 20
+/// the same bytes (a cached block with padded rows is one span per row).
+///
+/// On a CPU adapter a command is a memcpy after a fixed cost, and the kernel loads and
+/// stores word by word, lane by lane: about 1 µs a command on lavapipe (0.3 µs on
+/// llvmpipe's GL) against 0.35 ns a byte for the kernel, so commands pay from spans of
+/// about 3 KiB (1 KiB on GL). Measured there (8 heads, rows of 37 / 101 / 201 / 301 /
+/// 1,001 keys, ms, commands / kernel): lavapipe 0.32 / 0.15, 0.69 / 0.27, 1.23 / 0.68,
+/// 1.80 / 1.37, 9.4 / 11.2; llvmpipe 0.10 / 0.09, 0.27 / 0.20, 0.56 / 0.60, 0.86 / 1.27,
+/// 5.9 / 11.1. One span always goes as a command.
+///
+/// On a GPU the kernel runs near the memory's speed and a command costs microseconds of
+/// recording and a barrier (an H200 on Vulkan: a 1 GiB block copied in 0.86 ms by the
+/// kernel, 2.7 ms by one command; 296 rows of 37 keys alike either way), so only a few
+/// small spans go as commands, where they save the kernel's dispatch.
+fn copy_commands_pay(
+    (cpu_adapter, backend): (bool, wgpu::Backend),
+    spans: u64,
+    span_bytes: u64,
+) -> bool {
+    if !cpu_adapter {
+        return spans <= 16 && spans * span_bytes <= 4 << 20;
     }
+    let min_span_bytes = if backend == wgpu::Backend::Gl {
+        1 << 10
+    } else {
+        3 << 10
+    };
+    spans == 1 || (spans <= 1 << 16 && span_bytes >= min_span_bytes)
 }
 
 /// A cached block a dense request is a copy of: its buffer, the request's layout in it, and
@@ -57,8 +72,8 @@ impl AlibiPositionalBias {
         block: &wgpu::Buffer,
         source: Source,
     ) -> Result<bool> {
-        let cpu_adapter = self.gpu.cpu_adapter;
-        let pays = |spans, span_bytes| copy_commands_pay(cpu_adapter, spans, span_bytes);
+        let adapter = (self.gpu.cpu_adapter, self.gpu.backend);
+        let pays = |spans, span_bytes| copy_commands_pay(adapter, spans, span_bytes);
         if let Some(spans) = copy_spans(shape, source, byte_offset, pays) {
             self.gpu.run(Work::named("recording a dense copy"), || {
                 for (from, to, bytes) in spans {
