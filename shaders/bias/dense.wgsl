@@ -12,8 +12,8 @@
 // `dense` with `dense_row_vec4.wgsl` writes the units that lie wholly inside their row
 // (UNITS_IN_ROW, one slope, no crossing), and `dense_crossing` the one unit per row that
 // runs on into the next (a CPU adapter runs both sides of a branch, so a crossing test in
-// every unit would cost every unit both rows' values). Rows shorter than a workgroup's
-// lanes pack their units instead (`dense_packed`): the units in order, x then y.
+// every unit would cost every unit both rows' values). Rows of fewer units than half a row
+// workgroup's lanes pack their units instead (`dense_packed`): the units in order, x then y.
 // `DenseParams` in `src/gpu/bias/dense.rs` mirrors `Params`.
 
 struct Params {
@@ -129,7 +129,10 @@ fn walk_quad(c0: Cursor) -> Quad {
     return Quad(bits, advance(c3));
 }
 
-@compute @workgroup_size(WORKGROUP_SIZE)
+// Lanes of `dense`'s workgroups (`ROW_LANES` in `plan.rs`, which says why 128).
+const ROW_LANES: u32 = 128u;
+
+@compute @workgroup_size(ROW_LANES)
 fn dense(
     @builtin(workgroup_id) group: vec3<u32>,
     @builtin(local_invocation_index) lane: u32,
@@ -149,7 +152,7 @@ fn dense(
     // lavapipe 5% of this kernel's time).
     let first = (start + UNIT_ELEMENTS - 1u) / UNIT_ELEMENTS + params.unit_skip;
     let row_end = (start + params.cols + select(UNIT_ELEMENTS - 1u, 0u, UNITS_IN_ROW)) / UNIT_ELEMENTS;
-    let unit = first + group.x * WORKGROUP_SIZE + lane;
+    let unit = first + group.x * ROW_LANES + lane;
     if unit >= min(row_end, params.unit_hi) {
         return;
     }

@@ -15,6 +15,8 @@ mod unit;
 
 use std::sync::OnceLock;
 
+#[cfg(test)]
+pub(crate) use plan::ROW_LANES;
 pub(crate) use plan::{plan_dense, Source};
 pub(crate) use shape::{check_dense, DenseShape};
 pub(crate) use spans::copy_spans;

@@ -12,17 +12,24 @@ use crate::gpu::dispatch::fit::binding;
 use crate::gpu::dispatch::wgsl::WORKGROUP_SIZE;
 use crate::gpu::dispatch::{Window, FUTURE_BITS};
 
+/// Lanes of a workgroup of `dense`'s row grid (`ROW_LANES` in `dense.wgsl`): x covers a
+/// row's units in workgroups of this many. 128, not the other kernels' 256: rows of 126
+/// units (1,000 f16 keys) fill them, and CPU adapters pay for idle lanes (lavapipe, 8 heads
+/// of 1,000 rows of 1,001 f16 keys: 9.7 ms with 256 lanes, 7.0 ms with 128); 64 costs
+/// long rows a workgroup's overhead more often (1,001 f32 keys: 6.7 ms against 6.2).
+pub(crate) const ROW_LANES: u32 = 128;
+
 /// Whether rows of `row_units` units pack them into workgroups in order rather than take
-/// a workgroup (or several) each: where a row's workgroups would leave more than an eighth
-/// of their lanes idle (a 37-key row fills 10 of 256), which CPU adapters run anyway.
-/// Packed units cost more each (a row found by division, values of two rows where a unit
-/// crosses one): lavapipe, 8 heads of 300 to 1,000 keys per row, f32, ns per element, rows
-/// of workgroups against packed: 301 keys 2.8 / 1.4, 501 1.7 / 1.2, 701 1.3 / 1.2, 1,001
-/// 1.02 / 1.18.
+/// workgroups of their own: where a row's workgroup would idle more than half its lanes (a
+/// 37-key row fills 10 of 128), which CPU adapters run anyway. Packed units cost more each
+/// (a row found by division, values of two rows where a unit crosses one), so rows that
+/// fill half their lanes or more take the row grid: lavapipe, 8 heads, f32, ms, packed
+/// against the row grid: 401 keys (101 units) 1.60 / 1.28, 501 2.45 / 1.70, 701 4.63 /
+/// 3.87 (llvmpipe's GL alike).
 fn packs(row_units: u64) -> bool {
-    let lanes = row_units.next_multiple_of(u64::from(WORKGROUP_SIZE));
-    row_units * 8 < lanes * 7
+    row_units * 2 < u64::from(ROW_LANES)
 }
+
 /// Rows a packed window holds at most: `dense_packed` finds a unit's row by an f32
 /// quotient, exact after one correction below 2^20 (WGSL's division is within 2.5 ulp).
 const PACKED_WINDOW_ROWS: u64 = 1 << 19;
@@ -267,7 +274,7 @@ impl Planner {
             let groups_x = if skip > 0 || unit == UnitKind::Word {
                 1
             } else {
-                row_units.div_ceil(u64::from(WORKGROUP_SIZE))
+                row_units.div_ceil(u64::from(ROW_LANES))
             };
             // Rows of one head along y; whole heads, one a z slice.
             if head0 == (rows.end - 1) / head_rows {

@@ -159,7 +159,7 @@ fn units_of(unit: UnitKind, window: &Window<DenseParams>, elements: u64) -> Vec<
                 .wrapping_add(p.row_base);
             let start = u64::from(start);
             assert_eq!(start, u64::from(p.row0_element) + along * cols, "{p:?}");
-            for x in 0..gx * u64::from(WORKGROUP_SIZE) {
+            for x in 0..gx * u64::from(ROW_LANES) {
                 let u = start.div_ceil(elements) + u64::from(p.unit_skip) + x;
                 // `dense_row_vec4.wgsl`'s units end in their row (UNITS_IN_ROW).
                 let row_end = if unit == UnitKind::Row {
@@ -276,10 +276,21 @@ fn rows_shorter_than_a_workgroup_pack_their_units() {
     assert!(kinds(37, BiasDtype::F32).contains(&UnitKind::Packed));
     assert!(kinds(3, BiasDtype::F32).contains(&UnitKind::PackedWalk));
     assert!(kinds(500, BiasDtype::F16).contains(&UnitKind::Packed));
-    // Rows that would leave more than an eighth of their workgroups' lanes idle.
-    assert!(kinds(301, BiasDtype::F32).contains(&UnitKind::Packed));
-    assert!(kinds(1001, BiasDtype::F16).contains(&UnitKind::Packed));
-    assert!(kinds(1500, BiasDtype::F32).contains(&UnitKind::Packed));
+    // Rows that would idle more than half their workgroup's lanes (63 units of 128), and
+    // rows that fill half or more (64 units; 76; 126 f16 units of 1,001 keys).
+    assert!(kinds(249, BiasDtype::F32).contains(&UnitKind::Packed));
+    for (cols, dtype) in [
+        (253, BiasDtype::F32),
+        (301, BiasDtype::F32),
+        (1001, BiasDtype::F16),
+    ] {
+        let kinds = kinds(cols, dtype);
+        assert!(
+            kinds.contains(&UnitKind::Row),
+            "{cols} {dtype:?}: {kinds:?}"
+        );
+        assert!(!kinds.contains(&UnitKind::Packed), "{cols} {dtype:?}");
+    }
     // Long rows: the units inside a row, and the crossing ones where rows do not hold
     // whole units from a unit's start (an offset of one word here), and the edges.
     assert_eq!(
