@@ -171,28 +171,27 @@ impl DenseKernels {
         target: &wgpu::Buffer,
         extras: &[&wgpu::Buffer],
     ) -> Result<()> {
+        // Each kind's windows, in the kinds' order, in one pass.
+        let mut kinds = Vec::new();
         for unit in UnitKind::ALL {
             let mine: Vec<_> = windows
                 .iter()
                 .filter(|(kind, _)| *kind == unit)
                 .map(|(_, window)| *window)
                 .collect();
-            if mine.is_empty() {
-                continue;
+            if !mine.is_empty() {
+                kinds.push((self.get(gpu, kernel, unit, dtype, causal)?, mine));
             }
-            let buffers = Buffers {
-                slopes,
-                tensor: target,
-                extras,
-            };
-            self.get(gpu, kernel, unit, dtype, causal)?.encode(
-                gpu,
-                encoder,
-                "recording a dense bias",
-                &mine,
-                buffers,
-            )?;
         }
-        Ok(())
+        let kinds: Vec<_> = kinds
+            .iter()
+            .map(|(kernel, windows)| (*kernel, windows.as_slice()))
+            .collect();
+        let buffers = Buffers {
+            slopes,
+            tensor: target,
+            extras,
+        };
+        Kernel::encode_each(gpu, encoder, "recording a dense bias", &kinds, buffers)
     }
 }

@@ -205,11 +205,30 @@ impl<P: bytemuck::Pod> WindowedKernel<P> {
         windows: &[Window<P>],
         buffers: Buffers<'_>,
     ) -> Result<()> {
-        debug_assert_eq!(buffers.extras.len(), self.extras);
+        Self::encode_each(gpu, encoder, what, &[(self, windows)], buffers)
+    }
+
+    /// [`encode`](Self::encode) for several kernels of one uniform type, in their order, in
+    /// one compute pass with one uniform buffer for all their windows: a pass and a buffer
+    /// cost a CPU adapter tens of microseconds each, which a small tensor notices.
+    pub fn encode_each(
+        gpu: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
+        what: &'static str,
+        kernels: &[(&Self, &[Window<P>])],
+        buffers: Buffers<'_>,
+    ) -> Result<()> {
         let size = std::mem::size_of::<P>();
-        let stride = self.params_stride as usize;
-        let mut params = vec![0u8; stride * windows.len()];
-        for (slot, window) in params.chunks_exact_mut(stride).zip(windows) {
+        // One stride for all: it depends on the uniform type and the device only.
+        let Some(stride) = kernels.first().map(|(kernel, _)| kernel.params_stride) else {
+            return Ok(());
+        };
+        let windows = || kernels.iter().flat_map(|(_, windows)| windows.iter());
+        let mut params = vec![0u8; stride as usize * windows().count()];
+        if params.is_empty() {
+            return Ok(());
+        }
+        for (slot, window) in params.chunks_exact_mut(stride as usize).zip(windows()) {
             slot[..size].copy_from_slice(bytemuck::bytes_of(&window.params));
         }
         gpu.run(Work::named(what), || {
@@ -226,7 +245,6 @@ impl<P: bytemuck::Pod> WindowedKernel<P> {
                 label: Some(what),
                 timestamp_writes: None,
             });
-            pass.set_pipeline(&self.pipeline);
             let slice = |buffer, offset, size| {
                 wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                     buffer,
@@ -234,8 +252,18 @@ impl<P: bytemuck::Pod> WindowedKernel<P> {
                     size: wgpu::BufferSize::new(size),
                 })
             };
-            for (index, window) in windows.iter().enumerate() {
-                let offset = index as u64 * self.params_stride;
+            let placed = kernels
+                .iter()
+                .flat_map(|(kernel, windows)| windows.iter().map(move |w| (*kernel, w)));
+            let mut pipeline = None;
+            for (index, (kernel, window)) in placed.enumerate() {
+                debug_assert_eq!(buffers.extras.len(), kernel.extras);
+                debug_assert_eq!(kernel.params_stride, stride);
+                if pipeline != Some(&kernel.pipeline) {
+                    pass.set_pipeline(&kernel.pipeline);
+                    pipeline = Some(&kernel.pipeline);
+                }
+                let offset = index as u64 * stride;
                 let mut entries = vec![
                     (BINDING_PARAMS, slice(&params_buffer, offset, size as u64)),
                     (BINDING_SLOPES, buffers.slopes.as_entire_binding()),
@@ -257,7 +285,7 @@ impl<P: bytemuck::Pod> WindowedKernel<P> {
                     .collect();
                 let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
                     label: Some("alibi window"),
-                    layout: &self.layout,
+                    layout: &kernel.layout,
                     entries: &entries,
                 });
                 pass.set_bind_group(0, &bind_group, &[]);
