@@ -144,7 +144,7 @@ pub fn run(args: &BenchArgs, gpu: &GpuDevice) -> Result<(), CliError> {
         );
         say!(
             out,
-            "{:<22} {:>7} {:>11} {:>8} {:>7} {:>8} {:>9} {:>9} {:>9} {:>9} {:>11} {:>8} {:>9} {:>9} {:>9} {:>10} {:>6}",
+            "{:<22} {:>7} {:>11} {:>8} {:>7} {:>8} {:>9} {:>9} {:>9} {:>9} {:>11} {:>8} {:>9} {:>9} {:>10} {:>9} {:>10} {:>6}",
             "case [total, i, j]",
             "MiB",
             "path",
@@ -159,6 +159,7 @@ pub fn run(args: &BenchArgs, gpu: &GpuDevice) -> Result<(), CliError> {
             "hit ns",
             "dense/str",
             "into/str",
+            "into/sinto",
             "dhit/copy",
             "hinto/copy",
             "exact"
@@ -264,7 +265,7 @@ pub fn run(args: &BenchArgs, gpu: &GpuDevice) -> Result<(), CliError> {
             out,
             "cpu-path ms: alibi_wgpu::cpu::forward_into, the host's cores, into a reused Vec"
         );
-        say!(out, "dense/str: forward_dense over the strided forward, both fresh (each allocating its tensor); into/str: encode_into a buffer allocated once over the strided forward (the dense kernel without a new buffer); dhit/copy: forward_dense from the cache over a device copy of the same bytes into a new buffer; hinto/copy: encode_into from the cache over a device copy, both into one buffer allocated once");
+        say!(out, "dense/str: forward_dense over the strided forward, both fresh (each allocating its tensor); into/str: encode_into a buffer allocated once over the strided forward (the dense kernel without a new buffer); into/sinto: the same over encode_into of the strided tensor's shape (j rounded up to a multiple of 4, which the strided kernel writes), the two kernels alone; dhit/copy: forward_dense from the cache over a device copy of the same bytes into a new buffer; hinto/copy: encode_into from the cache over a device copy, both into one buffer allocated once");
         say!(out, "exact: the GPU's readback and the CPU path's result both == alibi_wgpu::reference::forward, the oracle");
         say!(out, "variants: a causal module's generation over a plain one's (path, and kernel), f16 over f32 (kernel), add_to_scores over a scale-only kernel on the same [1, T, i, j] scores");
         say!(out, "attention: examples/attention, ALiBi computed inline (fused) or read from forward's tensor (materialized), over no bias");

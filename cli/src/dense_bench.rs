@@ -16,6 +16,10 @@ pub struct DenseFigures {
     /// `encode_into` a buffer allocated once, fresh (nothing cached): the kernel's own cost,
     /// without the new buffer's allocation and wgpu's zeroing of it.
     pub into_ms: f64,
+    /// The same into the same buffer for the strided tensor's shape, `j` rounded up to a
+    /// multiple of 4 (rows of whole vec4s from byte 0: the strided kernel writes them): the
+    /// strided kernel's own cost for `forward(i, j)`'s tensor.
+    pub strided_into_ms: f64,
     pub copy_new_ms: f64,
     pub dense_hit_ms: f64,
     /// `encode_into` the reused buffer from the cache, and a device copy into it.
@@ -31,6 +35,10 @@ impl DenseFigures {
 
     pub fn reused_over_strided(&self) -> f64 {
         round3(self.into_ms / self.strided_fresh_ms)
+    }
+
+    pub fn reused_over_strided_reused(&self) -> f64 {
+        round3(self.into_ms / self.strided_into_ms)
     }
 
     pub fn dense_hit_over_copy(&self) -> f64 {
@@ -67,12 +75,20 @@ pub fn measure_dense(
     let expected = expected_bytes(alibi, i, j)?;
     let mut exact = true;
     let (mut strided, mut dense, mut into) = (Vec::new(), Vec::new(), Vec::new());
-    let reused = buffer(
-        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
-    );
+    let mut strided_into = Vec::new();
+    // Room for the strided tensor's padded rows too.
+    let padded = (alibi.total_heads() * i * j.next_multiple_of(4) * alibi.dtype().size()) as u64;
+    let reused = device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("bench dense target"),
+        size: padded.max(bytes),
+        usage: wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_DST
+            | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    });
     // `encode_into` the buffer allocated once, submitted and finished: generated while the
     // cache is off, copied from it once it holds `(i, j)`.
-    let into_reused = |alibi: &mut AlibiPositionalBias| {
+    let into_reused = |alibi: &mut AlibiPositionalBias, j: usize| {
         let mut encoder = device.create_command_encoder(&Default::default());
         let _written = alibi.encode_into(&mut encoder, i, j, &reused, 0)?;
         alibi.queue().submit([encoder.finish()]);
@@ -89,13 +105,15 @@ pub fn measure_dense(
             result = Some(alibi.forward_dense(i, j)?);
             wait_idle(&device)
         })?;
-        let n = time_ms(|| into_reused(alibi))?;
+        let k = time_ms(|| into_reused(alibi, j.next_multiple_of(4)))?;
+        let n = time_ms(|| into_reused(alibi, j))?;
         if run == 0 {
             exact &= read(alibi, result.as_ref().map(|r| r.buffer()), &expected);
         } else {
             strided.push(s);
             dense.push(d);
             into.push(n);
+            strided_into.push(k);
         }
     }
     alibi.set_cache_budget(budget);
@@ -103,7 +121,7 @@ pub fn measure_dense(
     let (mut hit, mut copy) = (Vec::new(), Vec::new());
     let (mut hit_into, mut copy_into) = (Vec::new(), Vec::new());
     for run in 0..=runs {
-        let h = time_ms(|| into_reused(alibi))?;
+        let h = time_ms(|| into_reused(alibi, j))?;
         if run == 0 {
             exact &= read(alibi, Some(&reused), &expected);
         }
@@ -146,6 +164,7 @@ pub fn measure_dense(
         strided_fresh_ms: median(strided),
         dense_ms: median(dense),
         into_ms: median(into),
+        strided_into_ms: median(strided_into),
         copy_new_ms: median(copy),
         dense_hit_ms: median(hit),
         hit_into_ms: median(hit_into),

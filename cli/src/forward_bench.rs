@@ -106,6 +106,8 @@ pub fn measure_case(
         dense_over_strided: dense.dense_over_strided(),
         dense_into_ms: round3(dense.into_ms),
         dense_into_over_strided: dense.reused_over_strided(),
+        strided_into_ms: round3(dense.strided_into_ms),
+        dense_into_over_strided_into: dense.reused_over_strided_reused(),
         dense_hit_ms: round3(dense.dense_hit_ms),
         dense_copy_ms: round3(dense.copy_new_ms),
         dense_hit_over_copy: dense.dense_hit_over_copy(),

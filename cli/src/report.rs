@@ -98,6 +98,13 @@ pub struct CaseReport {
     pub dense_into_ms: f64,
     /// `dense_into_ms` over `strided_fresh_ms`.
     pub dense_into_over_strided: f64,
+    /// `encode_into` the same buffer, fresh, for `[total_heads, i, j]` with `j` rounded up
+    /// to a multiple of 4: rows of whole vec4s from byte 0, the strided kernel's tensor for
+    /// `forward(i, j)`, which that kernel writes.
+    pub strided_into_ms: f64,
+    /// `dense_into_ms` over `strided_into_ms`: the dense kernel over the strided one, both
+    /// into a buffer allocated once.
+    pub dense_into_over_strided_into: f64,
     /// `forward_dense(i, j)` with the cache holding `(i, j)`: a copy on the GPU.
     pub dense_hit_ms: f64,
     /// A device copy of the same bytes into a new buffer, finished.
@@ -146,7 +153,7 @@ impl CaseReport {
             other => other,
         };
         format!(
-            "{:<22} {:>7.1} {:>11} {:>8.2} {:>7.2} {:>8.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>11.2} {:>8.0} {:>9.2} {:>9.2} {:>9.2} {:>10.2} {:>6}",
+            "{:<22} {:>7.1} {:>11} {:>8.2} {:>7.2} {:>8.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>11.2} {:>8.0} {:>9.2} {:>9.2} {:>10.2} {:>9.2} {:>10.2} {:>6}",
             format!("{} heads [{}, {}, {}]", self.heads, self.total_heads, self.i, self.j),
             self.bytes as f64 / (1u64 << 20) as f64,
             path,
@@ -161,6 +168,7 @@ impl CaseReport {
             self.cache_hit_ns,
             self.dense_over_strided,
             self.dense_into_over_strided,
+            self.dense_into_over_strided_into,
             self.dense_hit_over_copy,
             self.dense_hit_into_over_copy,
             self.exact && self.dense_exact,

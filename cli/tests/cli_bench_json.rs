@@ -11,7 +11,7 @@ mod common;
 use cli_support::succeed;
 use serde_json::Value;
 
-const CASE_FIELDS: [&str; 32] = [
+const CASE_FIELDS: [&str; 36] = [
     "case",
     "backend",
     "adapter",
@@ -38,6 +38,10 @@ const CASE_FIELDS: [&str; 32] = [
     "strided_fresh_ms",
     "dense_ms",
     "dense_over_strided",
+    "dense_into_ms",
+    "dense_into_over_strided",
+    "strided_into_ms",
+    "dense_into_over_strided_into",
     "dense_hit_ms",
     "dense_copy_ms",
     "dense_hit_over_copy",
