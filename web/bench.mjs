@@ -45,8 +45,9 @@ const { server, url } = await serve(root);
 const { browser, page } = await launch();
 page.on("pageerror", (error) => console.error(`  page error: ${error.message}`));
 await page.goto(url);
-const columns = ["case", "dtype", "strided_fresh_ms", "dense_ms", "dense_over_strided", "copy_new_ms",
-  "dense_hit_ms", "dense_hit_over_copy", "into_hit_ms"];
+const columns = ["case", "dtype", "strided_fresh_ms", "dense_ms", "dense_over_strided",
+  "dense_into_over_strided_into", "copy_new_ms", "dense_hit_ms", "dense_hit_over_copy", "into_hit_ms",
+  "dense_hit_into_over_copy"];
 if (!json && cases.length) console.log(columns.join("\t"));
 let adapter;
 for (const c of cases) {
