@@ -183,7 +183,7 @@ fn dense_crossing(
     window[unit] = unit_at(at, unit);
 }
 
-// Rows of fewer units than a workgroup has lanes: units unit_lo..unit_hi in order,
+// Rows of fewer units than half a row workgroup's lanes: units unit_lo..unit_hi in order,
 // WORKGROUP_SIZE a workgroup, `grid_rows` workgroups along x, then y. Each finds its row
 // and head by `quotient` (the window holds fewer than 2^19 rows, `plan.rs`).
 @compute @workgroup_size(WORKGROUP_SIZE)

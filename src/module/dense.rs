@@ -28,7 +28,8 @@ impl AlibiPositionalBias {
     ///
     /// When a cached tensor covers `(i, j)` (a hit in [`cache_stats`](Self::cache_stats)),
     /// the values are copied from it on the GPU: one pass over the bytes, copy commands
-    /// where the slice is whole words, the copy kernel otherwise. Otherwise they are
+    /// where the slice's spans are whole words and pay on this adapter, the copy kernel
+    /// otherwise. Otherwise they are
     /// generated straight into the new buffer (the kernel; on the host-mapped path, the
     /// host through the buffer's mapping) and not cached: a fresh dense tensor costs one
     /// generation. Submitted, not waited for.

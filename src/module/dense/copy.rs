@@ -107,3 +107,26 @@ pub(super) struct Pinned(#[allow(dead_code)] pub(super) Arc<wgpu::Buffer>);
 // SAFETY: the web has one thread, where wgpu's objects are not `Send`; elsewhere they are.
 #[cfg(target_arch = "wasm32")]
 unsafe impl Send for Pinned {}
+
+#[cfg(test)]
+mod tests {
+    use super::copy_commands_pay;
+    use wgpu::Backend::{BrowserWebGpu, Gl, Metal, Vulkan};
+
+    #[test]
+    fn commands_where_they_beat_the_kernel() {
+        let cpu = |backend| {
+            move |spans, span_bytes| copy_commands_pay((true, backend), spans, span_bytes)
+        };
+        // lavapipe: rows of 1,001 f32 keys as commands, of 301 by the kernel.
+        assert!(cpu(Vulkan)(8_000, 4_004));
+        assert!(!cpu(Vulkan)(2_400, 1_204));
+        // llvmpipe's GL from 1 KiB, Chromium at any width; one span always, 65,537 never.
+        assert!(cpu(Gl)(2_400, 1_204) && !cpu(Gl)(808, 404));
+        assert!(cpu(BrowserWebGpu)(296, 148));
+        assert!(cpu(Vulkan)(1, 4) && !cpu(BrowserWebGpu)(65_537, 1 << 20));
+        // A GPU: a few small spans only.
+        let gpu = |spans, span_bytes| copy_commands_pay((false, Metal), spans, span_bytes);
+        assert!(gpu(16, 1 << 18) && !gpu(17, 4) && !gpu(2, 4 << 20));
+    }
+}

@@ -11,6 +11,7 @@ use crate::gpu::device::limits::PlanLimits;
 use crate::gpu::dispatch::fit::binding;
 use crate::gpu::dispatch::wgsl::WORKGROUP_SIZE;
 use crate::gpu::dispatch::{Window, FUTURE_BITS};
+use crate::validation::MAX_SEQUENCE;
 
 /// Lanes of a workgroup of `dense`'s row grid (`ROW_LANES` in `dense.wgsl`): x covers a
 /// row's units in workgroups of this many. 128, not the other kernels' 256: rows of 126
@@ -18,6 +19,9 @@ use crate::gpu::dispatch::{Window, FUTURE_BITS};
 /// of 1,000 rows of 1,001 f16 keys: 9.7 ms with 256 lanes, 7.0 ms with 128); 64 costs
 /// long rows a workgroup's overhead more often (1,001 f32 keys: 6.7 ms against 6.2).
 pub(crate) const ROW_LANES: u32 = 128;
+// A row's workgroups along x stay within every device's 65,535: rows hold at most
+// MAX_SEQUENCE keys (every dense call checks the sequence first), 4 f32 keys a unit.
+const _: () = assert!(MAX_SEQUENCE.div_ceil(4).div_ceil(ROW_LANES as usize) <= u16::MAX as usize);
 
 /// Whether rows of `row_units` units pack them into workgroups in order rather than take
 /// workgroups of their own: where a row's workgroup would idle more than half its lanes (a

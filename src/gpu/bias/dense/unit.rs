@@ -4,14 +4,15 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum UnitKind {
     /// Four words, 16 bytes aligned, inside the tensor, that end in the row they start in:
-    /// rows of a workgroup's units or more, a workgroup per row (`dense.wgsl`'s `dense`).
+    /// rows of half a row workgroup's units or more (`ROW_LANES` in `plan.rs`), workgroups
+    /// of their own per row (`dense.wgsl`'s `dense`).
     Row = 0,
     /// The one unit per long row that starts in it and ends in the next, which `Row`
     /// leaves: one row per invocation (`dense_crossing`).
     Crossing = 1,
-    /// Four words, 16 bytes aligned, inside the tensor, in rows shorter than a workgroup's
-    /// lanes (of four elements or more), packed into workgroups in order (`dense_packed`)
-    /// rather than a workgroup per row; a unit crosses at most one row's end.
+    /// Four words, 16 bytes aligned, inside the tensor, in rows of fewer units than half a
+    /// row workgroup's lanes (of four elements or more), packed into workgroups in order
+    /// (`dense_packed`) rather than a workgroup per row; a unit crosses at most one row's end.
     Packed = 2,
     /// `Packed`'s units in rows of fewer than four elements: a walk element by element
     /// across rows.
