@@ -84,9 +84,12 @@ impl WebAlibi {
         }
     }
 
-    /// Checks the caller's buffer, computes the dense bias (from the cache or generated),
-    /// and queues its copy into the buffer inside a validation error scope, whose outcome
-    /// the returned promise carries.
+    /// Checks the caller's buffer, writes the dense bias (from the cache or generated) into
+    /// the staging buffer, and queues its copy into the caller's buffer inside a validation
+    /// error scope, whose outcome the returned promise carries. wgpu 30 cannot take a
+    /// `GPUBuffer` made outside it (textures only: `create_texture_from_webgpu_handle`),
+    /// hence the staging buffer; it is the module's, kept from call to call, because a new
+    /// buffer costs Chromium more than the copy (8 x 1024 x 1024 f32: 20 ms against 3.5).
     fn record_into(
         &mut self,
         buffer: &JsValue,
@@ -137,9 +140,14 @@ impl WebAlibi {
         if bytes == 0.0 {
             return Ok(Promise::resolve(&JsValue::UNDEFINED));
         }
-        let dense = self.module.forward_dense(i, j).map_err(js_error)?;
-        let source = dense
-            .buffer()
+        let staging = self.staging(bytes as u64)?;
+        let mut encoder = self.module.device().create_command_encoder(&Default::default());
+        let written = self
+            .module
+            .encode_into(&mut encoder, i, j, &staging, 0)
+            .map_err(js_error)?;
+        self.module.queue().submit([encoder.finish()]);
+        let source = staging
             .as_webgpu()
             .map(|b| JsValue::from(b.clone()))
             .ok_or_else(|| JsError::new("the module's buffer is not a WebGPU buffer"))?;
@@ -175,13 +183,14 @@ impl WebAlibi {
         let scope: Promise = call(&device, "popErrorScope", &[])?
             .dyn_into()
             .map_err(|_| JsError::new("popErrorScope returned no promise"))?;
-        // The dense buffer is the module's scratch: it lives until the copy has run (the
-        // promise's closure holds it), then goes with the garbage collector. The promise
-        // rejects with this call's failure: the values' generation or copy, then the write.
+        // The staging buffer lives until the copy has run (the promise's closure holds it,
+        // should a larger one replace it meanwhile); a later call's write into it is queued
+        // after this copy. The promise rejects with this call's failure: the values'
+        // generation or copy, then the write.
         Ok(wasm_bindgen_futures::future_to_promise(async move {
-            let written = dense.check().await;
+            let written = written.check().await;
             let error = JsFuture::from(scope).await?;
-            drop(dense);
+            drop(staging);
             written.map_err(js_error)?;
             if error.is_null() || error.is_undefined() {
                 return Ok(JsValue::UNDEFINED);
@@ -232,4 +241,35 @@ fn check_function(written: GpuCheck) -> JsValue {
         })
     })
     .into_js_value()
+}
+
+impl WebAlibi {
+    /// The staging buffer of `forwardInto`, at least `bytes` long: the one kept, or a new
+    /// one of twice the size or more (a decode loop grows its tensor a row at a time), which
+    /// replaces it.
+    fn staging(&mut self, bytes: u64) -> Result<wgpu::Buffer, JsError> {
+        if let Some(kept) = self.staging.as_ref().filter(|b| b.size() >= bytes) {
+            return Ok(kept.clone());
+        }
+        let device = self.module.device();
+        let max = device.limits().max_buffer_size;
+        if bytes > max {
+            return Err(JsError::new(&format!(
+                "the dense bias needs {bytes} bytes, more than the device's largest buffer \
+                 ({max} bytes, maxBufferSize)"
+            )));
+        }
+        let kept = self.staging.as_ref().map_or(0, wgpu::Buffer::size);
+        let size = bytes.max(kept * 2).max(1 << 16).min(max);
+        let staging = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("alibi forwardInto staging"),
+            size,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_DST
+                | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        self.staging = Some(staging.clone());
+        Ok(staging)
+    }
 }

@@ -41,6 +41,8 @@ pub struct WebAlibi {
     /// call made while another runs.
     module: AlibiPositionalBias,
     gpu: GpuDevice,
+    /// `forwardInto`'s staging buffer, reused from call to call (`dense.rs`).
+    staging: Option<wgpu::Buffer>,
 }
 
 /// A bias on the GPU, as `forward` returns it: element `(h, r, k)` is element
@@ -83,7 +85,11 @@ impl WebAlibi {
             .causal(causal)
             .dtype(dtype);
         let module = AlibiPositionalBias::on_device(&gpu, config).map_err(js_error)?;
-        Ok(Self { module, gpu })
+        Ok(Self {
+            module,
+            gpu,
+            staging: None,
+        })
     }
 
     /// The bias `[totalHeads, i, j]` read back, row-major.
