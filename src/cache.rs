@@ -98,6 +98,20 @@ impl<T> BiasCache<T> {
         }
     }
 
+    /// The entry [`lookup`](Self::lookup) would find for `(i, j)`, without counting or
+    /// marking it: a caller that may still decline it.
+    pub fn peek(&self, i: usize, j: usize) -> Option<Hit<'_, T>> {
+        self.entries
+            .iter()
+            .filter(|e| e.rows >= i && e.cols >= j)
+            .min_by_key(|e| e.bytes)
+            .map(|e| Hit {
+                payload: &e.payload,
+                rows: e.rows,
+                cols: e.cols,
+            })
+    }
+
     /// The most recently used entry.
     pub fn most_recent(&self) -> Option<Hit<'_, T>> {
         self.entries

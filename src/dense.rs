@@ -1,6 +1,8 @@
 //! [`DenseBias`]: a dense bias tensor on the GPU that the caller owns, the layout engines
 //! bind (docs/rust-api.md, "The engine layout").
 
+use std::sync::Arc;
+
 use crate::dtype::BiasDtype;
 use crate::error::Result;
 use crate::gpu::device::scope::CallErrors;
@@ -112,5 +114,54 @@ impl GpuCheck {
             errors.settle().await?;
         }
         Ok(())
+    }
+}
+
+/// The copy commands that write a dense bias from the cache, not recorded: for a target the
+/// module cannot bind or record into, such as a `GPUBuffer` made outside wgpu (the
+/// JavaScript `forwardInto` records them itself). From
+/// [`dense_copies`](crate::AlibiPositionalBias::dense_copies).
+///
+/// Copy [`spans`](Self::spans) from [`source`](Self::source) into the target, in any order,
+/// on the module's queue (after the work it has submitted, which wrote the source). Keep
+/// this value until those copies have run: it keeps the cached block from being reused.
+#[derive(Debug)]
+pub struct DenseCopies {
+    pub(crate) source: Arc<wgpu::Buffer>,
+    pub(crate) spans: Vec<CopySpan>,
+    pub(crate) written: GpuCheck,
+}
+
+/// One copy of [`DenseCopies`]: `bytes` bytes from byte `source_offset` of the source to
+/// byte `target_offset` of the target, all three multiples of 4 (what a copy command takes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CopySpan {
+    /// Byte offset in [`DenseCopies::source`].
+    pub source_offset: u64,
+    /// Byte offset in the target: the tensor's `byte_offset` plus the span's place in it.
+    pub target_offset: u64,
+    /// Bytes to copy.
+    pub bytes: u64,
+}
+
+impl DenseCopies {
+    /// The cached block the spans copy from.
+    pub fn source(&self) -> &wgpu::Buffer {
+        &self.source
+    }
+
+    /// The copies, which together write every byte of the tensor once.
+    pub fn spans(&self) -> &[CopySpan] {
+        &self.spans
+    }
+
+    /// Whether the GPU accepted the work that wrote the cached block ([`GpuCheck::check`]):
+    /// a failed generation leaves the copies nothing valid to copy.
+    ///
+    /// # Errors
+    /// [`AlibiError::OutOfMemory`](crate::AlibiError::OutOfMemory) or
+    /// [`AlibiError::Gpu`](crate::AlibiError::Gpu) with the failed operation.
+    pub async fn check(&self) -> Result<()> {
+        self.written.check().await
     }
 }

@@ -111,7 +111,7 @@ pub use attention::{
 pub use bias::{AlibiBias, BiasBinding, BiasLayout};
 pub use cache::{CacheStats, DEFAULT_CACHE_BUDGET_BYTES};
 pub use config::AlibiConfig;
-pub use dense::{DenseBias, GpuCheck};
+pub use dense::{CopySpan, DenseBias, DenseCopies, GpuCheck};
 pub use dtype::BiasDtype;
 pub use error::{error_chain, AlibiError, MapError, Memory, Result};
 pub use generation::GenerationPath;

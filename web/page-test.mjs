@@ -128,6 +128,55 @@ await test("forward_gives_a_gpu_view_an_engine_can_bind", async () => {
   assert(view.info.backend === "BrowserWebGpu", JSON.stringify(view.info));
 });
 
+await test("forward_into_writes_the_dense_bias_exactly_from_the_cache_or_fresh", async () => {
+  const result = await page.evaluate(async () => {
+    const { AlibiPositionalBias } = await import("./pkg/alibi_wgpu.js");
+    const { forward, firstMismatch } = await import("./reference.js");
+    const alibi = await AlibiPositionalBias.create(4, 6);
+    const device = alibi.device;
+    const size = 6 * 16 * 16 * 4 + 64;
+    const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+    const target = device.createBuffer({ size, usage });
+    const pattern = new Uint8Array(size).map((_, n) => (n * 7 + 3) & 255);
+    const read = async () => {
+      const staging = device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      const encoder = device.createCommandEncoder();
+      encoder.copyBufferToBuffer(target, 0, staging, 0, size);
+      device.queue.submit([encoder.finish()]);
+      await staging.mapAsync(GPUMapMode.READ);
+      const bytes = new Uint8Array(staging.getMappedRange().slice(0));
+      staging.destroy();
+      return bytes;
+    };
+    const problems = [];
+    // (i, j, byteOffset, cached first): fresh (the staging buffer); from the cache with a
+    // copy per head (a decode step) or one copy (the cached tensor itself), straight into
+    // the target; from the cache through the staging buffer (90 rows: more copies than
+    // go straight).
+    for (const [i, j, offset, cached] of [[5, 9, 8, false], [1, 16, 4, true], [16, 16, 0, true], [15, 13, 12, true]]) {
+      const budget = alibi.cacheStats().budgetBytes;
+      alibi.setCacheBudget(0); // empties the cache
+      alibi.setCacheBudget(budget);
+      if (cached) alibi.forward(16, 16).free();
+      device.queue.writeBuffer(target, 0, pattern);
+      const before = alibi.cacheStats();
+      await alibi.forwardInto(target, i, j, offset);
+      const after = alibi.cacheStats();
+      const bytes = await read();
+      const end = offset + 6 * i * j * 4;
+      const values = new Float32Array(bytes.slice(offset, end).buffer);
+      const mismatch = firstMismatch(values, forward(4, 6, i, j), [6, i, j]);
+      if (mismatch) problems.push(`${i}x${j} at ${offset}: ${mismatch}`);
+      const outside = [...bytes].findIndex((b, n) => (n < offset || n >= end) && b !== pattern[n]);
+      if (outside >= 0) problems.push(`${i}x${j} at ${offset}: byte ${outside} outside the tensor changed`);
+      if (after.hits - before.hits !== (cached ? 1 : 0)) problems.push(`${i}x${j}: hits ${before.hits} -> ${after.hits}`);
+    }
+    target.destroy();
+    return problems;
+  });
+  assert(result.length === 0, result.join("; "));
+});
+
 await test("causal_f16_and_positions_equal_the_javascript_reference", async () => {
   const result = await page.evaluate(async () => {
     const { AlibiPositionalBias } = await import("./pkg/alibi_wgpu.js");

@@ -65,10 +65,13 @@ export async function gpuBias(alibi, i, j) {
   return { buffer, dims: [1, ...shape], dtype, via: "forwardDense", release: () => buffer.destroy() };
 }
 
-/** The bias [1, H, i, j] written into `target`, a GPUBuffer the caller owns (`forwardInto`). */
+/** The bias [1, H, i, j] written into `target`, a GPUBuffer the caller owns (`forwardInto`);
+ * `via` says whether the module's cache served it. */
 export async function gpuBiasInto(alibi, target, i, j) {
+  const hits = alibi.cacheStats().hits;
   await alibi.forwardInto(target, i, j);
-  return { buffer: target, dims: [1, totalHeadsOf(alibi), i, j], dtype: dtypeOf(alibi), via: "forwardInto", release() {} };
+  const via = alibi.cacheStats().hits > hits ? "forwardInto, from the cache" : "forwardInto";
+  return { buffer: target, dims: [1, totalHeadsOf(alibi), i, j], dtype: dtypeOf(alibi), via, release() {} };
 }
 
 /** The bias at positions, [batch, H, i, j] dense at offset 0 (`forwardPositionsDense`). */
@@ -215,16 +218,19 @@ export const cases = {
     return calls;
   },
 
-  /** A causal 8-head module: a prefill of 16 tokens, then three decode steps (1 x 17, 18, 19) into one buffer. */
+  /** A causal 8-head module: a prefill of 16 tokens, then three decode steps (1 x 17, 18, 19)
+   * into one buffer, all from the cache, which the engine fills once for the context the loop
+   * reaches (a decode step is then a copy per head straight into the engine's buffer). */
   async prefill_then_decode_f32() {
     const calls = [];
     const alibi = await module(8, 8, { causal: true });
     const prefill = 16;
+    const steps = 3;
+    alibi.forward(prefill + steps, prefill + steps).free();
     await onGraphs(calls, graphsFor("f32", 8), () => gpuBias(alibi, prefill, prefill), {
       alibi, B: 1, S: prefill, T: prefill, expectedBias: ref.bias(8, 8, prefill, prefill, true), seed: 7,
     });
     tag(calls, `prefill ${prefill}x${prefill}`);
-    const steps = 3;
     const target = alibi.device.createBuffer({
       size: 8 * (prefill + steps) * 4,
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
@@ -234,6 +240,10 @@ export const cases = {
         alibi, B: 1, S: 1, T: j, expectedBias: ref.bias(8, 8, 1, j, true), seed: 100 + j,
       });
       tag(calls, `decode 1x${j}`);
+      for (const call of calls.filter((c) => c.label === `decode 1x${j}` && c.via !== "forwardInto, from the cache")) {
+        call.ok = false;
+        call.detail = `not served from the cache (${call.via}): ${call.detail ?? ""}`;
+      }
     }
     target.destroy();
     return calls;

@@ -2,7 +2,7 @@
 //! engine wraps as it is (onnxruntime-web's `Tensor.fromGpuBuffer`), and the dense bias
 //! written into the engine's own buffer.
 
-use alibi_wgpu::{AlibiError, DenseBias, GpuCheck};
+use alibi_wgpu::{AlibiError, DenseBias, DenseCopies, GpuCheck};
 use js_sys::{Array, Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -14,6 +14,26 @@ use crate::WebAlibi;
 const COPY_DST: f64 = 8.0;
 /// WebGPU copies whole 4-byte words.
 const COPY_ALIGNMENT: f64 = 4.0;
+/// The most copies `forwardInto` records straight from the cache into the caller's buffer
+/// (a decode step of up to 64 heads); more go through the staging buffer, whose copies
+/// wgpu records, then one copy. Each costs a call from wasm into JavaScript.
+const DIRECT_SPANS: usize = 64;
+
+/// What wrote the source of `forwardInto`'s copies: the cached block's generation, or the
+/// staging buffer's write.
+enum Written {
+    Copies(DenseCopies),
+    Staged(GpuCheck),
+}
+
+impl Written {
+    async fn check(&self) -> alibi_wgpu::Result<()> {
+        match self {
+            Self::Copies(copies) => copies.check().await,
+            Self::Staged(written) => written.check().await,
+        }
+    }
+}
 
 /// The TypeScript type of a dense tensor.
 #[wasm_bindgen(typescript_custom_section)]
@@ -140,14 +160,41 @@ impl WebAlibi {
         if bytes == 0.0 {
             return Ok(Promise::resolve(&JsValue::UNDEFINED));
         }
-        let staging = self.staging(bytes as u64)?;
-        let mut encoder = self.module.device().create_command_encoder(&Default::default());
-        let written = self
+        // From the cache with a few copies straight into the caller's buffer (a decode
+        // step: one per head); otherwise into the staging buffer, then one copy.
+        let direct = self
             .module
-            .encode_into(&mut encoder, i, j, &staging, 0)
+            .dense_copies(i, j, offset as u64, DIRECT_SPANS)
             .map_err(js_error)?;
-        self.module.queue().submit([encoder.finish()]);
-        let source = staging
+        let (spans, held, written) = match direct {
+            Some(copies) => {
+                let spans: Vec<_> = copies
+                    .spans()
+                    .iter()
+                    .map(|s| (s.source_offset, s.target_offset, s.bytes))
+                    .collect();
+                let source = copies.source().clone();
+                (spans, source, Written::Copies(copies))
+            }
+            None => {
+                let staging = self.staging(bytes as u64)?;
+                let mut encoder = self
+                    .module
+                    .device()
+                    .create_command_encoder(&Default::default());
+                let written = self
+                    .module
+                    .encode_into(&mut encoder, i, j, &staging, 0)
+                    .map_err(js_error)?;
+                self.module.queue().submit([encoder.finish()]);
+                (
+                    vec![(0, offset as u64, bytes as u64)],
+                    staging,
+                    Written::Staged(written),
+                )
+            }
+        };
+        let source = held
             .as_webgpu()
             .map(|b| JsValue::from(b.clone()))
             .ok_or_else(|| JsError::new("the module's buffer is not a WebGPU buffer"))?;
@@ -161,36 +208,39 @@ impl WebAlibi {
                 .apply(target, &args.iter().collect::<Array>())
                 .map_err(|error| JsError::new(&format!("{method} failed: {error:?}")))
         };
-        // The copy goes to the module's own queue after the generation wgpu submitted, so
-        // it sees the values; a buffer of another device is a validation error of this
-        // scope, reported by the promise.
+        // The copies go to the module's own queue after the work wgpu submitted, so they
+        // see the values; a buffer of another device is a validation error of this scope,
+        // reported by the promise.
         call(&device, "pushErrorScope", &["validation".into()])?;
         let encoder = call(&device, "createCommandEncoder", &[])?;
-        call(
-            &encoder,
-            "copyBufferToBuffer",
-            &[
-                source,
-                0.into(),
-                buffer.clone(),
-                offset.into(),
-                bytes.into(),
-            ],
-        )?;
+        for (from, to, length) in spans {
+            call(
+                &encoder,
+                "copyBufferToBuffer",
+                &[
+                    source.clone(),
+                    (from as f64).into(),
+                    buffer.clone(),
+                    (to as f64).into(),
+                    (length as f64).into(),
+                ],
+            )?;
+        }
         let commands = call(&encoder, "finish", &[])?;
         let queue = Reflect::get(&device, &"queue".into()).map_err(|_| JsError::new("no queue"))?;
         call(&queue, "submit", &[Array::of1(&commands).into()])?;
         let scope: Promise = call(&device, "popErrorScope", &[])?
             .dyn_into()
             .map_err(|_| JsError::new("popErrorScope returned no promise"))?;
-        // The staging buffer lives until the copy has run (the promise's closure holds it,
-        // should a larger one replace it meanwhile); a later call's write into it is queued
-        // after this copy. The promise rejects with this call's failure: the values'
+        // The source (the cached block, or the staging buffer) lives until the copies have
+        // run: the promise's closure holds it, should the cache evict it or a larger staging
+        // buffer replace it meanwhile; a later call's write into the staging buffer is
+        // queued after this copy. The promise rejects with this call's failure: the values'
         // generation or copy, then the write.
         Ok(wasm_bindgen_futures::future_to_promise(async move {
             let written = written.check().await;
             let error = JsFuture::from(scope).await?;
-            drop(staging);
+            drop(held);
             written.map_err(js_error)?;
             if error.is_null() || error.is_undefined() {
                 return Ok(JsValue::UNDEFINED);

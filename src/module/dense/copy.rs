@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::dense::{CopySpan, DenseCopies};
 use crate::error::Result;
 use crate::gpu::bias::dense::{copy_spans, plan_dense, DenseKernel, DenseShape, Source};
 use crate::gpu::device::scope::{CallErrors, Work};
@@ -60,6 +61,81 @@ impl AlibiPositionalBias {
             layout: view.layout(),
         };
         Some((buffer, source, errors))
+    }
+
+    /// The copy commands that write the dense `[total_heads, i, j]` bias from the cache into
+    /// a target at `byte_offset`, not recorded: for a target this module cannot bind, such as
+    /// a `GPUBuffer` made outside wgpu ([`DenseCopies`]). `Some` when a cached tensor covers
+    /// `(i, j)` (a hit, counted) and its slice takes at most `max_spans` copies of whole words
+    /// (a decode step: one per head; a tensor cached as it is: one). `None` otherwise, with
+    /// nothing counted or changed: [`encode_into`](Self::encode_into) or
+    /// [`forward_dense`](Self::forward_dense) serve every request.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), alibi_wgpu::AlibiError> {
+    /// let mut alibi = pollster::block_on(alibi_wgpu::AlibiPositionalBias::new_default(4, None))?;
+    /// alibi.forward(16, 16)?; // a prefill, cached
+    /// let copies = alibi.dense_copies(1, 16, 0, 64)?.expect("a hit of whole words");
+    /// assert_eq!(copies.spans().len(), 4); // a decode step: one row per head
+    /// let target = alibi.device().create_buffer(&wgpu::BufferDescriptor {
+    ///     label: None,
+    ///     size: 4 * 16 * 4,
+    ///     usage: wgpu::BufferUsages::COPY_DST,
+    ///     mapped_at_creation: false,
+    /// });
+    /// let mut encoder = alibi.device().create_command_encoder(&Default::default());
+    /// for span in copies.spans() {
+    ///     encoder.copy_buffer_to_buffer(copies.source(), span.source_offset, &target, span.target_offset, span.bytes);
+    /// }
+    /// alibi.queue().submit([encoder.finish()]);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// The sequence and size errors of [`forward_dense`](Self::forward_dense).
+    pub fn dense_copies(
+        &mut self,
+        i: usize,
+        j: usize,
+        byte_offset: u64,
+        max_spans: usize,
+    ) -> Result<Option<DenseCopies>> {
+        let shape = self.dense_shape(self.total_heads, i, j);
+        self.dense_request(shape)?;
+        // Decided on a peek, so that a declined request counts nothing.
+        let Some(hit) = self.cache.peek(i, j) else {
+            return Ok(None);
+        };
+        let ((buffer, errors), rows, cols) = (hit.payload.clone(), hit.rows, hit.cols);
+        if shape.elements() == Some(0) || errors.failure_now().is_some() {
+            return Ok(None);
+        }
+        let view = self.slice_view(buffer, rows, cols, [self.total_heads, i, j]);
+        let source = Source {
+            layout: view.layout(),
+        };
+        let Some(spans) = copy_spans(shape, source, byte_offset, |spans, _| {
+            spans <= max_spans as u64
+        }) else {
+            return Ok(None);
+        };
+        let Some((block, _, errors)) = self.cached(i, j) else {
+            return Ok(None);
+        };
+        let call = self.gpu.errors.begin_call();
+        let spans = spans
+            .into_iter()
+            .map(|(source_offset, target_offset, bytes)| CopySpan {
+                source_offset,
+                target_offset,
+                bytes,
+            })
+            .collect();
+        Ok(Some(DenseCopies {
+            source: block,
+            spans,
+            written: self.check_of(&call, Some(errors)),
+        }))
     }
 
     /// Records the copy of `source` in `block` as copy commands when its spans are whole

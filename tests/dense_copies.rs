@@ -1,0 +1,123 @@
+//! `dense_copies`: the copy commands that write a dense bias from the cache, for a target
+//! the module cannot bind. Recorded by the test as a caller records them, they write the
+//! oracle's bytes at the offset and nothing around them; a hit is counted once, and a
+//! declined request (a miss, too many spans, spans that are not whole words) counts nothing.
+
+mod common;
+
+use alibi_wgpu::{reference, AlibiConfig, BiasDtype, GenerationPath};
+use proptest::prelude::*;
+use proptest::test_runner::TestRunner;
+
+#[derive(Clone, Debug)]
+struct Case {
+    path: GenerationPath,
+    dtype: BiasDtype,
+    causal: bool,
+    prefill: Option<(usize, usize)>,
+    i: usize,
+    j: usize,
+    offset_words: u64,
+    max_spans: usize,
+}
+
+fn cases(paths: Vec<GenerationPath>) -> impl Strategy<Value = Case> {
+    (
+        (
+            prop::sample::select(paths),
+            prop::sample::select(vec![BiasDtype::F32, BiasDtype::F16]),
+            any::<bool>(),
+        ),
+        prop::option::of((0usize..40, 0usize..80)),
+        (1usize..24, 1usize..60, 0u64..12),
+        prop::sample::select(vec![1usize, 5, 64, usize::MAX]),
+    )
+        .prop_map(
+            |((path, dtype, causal), prefill, (i, j, offset_words), max_spans)| Case {
+                path,
+                dtype,
+                causal,
+                prefill: prefill.map(|(a, b)| (i.max(a), j.max(b))),
+                i,
+                j,
+                offset_words,
+                max_spans,
+            },
+        )
+}
+
+#[test]
+fn copies_write_the_oracle_or_decline_uncounted() {
+    let Some(gpu) = common::gpu() else { return };
+    let mut runner = TestRunner::new(common::proptest_config(96));
+    runner
+        .run(&cases(common::generation_paths(gpu)), |case| {
+            let config = AlibiConfig::new(3)
+                .total_heads(5)
+                .causal(case.causal)
+                .dtype(case.dtype)
+                .generation_path(case.path);
+            let mut alibi = common::module(gpu, config);
+            if let Some((a, b)) = case.prefill {
+                alibi.forward(a, b).unwrap();
+            }
+            let (i, j) = (case.i, case.j);
+            let offset = case.offset_words * 4;
+            let before = alibi.cache_stats();
+            let copies = alibi.dense_copies(i, j, offset, case.max_spans).unwrap();
+            let after = alibi.cache_stats();
+            let context = format!("{case:?}");
+            let Some(copies) = copies else {
+                assert_eq!(
+                    (after.hits, after.misses),
+                    (before.hits, before.misses),
+                    "{context}"
+                );
+                // f32 spans are whole words: only a miss or more spans than allowed (a row
+                // per span at most) decline them.
+                let declined = case.prefill.is_none() || case.max_spans < 5 * i;
+                assert!(case.dtype == BiasDtype::F16 || declined, "{context}");
+                return Ok(());
+            };
+            assert!(
+                case.prefill.is_some(),
+                "{context}: copies without a cached tensor"
+            );
+            assert_eq!(
+                (after.hits, after.misses),
+                (before.hits + 1, before.misses),
+                "{context}"
+            );
+            assert!(copies.spans().len() <= case.max_spans, "{context}");
+            let values = if case.causal {
+                reference::forward_causal(alibi.slopes(), 5, i, j)
+            } else {
+                reference::forward(alibi.slopes(), 5, i, j)
+            }
+            .unwrap();
+            let tensor = common::element_bytes(values.as_slice(), case.dtype);
+            let usage = wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
+            let target =
+                common::patterned(alibi.device(), offset + tensor.len() as u64 + 12, usage);
+            let mut encoder = alibi.device().create_command_encoder(&Default::default());
+            for span in copies.spans() {
+                encoder.copy_buffer_to_buffer(
+                    copies.source(),
+                    span.source_offset,
+                    &target,
+                    span.target_offset,
+                    span.bytes,
+                );
+            }
+            alibi.queue().submit([encoder.finish()]);
+            pollster::block_on(copies.check()).unwrap();
+            common::check_around(
+                &common::read_all(&alibi, &target),
+                offset as usize,
+                &tensor,
+                &context,
+            );
+            Ok(())
+        })
+        .unwrap();
+}
