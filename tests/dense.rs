@@ -34,17 +34,7 @@ fn module(device: Device, config: AlibiConfig) -> AlibiPositionalBias {
     }
 }
 
-/// The oracle's dense bytes for `(i, j)` of `alibi`.
-fn expected(alibi: &AlibiPositionalBias, i: usize, j: usize) -> Vec<u8> {
-    let (slopes, total) = (alibi.slopes(), alibi.total_heads());
-    let values = if alibi.causal() {
-        reference::forward_causal(slopes, total, i, j)
-    } else {
-        reference::forward(slopes, total, i, j)
-    }
-    .unwrap();
-    common::element_bytes(values.as_slice(), alibi.dtype())
-}
+use common::oracle_bytes as expected;
 
 /// A case: the module, a cached prefill (or none), the request, where it goes.
 #[derive(Clone, Debug)]

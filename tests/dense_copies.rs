@@ -5,7 +5,7 @@
 
 mod common;
 
-use alibi_wgpu::{reference, AlibiConfig, BiasDtype, GenerationPath};
+use alibi_wgpu::{AlibiConfig, BiasDtype, GenerationPath};
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
 
@@ -89,13 +89,7 @@ fn copies_write_the_oracle_or_decline_uncounted() {
                 "{context}"
             );
             assert!(copies.spans().len() <= case.max_spans, "{context}");
-            let values = if case.causal {
-                reference::forward_causal(alibi.slopes(), 5, i, j)
-            } else {
-                reference::forward(alibi.slopes(), 5, i, j)
-            }
-            .unwrap();
-            let tensor = common::element_bytes(values.as_slice(), case.dtype);
+            let tensor = common::oracle_bytes(&alibi, i, j);
             let usage = wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
             let target =
                 common::patterned(alibi.device(), offset + tensor.len() as u64 + 12, usage);

@@ -113,3 +113,15 @@ pub fn read_dense(
     let mut values = values.into_iter();
     host.map(|_| values.next().expect("as many values"))
 }
+
+/// The oracle's dense bytes for `(i, j)` of `alibi` (causal when it is, in its dtype).
+pub fn oracle_bytes(alibi: &AlibiPositionalBias, i: usize, j: usize) -> Vec<u8> {
+    let (slopes, total) = (alibi.slopes(), alibi.total_heads());
+    let values = if alibi.causal() {
+        reference::forward_causal(slopes, total, i, j)
+    } else {
+        reference::forward(slopes, total, i, j)
+    }
+    .unwrap();
+    element_bytes(values.as_slice(), alibi.dtype())
+}
