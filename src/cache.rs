@@ -42,6 +42,16 @@ struct Entry<T> {
     payload: T,
 }
 
+impl<T> Entry<T> {
+    fn hit(&self) -> Hit<'_, T> {
+        Hit {
+            payload: &self.payload,
+            rows: self.rows,
+            cols: self.cols,
+        }
+    }
+}
+
 /// A cached entry found for a request: its payload and the shape it was generated with.
 pub(crate) struct Hit<'a, T> {
     pub payload: &'a T,
@@ -76,40 +86,27 @@ impl<T> BiasCache<T> {
     /// Allocates nothing: the entries are few and scanned in place.
     pub fn lookup(&mut self, i: usize, j: usize) -> Option<Hit<'_, T>> {
         self.clock += 1;
-        let best = self
-            .entries
-            .iter_mut()
-            .filter(|e| e.rows >= i && e.cols >= j)
-            .min_by_key(|e| e.bytes);
-        match best {
-            Some(entry) => {
-                entry.last_used = self.clock;
-                self.stats.hits += 1;
-                Some(Hit {
-                    payload: &entry.payload,
-                    rows: entry.rows,
-                    cols: entry.cols,
-                })
-            }
-            None => {
-                self.stats.misses += 1;
-                None
-            }
-        }
+        let Some(index) = self.covering(i, j) else {
+            self.stats.misses += 1;
+            return None;
+        };
+        self.stats.hits += 1;
+        let entry = &mut self.entries[index];
+        entry.last_used = self.clock;
+        Some(entry.hit())
     }
 
     /// The entry [`lookup`](Self::lookup) would find for `(i, j)`, without counting or
     /// marking it: a caller that may still decline it.
     pub fn peek(&self, i: usize, j: usize) -> Option<Hit<'_, T>> {
-        self.entries
-            .iter()
-            .filter(|e| e.rows >= i && e.cols >= j)
-            .min_by_key(|e| e.bytes)
-            .map(|e| Hit {
-                payload: &e.payload,
-                rows: e.rows,
-                cols: e.cols,
-            })
+        Some(self.entries[self.covering(i, j)?].hit())
+    }
+
+    /// The index of the smallest entry covering `(i, j)`.
+    fn covering(&self, i: usize, j: usize) -> Option<usize> {
+        (0..self.entries.len())
+            .filter(|&n| self.entries[n].rows >= i && self.entries[n].cols >= j)
+            .min_by_key(|&n| self.entries[n].bytes)
     }
 
     /// The most recently used entry.
@@ -117,11 +114,7 @@ impl<T> BiasCache<T> {
         self.entries
             .iter()
             .max_by_key(|e| e.last_used)
-            .map(|e| Hit {
-                payload: &e.payload,
-                rows: e.rows,
-                cols: e.cols,
-            })
+            .map(Entry::hit)
     }
 
     /// Key count to generate for a miss `(i, j)`: when the request extends the keys of an

@@ -50,12 +50,21 @@ impl AlibiPositionalBias {
     /// The cached block covering `(i, j)`, counted as a hit; `None` is a miss, and a block
     /// whose generation is known to have failed is evicted and counted as a miss.
     pub(super) fn cached(&mut self, i: usize, j: usize) -> Option<Cached> {
-        let hit = self.cache.lookup(i, j)?;
-        let ((buffer, errors), rows, cols) = (hit.payload.clone(), hit.rows, hit.cols);
-        if errors.failure_now().is_some() {
+        self.cache.lookup(i, j)?;
+        // The entry the lookup found and marked.
+        let cached = self.peek_cached(i, j)?;
+        if cached.2.failure_now().is_some() {
             self.evict_failed();
             return None;
         }
+        Some(cached)
+    }
+
+    /// The cached block covering `(i, j)`, with the request's layout in it and the errors of
+    /// its generation, neither counted nor marked as used.
+    fn peek_cached(&self, i: usize, j: usize) -> Option<Cached> {
+        let hit = self.cache.peek(i, j)?;
+        let ((buffer, errors), rows, cols) = (hit.payload.clone(), hit.rows, hit.cols);
         let view = self.slice_view(buffer.clone(), rows, cols, [self.total_heads, i, j]);
         let source = Source {
             layout: view.layout(),
@@ -103,25 +112,19 @@ impl AlibiPositionalBias {
         let shape = self.dense_shape(self.total_heads, i, j);
         self.dense_request(shape)?;
         // Decided on a peek, so that a declined request counts nothing.
-        let Some(hit) = self.cache.peek(i, j) else {
+        let Some((block, source, errors)) = self.peek_cached(i, j) else {
             return Ok(None);
         };
-        let ((buffer, errors), rows, cols) = (hit.payload.clone(), hit.rows, hit.cols);
         if shape.elements() == Some(0) || errors.failure_now().is_some() {
             return Ok(None);
         }
-        let view = self.slice_view(buffer, rows, cols, [self.total_heads, i, j]);
-        let source = Source {
-            layout: view.layout(),
-        };
         let Some(spans) = copy_spans(shape, source, byte_offset, |spans, _| {
             spans <= max_spans as u64
         }) else {
             return Ok(None);
         };
-        let Some((block, _, errors)) = self.cached(i, j) else {
-            return Ok(None);
-        };
+        // Taken: counted as a hit and marked as used, as `cached` does.
+        self.cache.lookup(i, j);
         let call = self.gpu.errors.begin_call();
         let spans = spans
             .into_iter()
