@@ -3,7 +3,10 @@
 //! An entry holds a generated `[total_heads, rows, cols]` tensor. A request `(i, j)` is served
 //! by any entry with `rows >= i` and `cols >= j`, as its bottom-right `[.., rows-i.., cols-j..]`
 //! slice, which equals a fresh `(i, j)` computation for every such pair (queries are aligned
-//! to the end of the keys). The payload type is generic so the policy is tested without a GPU.
+//! to the end of the keys). An entry is laid out as `forward` generates ([`Layout::Strided`],
+//! rows padded for whole vec4s) or as a dense request was served ([`Layout::Dense`]); a dense
+//! request takes whichever entry it copies in the fewest spans. The payload type is generic
+//! so the policy is tested without a GPU.
 
 /// Default byte budget of the cache: 512 MiB, one `[32, 2048, 2048]` f32 bias.
 pub const DEFAULT_CACHE_BUDGET_BYTES: u64 = 512 << 20;
@@ -34,7 +37,19 @@ pub struct CacheStats {
     pub peak_bytes: u64,
 }
 
+/// How a cached tensor is laid out, which decides the requests it serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Layout {
+    /// `forward`'s tensors, rows padded to a multiple of 4 columns: they serve every
+    /// request, the strided views included.
+    Strided,
+    /// A dense request's tensor, rows of exactly its keys, kept where copying it from a
+    /// strided one took a span per row: it serves dense requests (copies) only.
+    Dense,
+}
+
 struct Entry<T> {
+    layout: Layout,
     rows: usize,
     cols: usize,
     bytes: u64,
@@ -82,11 +97,44 @@ impl<T> BiasCache<T> {
         self.stats
     }
 
-    /// The smallest entry covering `(i, j)`, marked as used. Counts a hit or a miss.
+    /// The smallest strided entry covering `(i, j)`, marked as used. Counts a hit or a miss.
     /// Allocates nothing: the entries are few and scanned in place.
     pub fn lookup(&mut self, i: usize, j: usize) -> Option<Hit<'_, T>> {
+        self.take(i, j, strided_only)
+    }
+
+    /// The entry covering `(i, j)` that a dense copy takes in the fewest spans (`spans` of
+    /// an entry's rows and columns; then the smallest), of either layout, marked as used.
+    /// Counts a hit or a miss.
+    pub fn lookup_dense(
+        &mut self,
+        i: usize,
+        j: usize,
+        spans: impl Fn(usize, usize) -> u64,
+    ) -> Option<Hit<'_, T>> {
+        self.take(i, j, |e| Some(spans(e.rows, e.cols)))
+    }
+
+    /// The entry [`lookup_dense`](Self::lookup_dense) would find for `(i, j)`, without
+    /// counting or marking it: a caller that may still decline it.
+    pub fn peek_dense(
+        &self,
+        i: usize,
+        j: usize,
+        spans: impl Fn(usize, usize) -> u64,
+    ) -> Option<Hit<'_, T>> {
+        let index = self.covering(i, j, |e| Some(spans(e.rows, e.cols)))?;
+        Some(self.entries[index].hit())
+    }
+
+    fn take(
+        &mut self,
+        i: usize,
+        j: usize,
+        rank: impl Fn(&Entry<T>) -> Option<u64>,
+    ) -> Option<Hit<'_, T>> {
         self.clock += 1;
-        let Some(index) = self.covering(i, j) else {
+        let Some(index) = self.covering(i, j, rank) else {
             self.stats.misses += 1;
             return None;
         };
@@ -96,52 +144,65 @@ impl<T> BiasCache<T> {
         Some(entry.hit())
     }
 
-    /// The entry [`lookup`](Self::lookup) would find for `(i, j)`, without counting or
-    /// marking it: a caller that may still decline it.
-    pub fn peek(&self, i: usize, j: usize) -> Option<Hit<'_, T>> {
-        Some(self.entries[self.covering(i, j)?].hit())
+    /// The index of the entry covering `(i, j)` of the lowest `rank` (`None`: not
+    /// eligible), the smallest among equals.
+    fn covering(
+        &self,
+        i: usize,
+        j: usize,
+        rank: impl Fn(&Entry<T>) -> Option<u64>,
+    ) -> Option<usize> {
+        self.entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.rows >= i && e.cols >= j)
+            .filter_map(|(n, e)| Some((rank(e)?, e.bytes, n)))
+            .min()
+            .map(|(_, _, n)| n)
     }
 
-    /// The index of the smallest entry covering `(i, j)`.
-    fn covering(&self, i: usize, j: usize) -> Option<usize> {
-        (0..self.entries.len())
-            .filter(|&n| self.entries[n].rows >= i && self.entries[n].cols >= j)
-            .min_by_key(|&n| self.entries[n].bytes)
-    }
-
-    /// The most recently used entry.
+    /// The most recently used strided entry.
     pub fn most_recent(&self) -> Option<Hit<'_, T>> {
         self.entries
             .iter()
+            .filter(|e| e.layout == Layout::Strided)
             .max_by_key(|e| e.last_used)
             .map(Entry::hit)
     }
 
-    /// Key count to generate for a miss `(i, j)`: when the request extends the keys of an
-    /// entry that already covers its rows (a decode step past the cached length), grow
+    /// Key count to generate for a miss `(i, j)`: when the request extends the keys of a
+    /// strided entry that already covers its rows (a decode step past the cached length), grow
     /// geometrically to twice that entry's keys, so that a decode loop of n steps generates
     /// only O(log n) times. Otherwise exactly `j`.
     pub fn growth_target(&self, i: usize, j: usize) -> usize {
         self.entries
             .iter()
-            .filter(|e| e.rows >= i && e.cols < j)
+            .filter(|e| e.layout == Layout::Strided && e.rows >= i && e.cols < j)
             .map(|e| e.cols.saturating_mul(2))
             .max()
             .map_or(j, |grown| grown.max(j))
     }
 
-    /// Inserts a generated entry, dropping entries it covers and then the least recently
-    /// used ones until the budget holds. An entry larger than the whole budget is not kept.
-    /// Returns the payloads that left the cache (the new one too, when it was not kept),
-    /// so that their memory can be reused.
+    /// Inserts an entry of `layout`, dropping the entries of that layout it covers and then
+    /// the least recently used ones until the budget holds. An entry larger than the whole
+    /// budget is not kept. Returns the payloads that left the cache (the new one too, when
+    /// it was not kept), so that their memory can be reused.
     #[must_use = "evicted payloads are returned for reuse"]
-    pub fn insert(&mut self, rows: usize, cols: usize, bytes: u64, payload: T) -> Vec<T> {
+    pub fn insert(
+        &mut self,
+        layout: Layout,
+        (rows, cols): (usize, usize),
+        bytes: u64,
+        payload: T,
+    ) -> Vec<T> {
         if bytes > self.stats.budget_bytes {
             return vec![payload];
         }
         let mut evicted: Vec<T> = self
             .entries
-            .extract_if(.., |e| e.rows <= rows && e.cols <= cols)
+            .extract_if(.., |e| {
+                e.layout == layout && e.rows <= rows && e.cols <= cols
+            })
             .map(|e| e.payload)
             .collect();
         self.stats.evictions += evicted.len() as u64;
@@ -149,6 +210,7 @@ impl<T> BiasCache<T> {
         evicted.extend(self.evict_until_fits(bytes));
         self.clock += 1;
         self.entries.push(Entry {
+            layout,
             rows,
             cols,
             bytes,
@@ -219,162 +281,10 @@ impl<T> BiasCache<T> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn insert(
-        cache: &mut BiasCache<&'static str>,
-        rows: usize,
-        cols: usize,
-        name: &'static str,
-    ) -> Vec<&'static str> {
-        cache.insert(rows, cols, (rows * cols) as u64, name)
-    }
-
-    #[test]
-    fn serves_any_request_inside_an_entry() {
-        let mut cache = BiasCache::new(1 << 20);
-        insert(&mut cache, 16, 16, "prefill");
-        let hit = cache.lookup(1, 16).unwrap();
-        assert_eq!((*hit.payload, hit.rows, hit.cols), ("prefill", 16, 16));
-        assert!(cache.lookup(3, 5).is_some());
-        assert!(cache.lookup(17, 16).is_none());
-        assert!(cache.lookup(16, 17).is_none());
-        let stats = cache.stats();
-        assert_eq!((stats.hits, stats.misses), (2, 2));
-    }
-
-    #[test]
-    fn prefers_the_smallest_covering_entry() {
-        let mut cache = BiasCache::new(1 << 20);
-        insert(&mut cache, 100, 10, "tall");
-        insert(&mut cache, 10, 100, "wide");
-        insert(&mut cache, 20, 20, "square");
-        assert_eq!(*cache.lookup(5, 5).unwrap().payload, "square");
-        assert_eq!(*cache.lookup(5, 50).unwrap().payload, "wide");
-    }
-
-    #[test]
-    fn a_covering_entry_replaces_the_entries_it_covers() {
-        let mut cache = BiasCache::new(1 << 20);
-        insert(&mut cache, 4, 4, "small");
-        insert(&mut cache, 2, 8, "wide");
-        assert_eq!(insert(&mut cache, 8, 8, "big"), vec!["small", "wide"]);
-        let stats = cache.stats();
-        assert_eq!((stats.entries, stats.evictions, stats.bytes), (1, 2, 64));
-    }
-
-    #[test]
-    fn evicts_least_recently_used_past_the_budget() {
-        let mut cache = BiasCache::new(250);
-        insert(&mut cache, 10, 10, "a");
-        insert(&mut cache, 1, 100, "b");
-        assert!(cache.lookup(10, 10).is_some()); // "a" is now the most recent
-        insert(&mut cache, 100, 1, "c");
-        assert_eq!(*cache.lookup(10, 10).unwrap().payload, "a");
-        assert!(
-            cache.lookup(1, 100).is_none(),
-            "b was the least recently used"
-        );
-        assert!(cache.stats().bytes <= 250);
-        let not_kept = insert(&mut cache, 20, 20, "too big for the budget");
-        assert_eq!(not_kept, vec!["too big for the budget"]);
-        assert!(cache.lookup(20, 20).is_none());
-    }
-
-    #[test]
-    fn shrinking_the_budget_evicts() {
-        let mut cache = BiasCache::new(1000);
-        insert(&mut cache, 10, 10, "a");
-        insert(&mut cache, 1, 120, "b");
-        assert_eq!(cache.set_budget(150), vec!["a"]);
-        assert_eq!(cache.stats().entries, 1);
-        assert_eq!(cache.clear(), vec!["b"]);
-        assert_eq!(cache.stats().bytes, 0);
-    }
-
-    #[test]
-    fn decode_grows_geometrically() {
-        let mut cache = BiasCache::new(u64::MAX);
-        insert(&mut cache, 512, 512, "prefill");
-        let mut generations = 0;
-        for t in 1..=4096 {
-            if cache.lookup(1, t).is_none() {
-                let cols = cache.growth_target(1, t);
-                insert(&mut cache, 1, cols, "decode");
-                generations += 1;
-            }
-        }
-        assert_eq!(generations, 3); // 1024, 2048, 4096
-        assert_eq!(cache.growth_target(7, 7), 7, "no entry to extend: exact");
-    }
-
-    #[test]
-    fn the_default_budget_holds_one_32_head_2048_square_tensor() {
-        assert_eq!(DEFAULT_CACHE_BUDGET_BYTES, 32 * 2048 * 2048 * 4);
-    }
-
-    #[test]
-    fn most_recent_is_the_last_inserted_or_looked_up() {
-        let mut cache = BiasCache::new(1 << 20);
-        assert!(cache.most_recent().is_none());
-        insert(&mut cache, 4, 8, "a");
-        insert(&mut cache, 8, 4, "b");
-        let recent = cache.most_recent().unwrap();
-        assert_eq!((*recent.payload, recent.rows, recent.cols), ("b", 8, 4));
-        assert!(cache.lookup(2, 8).is_some());
-        assert_eq!(*cache.most_recent().unwrap().payload, "a");
-    }
-
-    #[test]
-    fn growth_extends_only_entries_with_fewer_keys() {
-        let mut cache = BiasCache::new(1 << 20);
-        insert(&mut cache, 4, 8, "a");
-        assert_eq!(
-            cache.growth_target(2, 8),
-            8,
-            "keys already there: nothing to extend"
-        );
-        assert_eq!(cache.growth_target(2, 9), 16);
-        assert_eq!(
-            cache.growth_target(5, 9),
-            9,
-            "more rows than the entry: exact"
-        );
-        assert_eq!(
-            cache.growth_target(4, 30),
-            30,
-            "beyond twice the keys: the request"
-        );
-    }
-
-    #[test]
-    fn a_tensor_of_exactly_the_budget_is_kept_and_entries_that_fill_it_stay() {
-        let mut cache = BiasCache::new(200);
-        assert!(insert(&mut cache, 1, 100, "a").is_empty());
-        assert!(
-            insert(&mut cache, 100, 1, "b").is_empty(),
-            "100 + 100 fills 200 exactly"
-        );
-        assert_eq!((cache.stats().entries, cache.stats().evictions), (2, 0));
-        let evicted = insert(&mut cache, 10, 20, "whole budget");
-        assert_eq!(evicted.len(), 2);
-        assert_eq!(cache.stats().evictions, 2, "each eviction is counted");
-        assert_eq!((cache.stats().entries, cache.stats().bytes), (1, 200));
-    }
-
-    #[test]
-    fn without_lookups_the_oldest_insertion_is_evicted_first() {
-        // Five tensors of 100 bytes, none inside another, under a budget of three: the
-        // eviction order is the insertion order, whatever their places in the list.
-        let mut cache = BiasCache::new(300);
-        for (rows, cols, name) in [(1, 100, "a"), (100, 1, "b"), (10, 10, "c")] {
-            assert!(insert(&mut cache, rows, cols, name).is_empty());
-        }
-        assert_eq!(insert(&mut cache, 2, 50, "d"), vec!["a"]);
-        assert_eq!(insert(&mut cache, 50, 2, "e"), vec!["b"]);
-        assert_eq!(insert(&mut cache, 4, 25, "f"), vec!["c"]);
-        assert_eq!(cache.stats().evictions, 3);
-    }
+/// The rank of [`BiasCache::lookup`]: strided entries, all equal.
+fn strided_only<T>(entry: &Entry<T>) -> Option<u64> {
+    (entry.layout == Layout::Strided).then_some(0)
 }
+
+#[cfg(test)]
+mod tests;

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crate::bias::AlibiBias;
-use crate::cache::{BiasCache, CacheStats};
+use crate::cache::{BiasCache, CacheStats, Layout};
 use crate::dtype::BiasDtype;
 use crate::error::Result;
 use crate::generation::{GenerateShape, GenerationPath};
@@ -294,9 +294,12 @@ impl AlibiPositionalBias {
         // A reused buffer may be up to twice the tensor: the cache counts what it holds.
         let held = buffer.size();
         let buffer = Arc::new(buffer);
-        let evicted = self
-            .cache
-            .insert(i, generated.cols, held, (buffer.clone(), errors.clone()));
+        let evicted = self.cache.insert(
+            Layout::Strided,
+            (i, generated.cols),
+            held,
+            (buffer.clone(), errors.clone()),
+        );
         self.keep_evicted(evicted);
         let view = self.slice_view(buffer, i, generated.cols, shape);
         Ok((AlibiBias { errors, ..view }, teed))

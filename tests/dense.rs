@@ -113,35 +113,43 @@ fn dense_biases_equal_the_oracle_fresh_and_from_the_cache() {
             let (i, j) = (case.i, case.j);
             let tensor = expected(alibi, i, j);
             let context = format!("{case:?}");
-            if case.into {
-                let offset = case.offset_words * 4;
-                let size = offset + tensor.len() as u64 + 10;
-                let usage = wgpu::BufferUsages::STORAGE
-                    | wgpu::BufferUsages::COPY_DST
-                    | wgpu::BufferUsages::COPY_SRC;
-                let target = common::patterned(alibi.device(), size, usage);
-                let mut encoder = alibi.device().create_command_encoder(&Default::default());
-                let written = alibi
-                    .encode_into(&mut encoder, i, j, &target, offset)
-                    .unwrap();
-                alibi.queue().submit([encoder.finish()]);
-                pollster::block_on(written.check()).unwrap();
-                common::check_around(
-                    &common::read_all(alibi, &target),
-                    offset as usize,
-                    &tensor,
-                    &context,
-                );
-            } else {
-                let dense = alibi.forward_dense(i, j).unwrap();
-                pollster::block_on(dense.check()).unwrap();
-                assert_eq!(dense.shape(), &[5, i, j]);
-                assert_eq!(dense.byte_size(), tensor.len() as u64);
-                let bytes = common::read_all(alibi, dense.buffer());
-                assert!(bytes[..tensor.len()] == tensor[..], "{context}");
+            // Twice, in both forms: the second from what the first kept (a dense entry,
+            // where the first copied a span per row).
+            for into in [case.into, !case.into] {
+                if into {
+                    let offset = case.offset_words * 4;
+                    let size = offset + tensor.len() as u64 + 10;
+                    let usage = wgpu::BufferUsages::STORAGE
+                        | wgpu::BufferUsages::COPY_DST
+                        | wgpu::BufferUsages::COPY_SRC;
+                    let target = common::patterned(alibi.device(), size, usage);
+                    let mut encoder = alibi.device().create_command_encoder(&Default::default());
+                    let written = alibi
+                        .encode_into(&mut encoder, i, j, &target, offset)
+                        .unwrap();
+                    alibi.queue().submit([encoder.finish()]);
+                    pollster::block_on(written.check()).unwrap();
+                    common::check_around(
+                        &common::read_all(alibi, &target),
+                        offset as usize,
+                        &tensor,
+                        &context,
+                    );
+                } else {
+                    let dense = alibi.forward_dense(i, j).unwrap();
+                    pollster::block_on(dense.check()).unwrap();
+                    assert_eq!(dense.shape(), &[5, i, j]);
+                    assert_eq!(dense.byte_size(), tensor.len() as u64);
+                    let bytes = common::read_all(alibi, dense.buffer());
+                    assert!(bytes[..tensor.len()] == tensor[..], "{context}");
+                }
             }
             let hit = case.prefill.is_some() && i > 0 && j > 0;
-            assert_eq!(alibi.cache_stats().hits, hits + u64::from(hit), "{context}");
+            assert_eq!(
+                alibi.cache_stats().hits,
+                hits + 2 * u64::from(hit),
+                "{context}"
+            );
             Ok(())
         })
         .unwrap();

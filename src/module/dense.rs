@@ -29,8 +29,10 @@ impl AlibiPositionalBias {
     /// When a cached tensor covers `(i, j)` (a hit in [`cache_stats`](Self::cache_stats)),
     /// the values are copied from it on the GPU: one pass over the bytes, copy commands
     /// where the slice's spans are whole words and pay on this adapter, the copy kernel
-    /// otherwise. Otherwise they are
-    /// generated straight into the new buffer (the kernel; on the host-mapped path, the
+    /// otherwise. Where that copy would take a span per row (padded rows, or rows longer
+    /// than `j`), the slice is first copied once into a dense cache entry of this shape, so
+    /// that the same request again is one copy of the whole tensor. Otherwise the values
+    /// are generated straight into the new buffer (the kernel; on the host-mapped path, the
     /// host through the buffer's mapping) and not cached: a fresh dense tensor costs one
     /// generation. Submitted, not waited for.
     ///
@@ -56,7 +58,7 @@ impl AlibiPositionalBias {
         if shape.elements() == Some(0) {
             return self.empty_dense(dims);
         }
-        let cached = self.cached(i, j);
+        let cached = self.cached(shape);
         let call = self.gpu.errors.begin_call();
         #[cfg(not(target_arch = "wasm32"))]
         if cached.is_none() && self.writer.path() == GenerationPath::HostMapped {
@@ -129,7 +131,7 @@ impl AlibiPositionalBias {
             return Ok(GpuCheck::default());
         };
         self.check_own_buffer(target)?;
-        let cached = self.cached(i, j);
+        let cached = self.cached(shape);
         let call = self.gpu.errors.begin_call();
         self.record_dense(encoder, shape, target, byte_offset, cached, &call)
     }
@@ -283,29 +285,7 @@ impl AlibiPositionalBias {
             None => None,
         };
         let Some((block, errors)) = copied else {
-            // Rows of whole vec4s from byte 0: the strided layout is the dense one, and
-            // the strided kernel (no cursor, no edge words) writes it where its plan can.
-            let generated = self.dense_generate_shape(shape);
-            if byte_offset == 0
-                && shape.cols.is_multiple_of(4)
-                && self
-                    .writer
-                    .encode_into(&self.gpu, encoder, &self.slopes, generated, target)?
-            {
-                return Ok(self.check_of(call, None));
-            }
-            let windows =
-                plan_dense(shape, byte_offset, None, self.gpu.limits)?.unwrap_or_default();
-            self.writer.dense().encode(
-                &self.gpu,
-                encoder,
-                DenseKernel::Generate,
-                (self.dtype, self.causal),
-                &windows,
-                &self.slopes.buffer,
-                target,
-                &[],
-            )?;
+            self.record_generation(encoder, shape, target, byte_offset)?;
             return Ok(self.check_of(call, None));
         };
         // The block stays out of the pool (whose buffers nobody else holds) until the work
@@ -313,6 +293,38 @@ impl AlibiPositionalBias {
         let pinned = Pinned(block);
         encoder.on_submitted_work_done(move || drop(pinned));
         Ok(self.check_of(call, Some(errors)))
+    }
+
+    /// Records the generation of the dense `shape` into `target` at `byte_offset`.
+    pub(super) fn record_generation(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        shape: DenseShape,
+        target: &wgpu::Buffer,
+        byte_offset: u64,
+    ) -> Result<()> {
+        // Rows of whole vec4s from byte 0: the strided layout is the dense one, and the
+        // strided kernel (no cursor, no edge words) writes it where its plan can.
+        let generated = self.dense_generate_shape(shape);
+        if byte_offset == 0
+            && shape.cols.is_multiple_of(4)
+            && self
+                .writer
+                .encode_into(&self.gpu, encoder, &self.slopes, generated, target)?
+        {
+            return Ok(());
+        }
+        let windows = plan_dense(shape, byte_offset, None, self.gpu.limits)?.unwrap_or_default();
+        self.writer.dense().encode(
+            &self.gpu,
+            encoder,
+            DenseKernel::Generate,
+            (self.dtype, self.causal),
+            &windows,
+            &self.slopes.buffer,
+            target,
+            &[],
+        )
     }
 
     fn empty_dense(&self, dims: Vec<usize>) -> Result<DenseBias> {

@@ -19,7 +19,7 @@ use std::sync::OnceLock;
 pub(crate) use plan::ROW_LANES;
 pub(crate) use plan::{plan_dense, Source};
 pub(crate) use shape::{check_dense, DenseShape};
-pub(crate) use spans::copy_spans;
+pub(crate) use spans::{copy_spans, span_count};
 pub(crate) use unit::UnitKind;
 
 use crate::dtype::BiasDtype;

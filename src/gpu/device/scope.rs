@@ -130,6 +130,17 @@ impl CallErrors {
         state.failed.as_ref().map(Failure::to_error)
     }
 
+    /// Whether every scope of the call has answered, none with a failure, now: polls the
+    /// pending scopes once.
+    pub fn succeeded_now(&self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        let Some(mut state) = self.lock() else {
+            return true;
+        };
+        state.advance(&mut cx);
+        state.failed.is_none() && state.pending.is_empty()
+    }
+
     /// Waits for every scope of the call: its failure, if any.
     pub async fn settle(&self) -> Result<()> {
         std::future::poll_fn(|cx| {

@@ -3,9 +3,12 @@
 
 use std::sync::Arc;
 
+use crate::cache::Layout;
 use crate::dense::{CopySpan, DenseCopies};
 use crate::error::Result;
-use crate::gpu::bias::dense::{copy_spans, plan_dense, DenseKernel, DenseShape, Source};
+use crate::gpu::bias::dense::{
+    copy_spans, plan_dense, span_count, DenseKernel, DenseShape, Source,
+};
 use crate::gpu::device::scope::{CallErrors, Work};
 use crate::module::AlibiPositionalBias;
 
@@ -47,29 +50,92 @@ fn copy_commands_pay(
 pub(super) type Cached = (Arc<wgpu::Buffer>, Source, CallErrors);
 
 impl AlibiPositionalBias {
-    /// The cached block covering `(i, j)`, counted as a hit; `None` is a miss, and a block
-    /// whose generation is known to have failed is evicted and counted as a miss.
-    pub(super) fn cached(&mut self, i: usize, j: usize) -> Option<Cached> {
-        self.cache.lookup(i, j)?;
+    /// The cached block that copies `shape` in the fewest spans, counted as a hit; `None`
+    /// is a miss, and a block whose generation is known to have failed is evicted and
+    /// counted as a miss. Where that copy takes a span per row (a slice of padded rows, or
+    /// of rows longer than the request's), the slice is first copied once into a dense
+    /// entry of exactly this shape ([`Layout::Dense`]), which this request and the same one
+    /// again copy whole.
+    pub(super) fn cached(&mut self, shape: DenseShape) -> Option<Cached> {
+        let spans = |rows, cols| span_count(shape, rows, cols);
+        self.cache.lookup_dense(shape.rows, shape.cols, spans)?;
         // The entry the lookup found and marked.
-        let cached = self.peek_cached(i, j)?;
+        let (cached, spans) = self.peek_cached(shape)?;
         if cached.2.failure_now().is_some() {
             self.evict_failed();
             return None;
         }
+        if spans > shape.heads as u64 {
+            if let Some(dense) = self.keep_dense(shape, &cached) {
+                return Some(dense);
+            }
+        }
         Some(cached)
     }
 
-    /// The cached block covering `(i, j)`, with the request's layout in it and the errors of
-    /// its generation, neither counted nor marked as used.
-    fn peek_cached(&self, i: usize, j: usize) -> Option<Cached> {
-        let hit = self.cache.peek(i, j)?;
+    /// The cached block [`cached`](Self::cached) finds for `shape`, with the request's
+    /// layout in it, the errors of its generation and the spans its copy takes, neither
+    /// counted nor marked as used.
+    fn peek_cached(&self, shape: DenseShape) -> Option<(Cached, u64)> {
+        let spans = |rows, cols| span_count(shape, rows, cols);
+        let hit = self.cache.peek_dense(shape.rows, shape.cols, spans)?;
         let ((buffer, errors), rows, cols) = (hit.payload.clone(), hit.rows, hit.cols);
-        let view = self.slice_view(buffer.clone(), rows, cols, [self.total_heads, i, j]);
+        let count = spans(rows, cols);
+        let dims = [shape.heads, shape.rows, shape.cols];
+        let source = Source {
+            layout: self.slice_view(buffer.clone(), rows, cols, dims).layout(),
+        };
+        Some(((buffer, source, errors), count))
+    }
+
+    /// Copies the slice `shape` of a cached block into a new cache entry of exactly that
+    /// shape, dense, by the copy kernel (the module's buffers take no copy commands), on
+    /// the queue now, so that the caller's encoder, submitted later, reads it. `None`,
+    /// nothing kept, when the entry would not fit the budget, when the source's generation
+    /// has not answered yet (the web: a failure found later would not reach the copy), or
+    /// when the device refuses: the request is then copied from the source as it is.
+    fn keep_dense(
+        &mut self,
+        shape: DenseShape,
+        (block, source, errors): &Cached,
+    ) -> Option<Cached> {
+        let bytes = shape.word_bytes()?;
+        if bytes > self.cache.stats().budget_bytes || !errors.succeeded_now() {
+            return None;
+        }
+        let buffer = match self.pool.take(bytes) {
+            Some(buffer) => buffer,
+            None => self.writer.new_block(&self.gpu, bytes).ok()?,
+        };
+        let call = self.gpu.errors.begin_call();
+        let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+        let copied = self
+            .record_copy_kernel(&mut encoder, shape, &buffer, 0, block, *source)
+            .ok()?;
+        if !copied {
+            self.record_generation(&mut encoder, shape, &buffer, 0)
+                .ok()?;
+        }
+        self.gpu
+            .run(Work::named("submitting a dense cache entry"), || {
+                self.gpu.queue.submit([encoder.finish()]);
+            })
+            .ok()?;
+        let kept_errors = call.record();
+        drop(call);
+        let buffer = Arc::new(buffer);
+        let held = buffer.size();
+        let payload = (buffer.clone(), kept_errors.clone());
+        let evicted = self
+            .cache
+            .insert(Layout::Dense, (shape.rows, shape.cols), held, payload);
+        self.keep_evicted(evicted);
+        let dims = [shape.heads, shape.rows, shape.cols];
+        let view = self.slice_view(buffer.clone(), shape.rows, shape.cols, dims);
         let source = Source {
             layout: view.layout(),
         };
-        Some((buffer, source, errors))
+        Some((buffer, source, kept_errors))
     }
 
     /// The copy commands that write the dense `[total_heads, i, j]` bias from the cache into
@@ -112,7 +178,7 @@ impl AlibiPositionalBias {
         let shape = self.dense_shape(self.total_heads, i, j);
         self.dense_request(shape)?;
         // Decided on a peek, so that a declined request counts nothing.
-        let Some((block, source, errors)) = self.peek_cached(i, j) else {
+        let Some(((block, source, errors), _)) = self.peek_cached(shape) else {
             return Ok(None);
         };
         if shape.elements() == Some(0) || errors.failure_now().is_some() {
@@ -124,7 +190,8 @@ impl AlibiPositionalBias {
             return Ok(None);
         };
         // Taken: counted as a hit and marked as used, as `cached` does.
-        self.cache.lookup(i, j);
+        let spans_of = |rows, cols| span_count(shape, rows, cols);
+        self.cache.lookup_dense(i, j, spans_of);
         let call = self.gpu.errors.begin_call();
         let spans = spans
             .into_iter()
@@ -163,6 +230,20 @@ impl AlibiPositionalBias {
             })?;
             return Ok(true);
         }
+        self.record_copy_kernel(encoder, shape, target, byte_offset, block, source)
+    }
+
+    /// Records the copy of `source` in `block` by the copy kernel; `false` (nothing
+    /// recorded) when no binding window holds the source.
+    fn record_copy_kernel(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        shape: DenseShape,
+        target: &wgpu::Buffer,
+        byte_offset: u64,
+        block: &wgpu::Buffer,
+        source: Source,
+    ) -> Result<bool> {
         let Some(windows) = plan_dense(shape, byte_offset, Some(source), self.gpu.limits)? else {
             return Ok(false);
         };

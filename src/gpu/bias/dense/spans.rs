@@ -14,21 +14,14 @@ pub(crate) fn copy_spans(
     byte_offset: u64,
     pays: impl Fn(u64, u64) -> bool,
 ) -> Option<Vec<(u64, u64, u64)>> {
-    let (heads, rows, cols) = (shape.heads as u64, shape.rows as u64, shape.cols as u64);
+    let (rows, cols) = (shape.rows as u64, shape.cols as u64);
     let BiasLayout {
         offset,
         head_stride,
         row_stride,
     } = source.layout;
     let size = shape.size();
-    // (spans, elements per span, source stride between spans) from the widest run.
-    let (count, len, stride) = if row_stride == cols && head_stride == rows * cols {
-        (1, heads * rows * cols, 0)
-    } else if row_stride == cols {
-        (heads, rows * cols, head_stride)
-    } else {
-        (heads * rows, cols, row_stride)
-    };
+    let (count, len, stride) = runs(shape, head_stride, row_stride);
     if !pays(count, len * size) {
         return None;
     }
@@ -45,4 +38,23 @@ pub(crate) fn copy_spans(
         .collect();
     let words = |&(a, b, c): &(u64, u64, u64)| a % 4 == 0 && b % 4 == 0 && c % 4 == 0;
     spans.iter().all(words).then_some(spans)
+}
+
+/// The spans a dense copy of `shape` takes from a cached `[.., rows, cols]` block: one for
+/// the whole block, one per head for rows of the block's length, else one per row.
+pub(crate) fn span_count(shape: DenseShape, rows: usize, cols: usize) -> u64 {
+    runs(shape, (rows * cols) as u64, cols as u64).0
+}
+
+/// `(spans, elements per span, source stride between spans)` of a dense copy of `shape`
+/// from a source of these strides: the widest contiguous runs.
+fn runs(shape: DenseShape, head_stride: u64, row_stride: u64) -> (u64, u64, u64) {
+    let (heads, rows, cols) = (shape.heads as u64, shape.rows as u64, shape.cols as u64);
+    if row_stride == cols && head_stride == rows * cols {
+        (1, heads * rows * cols, 0)
+    } else if row_stride == cols {
+        (heads, rows * cols, head_stride)
+    } else {
+        (heads * rows, cols, row_stride)
+    }
 }
