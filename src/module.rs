@@ -127,6 +127,9 @@ pub struct AlibiPositionalBias {
     attention_kernels: crate::gpu::attention::kernel::FlashKernels,
     /// The device limits and traits every attention plan respects, read once.
     attention_limits: crate::gpu::attention::params::AttentionLimits,
+    /// The shape of the last dense request copied from the cache a span per row: the same
+    /// shape again keeps a dense cache entry (`module/dense/copy.rs`).
+    last_row_copy: Option<(usize, usize)>,
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -362,10 +365,14 @@ impl AlibiPositionalBias {
     /// the cache, and records the peak of what the module holds.
     fn keep_evicted(&mut self, evicted: Vec<(Arc<wgpu::Buffer>, CallErrors)>) {
         let stats = self.cache.stats();
-        // A failed generation's buffer may be invalid: it is dropped, not reused.
+        // A failed generation's buffer may be invalid, and a dense entry's takes copies
+        // (the pool's become views): they are dropped, not reused.
         let buffers = evicted
             .into_iter()
-            .filter(|(_, errors)| errors.failure_now().is_none())
+            .filter(|(buffer, errors)| {
+                errors.failure_now().is_none()
+                    && !buffer.usage().contains(wgpu::BufferUsages::COPY_DST)
+            })
             .map(|(buffer, _)| buffer)
             .collect();
         self.pool

@@ -102,6 +102,7 @@ impl AlibiPositionalBias {
             score_kernels: Default::default(),
             attention_kernels: Default::default(),
             attention_limits,
+            last_row_copy: None,
         })
     }
 }

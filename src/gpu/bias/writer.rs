@@ -255,12 +255,6 @@ impl BiasWriter {
         &self.dense
     }
 
-    /// A new buffer of `bytes` for the cache that a kernel writes, with the usage of every
-    /// buffer the cache holds (so that the pool's buffers serve every generation path).
-    pub fn new_block(&self, gpu: &GpuContext, bytes: u64) -> Result<wgpu::Buffer> {
-        self.new_buffer(gpu, bytes, false)
-    }
-
     /// A new buffer of `bytes`, with the usage of the module's buffers: no COPY_DST, so
     /// nothing handed out can be overwritten by a copy or `write_buffer`; on the host path
     /// also MAP_WRITE, and then mapped at creation when asked.

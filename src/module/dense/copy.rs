@@ -53,9 +53,11 @@ impl AlibiPositionalBias {
     /// The cached block that copies `shape` in the fewest spans, counted as a hit; `None`
     /// is a miss, and a block whose generation is known to have failed is evicted and
     /// counted as a miss. Where that copy takes a span per row (a slice of padded rows, or
-    /// of rows longer than the request's), the slice is first copied once into a dense
-    /// entry of exactly this shape ([`Layout::Dense`]), which this request and the same one
-    /// again copy whole.
+    /// of rows longer than the request's) for the second time in a row, the slice is first
+    /// copied once into a dense entry of exactly this shape ([`Layout::Dense`]), which this
+    /// request and the same one again copy whole. Not the first time: making the entry costs
+    /// more than the copy it saves (lavapipe, `[8, 1000, 1001]`: the copy 9.3 ms, the entry
+    /// 30, a copy of it 3.4), so a shape asked once is copied as it is.
     pub(super) fn cached(&mut self, shape: DenseShape) -> Option<Cached> {
         let spans = |rows, cols| span_count(shape, rows, cols);
         self.cache.lookup_dense(shape.rows, shape.cols, spans)?;
@@ -66,8 +68,11 @@ impl AlibiPositionalBias {
             return None;
         }
         if spans > shape.heads as u64 {
-            if let Some(dense) = self.keep_dense(shape, &cached) {
-                return Some(dense);
+            let shape_ij = Some((shape.rows, shape.cols));
+            if std::mem::replace(&mut self.last_row_copy, shape_ij) == shape_ij {
+                if let Some(dense) = self.keep_dense(shape, &cached) {
+                    return Some(dense);
+                }
             }
         }
         Some(cached)
@@ -89,11 +94,12 @@ impl AlibiPositionalBias {
     }
 
     /// Copies the slice `shape` of a cached block into a new cache entry of exactly that
-    /// shape, dense, by the copy kernel (the module's buffers take no copy commands), on
-    /// the queue now, so that the caller's encoder, submitted later, reads it. `None`,
-    /// nothing kept, when the entry would not fit the budget, when the source's generation
-    /// has not answered yet (the web: a failure found later would not reach the copy), or
-    /// when the device refuses: the request is then copied from the source as it is.
+    /// shape, dense, on the queue now, so that the caller's encoder, submitted later, reads
+    /// it. The entry's buffer takes copy commands ([`dense_entry_usage`]: no kernel write, so
+    /// wgpu does not zero-fill it first), where they pay as for any copy from the cache.
+    /// `None`, nothing kept, when the entry would not fit the budget, when the source's
+    /// generation has not answered yet (the web: a failure found later would not reach the
+    /// copy), or when the device refuses: the request is then copied from the source as it is.
     fn keep_dense(
         &mut self,
         shape: DenseShape,
@@ -103,14 +109,14 @@ impl AlibiPositionalBias {
         if bytes > self.cache.stats().budget_bytes || !errors.succeeded_now() {
             return None;
         }
-        let buffer = match self.pool.take(bytes) {
-            Some(buffer) => buffer,
-            None => self.writer.new_block(&self.gpu, bytes).ok()?,
-        };
+        let what = "alibi dense cache entry";
+        let buffer = (self.gpu)
+            .create_buffer(what, bytes, dense_entry_usage(), false)
+            .ok()?;
         let call = self.gpu.errors.begin_call();
         let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
         let copied = self
-            .record_copy_kernel(&mut encoder, shape, &buffer, 0, block, *source)
+            .record_copy(&mut encoder, shape, &buffer, 0, block, *source)
             .ok()?;
         if !copied {
             self.record_generation(&mut encoder, shape, &buffer, 0)
@@ -259,6 +265,13 @@ impl AlibiPositionalBias {
         )?;
         Ok(true)
     }
+}
+
+/// The usage of a dense cache entry's buffer: copied into when it is made, then read by
+/// copies only. Never handed out as a view, and never reused for another tensor (the pool's
+/// buffers become views, which take no copies): dropped when evicted.
+fn dense_entry_usage() -> wgpu::BufferUsages {
+    wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST
 }
 
 /// A cached block held until the work reading it is done.
