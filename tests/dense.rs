@@ -56,10 +56,11 @@ fn cases(paths: Vec<GenerationPath>) -> impl Strategy<Value = Case> {
     (
         (devices, prop::sample::select(paths), dtypes, any::<bool>()),
         prop::option::of((0usize..24, 0usize..24)),
-        // Keys for rows packed into workgroups, and for rows of a workgroup each.
+        // Keys for rows packed into workgroups, and for rows of workgroups of their own, of
+        // 128 lanes or 256, one or more.
         (
             0usize..20,
-            prop_oneof![0usize..20, 240usize..300, 1000usize..1030],
+            prop_oneof![0usize..20, 240usize..300, 1000usize..1030, 2040usize..2060],
             0u64..12,
             any::<bool>(),
         ),
@@ -184,6 +185,27 @@ fn decode_steps_are_dense_copies_of_the_prefill() {
                     "{path:?} {dtype} step {t}"
                 );
             }
+        }
+    }
+}
+
+/// The kernel's rows in workgroups of either size, one and several to a row (`plan.rs`'s
+/// `row_kind`): f32 rows of 250 and 511 units take workgroups of 256 lanes, 516 of 128; f16
+/// rows half as many units.
+#[test]
+fn long_rows_in_workgroups_of_either_size() {
+    let Some(gpu) = common::gpu() else { return };
+    for dtype in [BiasDtype::F32, BiasDtype::F16] {
+        let config = AlibiConfig::new(3)
+            .dtype(dtype)
+            .generation_path(GenerationPath::Shader);
+        let mut alibi = common::module(gpu, config);
+        alibi.set_cache_budget(0);
+        for j in [1001, 2045, 2061, 4090] {
+            let dense = alibi.forward_dense(3, j).unwrap();
+            let bytes = common::read_all(&alibi, dense.buffer());
+            let tensor = expected(&alibi, 3, j);
+            assert!(bytes[..tensor.len()] == tensor[..], "{dtype} [3, 3, {j}]");
         }
     }
 }

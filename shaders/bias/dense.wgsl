@@ -5,16 +5,20 @@
 // for the words at the tensor's edges) of elements whose bits the value part gives
 // (`dense_generate.wgsl`, `dense_positions.wgsl`, `dense_copy.wgsl`).
 //
-// Grid (`dense`): x = units of one row, y = rows of one head, z = heads (a window holds rows
-// of one head, or whole heads).
+// Grid (`dense`, `dense_wide`): x = units of one row, y = rows of one head, z = heads (a
+// window holds rows of one head, or whole heads).
 // Each unit belongs to the row that holds its first element, so a unit may run on into the
 // next rows (or heads), and no two invocations write one word. Long rows take two passes:
-// `dense` with `dense_row_vec4.wgsl` writes the units that lie wholly inside their row
+// `dense` (or `dense_wide`, the same in workgroups of twice the lanes) with
+// `dense_row_vec4.wgsl` writes the units that lie wholly inside their row
 // (UNITS_IN_ROW, one slope, no crossing), and `dense_crossing` the one unit per row that
 // runs on into the next (a CPU adapter runs both sides of a branch, so a crossing test in
 // every unit would cost every unit both rows' values). Rows of fewer units than half a row
 // workgroup's lanes pack their units instead (`dense_packed`): the units in order, x then y.
 // `DenseParams` in `src/gpu/bias/dense.rs` mirrors `Params`.
+//
+// Units and words are found by shifts (UNIT_SHIFT), never `/` or `%` by a constant, which
+// SwiftShader (Chromium's CPU adapter) computes lane by lane: 4% of `dense`'s time there.
 
 struct Params {
     // Rows per head (I) and elements per row (j).
@@ -129,14 +133,31 @@ fn walk_quad(c0: Cursor) -> Quad {
     return Quad(bits, advance(c3));
 }
 
-// Lanes of `dense`'s workgroups (`ROW_LANES` in `plan.rs`, which says why 128).
+// Lanes of `dense`'s and `dense_wide`'s workgroups (`ROW_LANES` and `WIDE_ROW_LANES` in
+// `plan.rs`, which says which rows take which).
 const ROW_LANES: u32 = 128u;
+const WIDE_ROW_LANES: u32 = 256u;
 
 @compute @workgroup_size(ROW_LANES)
 fn dense(
     @builtin(workgroup_id) group: vec3<u32>,
     @builtin(local_invocation_index) lane: u32,
 ) {
+    row_unit(group, group.x * ROW_LANES + lane);
+}
+
+// `dense` in workgroups of twice the lanes, for rows that fill them as well: half the
+// workgroups, each a fixed cost on a CPU adapter.
+@compute @workgroup_size(WIDE_ROW_LANES)
+fn dense_wide(
+    @builtin(workgroup_id) group: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+) {
+    row_unit(group, group.x * WIDE_ROW_LANES + lane);
+}
+
+// Unit `along` of the row that `group` gives (y: rows of one head, z: heads).
+fn row_unit(group: vec3<u32>, along: u32) {
     // The grid gives the head and row: no division per lane (CPU adapters run one lane by
     // lane, a third of this kernel's time on lavapipe), and no row bound (the grid holds
     // the window's rows exactly; a bound cost lavapipe a fifth of the kernel's time). On a
@@ -146,14 +167,20 @@ fn dense(
     let h = params.head0 + group.z;
     let r = params.head_row0 + group.y;
     let start = (h * params.rows + r) * params.cols + params.row_base;
-    // The row's units before unit_hi: those that start in it, or (UNITS_IN_ROW) that also
-    // end in it. None lies before unit_lo (a window's units start at its first row's, the
-    // tail's words at `unit_skip`), so each lane tests one bound (a test of unit_lo cost
-    // lavapipe 5% of this kernel's time).
-    let first = (start + UNIT_ELEMENTS - 1u) / UNIT_ELEMENTS + params.unit_skip;
-    let row_end = (start + params.cols + select(UNIT_ELEMENTS - 1u, 0u, UNITS_IN_ROW)) / UNIT_ELEMENTS;
-    let unit = first + group.x * ROW_LANES + lane;
-    if unit >= min(row_end, params.unit_hi) {
+    // The row's units: those that start in it, or (UNITS_IN_ROW) that also end in it.
+    // None lies before unit_lo (a window's units start at its first row's, the tail's
+    // words at `unit_skip`), so each lane tests one bound (a test of unit_lo cost lavapipe
+    // 5% of this kernel's time). Units that end in their row lie inside the window
+    // (`plan.rs`), so only the edge's words read unit_skip and unit_hi: every uniform read
+    // costs SwiftShader's lanes (Chromium), where the two cost the kernel 3%.
+    var first = (start + UNIT_ELEMENTS - 1u) >> UNIT_SHIFT;
+    var end = (start + params.cols + select(UNIT_ELEMENTS - 1u, 0u, UNITS_IN_ROW)) >> UNIT_SHIFT;
+    if !UNITS_IN_ROW {
+        first += params.unit_skip;
+        end = min(end, params.unit_hi);
+    }
+    let unit = first + along;
+    if unit >= end {
         return;
     }
     let at = Cursor(h, r, unit * UNIT_ELEMENTS - start);
@@ -173,8 +200,8 @@ fn dense_crossing(
         return;
     }
     let row_end = params.row0_element + (along + 1u) * params.cols;
-    let unit = row_end / UNIT_ELEMENTS;
-    if (row_end % UNIT_ELEMENTS == 0u) | (unit < params.unit_lo) | (unit >= params.unit_hi) {
+    let unit = row_end >> UNIT_SHIFT;
+    if ((row_end & (UNIT_ELEMENTS - 1u)) == 0u) | (unit < params.unit_lo) | (unit >= params.unit_hi) {
         return;
     }
     let in_head = params.head_row0 + along;

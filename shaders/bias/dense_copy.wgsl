@@ -7,7 +7,8 @@
 fn element_bits_at(h: vec4<u32>, r: vec4<u32>, k: vec4<u32>) -> vec4<u32> {
     let index = vec4<u32>(params.source_base) + h * params.source_head_stride
         + r * params.source_row_stride + k;
-    let word = index / ELEMENTS_PER_WORD;
+    // index / ELEMENTS_PER_WORD, by a shift (`dense.wgsl` says why).
+    let word = index >> vec4<u32>(ELEMENTS_PER_WORD - 1u);
     let words = vec4<u32>(source[word.x], source[word.y], source[word.z], source[word.w]);
     if ELEMENTS_PER_WORD == 1u {
         return words;

@@ -5,7 +5,9 @@
 
 alias Unit = vec4<u32>;
 
-const UNIT_ELEMENTS: u32 = 4u * ELEMENTS_PER_WORD;
+// Elements per unit, as a shift (`dense.wgsl` divides by shifting).
+const UNIT_SHIFT: u32 = ELEMENTS_PER_WORD + 1u;
+const UNIT_ELEMENTS: u32 = 1u << UNIT_SHIFT;
 const UNITS_IN_ROW: bool = true;
 
 fn unit_at(at: Cursor, unit: u32) -> Unit {

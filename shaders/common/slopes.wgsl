@@ -11,9 +11,11 @@
 // hands the caller a selected value, not a product it could fuse into an addition.
 fn alibi4(offsets: vec4<i32>, head: u32, slope_heads: u32) -> vec4<f32> {
     let is_padding = head >= slope_heads;
-    // The clamp keeps the uniform read in bounds for any head.
+    // The clamp keeps the uniform read in bounds for any head. Shifts and masks, not `/ 4u`
+    // and `% 4u`: SwiftShader (Chromium's CPU adapter) divides lane by lane, even by a
+    // constant.
     let slope_index = min(head, SLOPE_VEC4S * 4u - 1u);
-    let slope = select(slopes[slope_index / 4u][slope_index % 4u], 0.0, is_padding);
+    let slope = select(slopes[slope_index >> 2u][slope_index & 3u], 0.0, is_padding);
     return select(vec4<f32>(-abs(offsets)) * slope, vec4<f32>(0.0), is_padding);
 }
 
@@ -23,10 +25,10 @@ fn alibi4_heads(offsets: vec4<i32>, heads: vec4<u32>, slope_heads: u32) -> vec4<
     let is_padding = heads >= vec4<u32>(slope_heads);
     let index = min(heads, vec4<u32>(SLOPE_VEC4S * 4u - 1u));
     let slope = vec4<f32>(
-        slopes[index.x / 4u][index.x % 4u],
-        slopes[index.y / 4u][index.y % 4u],
-        slopes[index.z / 4u][index.z % 4u],
-        slopes[index.w / 4u][index.w % 4u],
+        slopes[index.x >> 2u][index.x & 3u],
+        slopes[index.y >> 2u][index.y & 3u],
+        slopes[index.z >> 2u][index.z & 3u],
+        slopes[index.w >> 2u][index.w & 3u],
     );
     return select(vec4<f32>(-abs(offsets)) * slope, vec4<f32>(0.0), is_padding);
 }

@@ -1,9 +1,9 @@
 //! The dense kernels (`shaders/bias/dense*.wgsl`), users of the windowed dispatch: a bias
 //! `[heads, I, j]` with no gap between rows or heads, at a byte offset of any buffer,
 //! generated at the module's positions, at custom ones, or copied from a cached strided
-//! block. Each is up to five pipelines of one source ([`UnitKind`]): four words per
-//! invocation for the body (in long rows, the units inside one row, then the one unit per
-//! row that crosses into the next; rows shorter than a workgroup's lanes packed into
+//! block. Each is up to six pipelines of one source ([`UnitKind`]): four words per
+//! invocation for the body (in long rows, the units inside one row, in workgroups of 128
+//! lanes or 256, then the one unit per row that crosses into the next; rows shorter than a workgroup's lanes packed into
 //! workgroups, crossing at most one row's end where rows hold four elements or more, else
 //! walking element by element), one word for the words at the tensor's edges (`plan.rs`
 //! says which words are which).
@@ -15,9 +15,9 @@ mod unit;
 
 use std::sync::OnceLock;
 
-#[cfg(test)]
-pub(crate) use plan::ROW_LANES;
 pub(crate) use plan::{plan_dense, Source};
+#[cfg(test)]
+pub(crate) use plan::{ROW_LANES, WIDE_ROW_LANES};
 pub(crate) use shape::{check_dense, DenseShape};
 pub(crate) use spans::{copy_spans, span_count};
 pub(crate) use unit::UnitKind;
@@ -94,7 +94,7 @@ impl DenseKernel {
     /// from bits, on every device.
     pub fn spec(self, unit: UnitKind, dtype: BiasDtype, causal: bool) -> KernelSpec {
         let units: &[&'static str] = match unit {
-            UnitKind::Row => &[ROW_VEC4_WGSL, WALKS],
+            UnitKind::Row | UnitKind::WideRow => &[ROW_VEC4_WGSL, WALKS],
             UnitKind::Crossing | UnitKind::Packed => &[VEC4_WGSL, CROSSES_ONCE],
             UnitKind::PackedWalk => &[VEC4_WGSL, WALKS],
             UnitKind::Word => &[WORD_WGSL, WALKS],

@@ -13,7 +13,8 @@ use crate::dtype::BiasDtype;
 use crate::gpu::attention::kernel as attention;
 use crate::gpu::bias::dense::{
     DenseKernel, UnitKind, COPY_WGSL, DENSE_WGSL, GENERATE_WGSL as DENSE_GENERATE_WGSL,
-    POSITIONS_WGSL as DENSE_POSITIONS_WGSL, ROW_LANES, ROW_VEC4_WGSL, VEC4_WGSL, WORD_WGSL,
+    POSITIONS_WGSL as DENSE_POSITIONS_WGSL, ROW_LANES, ROW_VEC4_WGSL, VEC4_WGSL, WIDE_ROW_LANES,
+    WORD_WGSL,
 };
 use crate::gpu::bias::kernel::{
     BiasKernel, GENERATE_WGSL, POSITIONS_WGSL, POSITION_BINDINGS_WGSL, WINDOW_WGSL,
@@ -217,12 +218,15 @@ fn every_kernel_matches_what_the_dispatch_binds() {
                 .unwrap_or_else(|| panic!("no entry point {}", spec.entry_point));
             assert_eq!(entry.stage, naga::ShaderStage::Compute);
             // `dense`'s row grid has workgroups of its own size (`plan.rs`).
-            let lanes = if spec.entry_point == "dense" {
-                assert_eq!(wgsl_constant(&module, "ROW_LANES"), ROW_LANES);
-                ROW_LANES
-            } else {
-                WORKGROUP_SIZE
+            let lanes = match spec.entry_point {
+                "dense" => ROW_LANES,
+                "dense_wide" => WIDE_ROW_LANES,
+                _ => WORKGROUP_SIZE,
             };
+            if spec.entry_point.starts_with("dense") {
+                assert_eq!(wgsl_constant(&module, "ROW_LANES"), ROW_LANES);
+                assert_eq!(wgsl_constant(&module, "WIDE_ROW_LANES"), WIDE_ROW_LANES);
+            }
             assert_eq!(entry.workgroup_size, [lanes, 1, 1]);
             assert!(entry.workgroup_size_overrides.is_none());
             assert_eq!(

@@ -19,6 +19,9 @@ use crate::validation::MAX_SEQUENCE;
 /// of 1,000 rows of 1,001 f16 keys: 9.7 ms with 256 lanes, 7.0 ms with 128); 64 costs
 /// long rows a workgroup's overhead more often (1,001 f32 keys: 6.7 ms against 6.2).
 pub(crate) const ROW_LANES: u32 = 128;
+/// Lanes of `dense_wide`'s workgroups (`WIDE_ROW_LANES` in `dense.wgsl`), for rows whose
+/// units idle no more of them than of `ROW_LANES` ([`row_kind`]).
+pub(crate) const WIDE_ROW_LANES: u32 = 2 * ROW_LANES;
 // A row's workgroups along x stay within every device's 65,535: rows hold at most
 // MAX_SEQUENCE keys (every dense call checks the sequence first), 4 f32 keys a unit.
 const _: () = assert!(MAX_SEQUENCE.div_ceil(4).div_ceil(ROW_LANES as usize) <= u16::MAX as usize);
@@ -32,6 +35,21 @@ const _: () = assert!(MAX_SEQUENCE.div_ceil(4).div_ceil(ROW_LANES as usize) <= u
 /// 3.87 (llvmpipe's GL alike).
 fn packs(row_units: u64) -> bool {
     row_units * 2 < u64::from(ROW_LANES)
+}
+
+/// The row grid's kind for rows of `row_units` units (not packed): workgroups of
+/// `WIDE_ROW_LANES` where they leave no more lanes idle than those of `ROW_LANES` (250
+/// units: one workgroup of 256 lanes, not two of 128), since each workgroup has a fixed
+/// cost on a CPU adapter (Chromium's SwiftShader, 8 heads of 1,000 rows of 1,001 f32 keys:
+/// 1.11–1.15 times the strided kernel, against 1.19–1.23 with 128 lanes); `ROW_LANES`
+/// otherwise (126 f16 units would idle half of 256).
+fn row_kind(row_units: u64) -> UnitKind {
+    let idle = |lanes: u32| row_units.next_multiple_of(u64::from(lanes)) - row_units;
+    if idle(WIDE_ROW_LANES) <= idle(ROW_LANES) {
+        UnitKind::WideRow
+    } else {
+        UnitKind::Row
+    }
 }
 
 /// Rows a packed window holds at most: `dense_packed` finds a unit's row by an f32
@@ -122,6 +140,12 @@ impl Planner {
         };
         let elements_per_unit = 16 / size;
         let packed = packs(cols.div_ceil(elements_per_unit));
+        // Long rows: the row grid's units, then (where rows do not hold whole units from a
+        // unit's start) the crossing ones.
+        let long = [
+            row_kind(cols.div_ceil(elements_per_unit)),
+            UnitKind::Crossing,
+        ];
         // `dense`'s grid takes the rows of one head along y and whole heads along z.
         let grid_max = u64::from(u16::MAX);
         let max_rows = if packed {
@@ -162,8 +186,8 @@ impl Planner {
             let kinds: &[UnitKind] = match (packed, cols >= 4) {
                 (true, true) => &[UnitKind::Packed],
                 (true, false) => &[UnitKind::PackedWalk],
-                _ if aligned => &[UnitKind::Row],
-                _ => &[UnitKind::Row, UnitKind::Crossing],
+                _ if aligned => &long[..1],
+                _ => &long,
             };
             let first = self
                 .row_element(row)
@@ -275,10 +299,12 @@ impl Planner {
         } else if unit.in_order() {
             in_order(count)
         } else {
-            let groups_x = if skip > 0 || unit == UnitKind::Word {
-                1
+            // A long row's units in workgroups of the kind's lanes; the edge's few words
+            // (fewer than eight) in one.
+            let groups_x = if unit.in_row() {
+                row_units.div_ceil(u64::from(unit.lanes()))
             } else {
-                row_units.div_ceil(u64::from(ROW_LANES))
+                1
             };
             // Rows of one head along y; whole heads, one a z slice.
             if head0 == (rows.end - 1) / head_rows {

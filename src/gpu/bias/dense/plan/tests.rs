@@ -52,9 +52,10 @@ proptest! {
     fn every_word_once_inside_its_binding(
         heads in 1usize..6,
         rows in 1usize..40,
-        // Rows packed into workgroups, and rows of a workgroup each (f32 from 893 keys
-        // to 1,024; f16 packed).
-        cols in prop_oneof![1usize..70, 240usize..300, 1000usize..1030],
+        // Rows packed into workgroups, and rows of workgroups of their own (f32 1,000 to
+        // 1,029 keys: 250 to 258 units, in workgroups of 256 lanes or 128; 2,040 to 2,059:
+        // two or more of either; f16 half the units).
+        cols in prop_oneof![1usize..70, 240usize..300, 1000usize..1030, 2040usize..2060],
         offset_words in 0u64..40,
         f16 in any::<bool>(),
         binding_log2 in 6u32..15,
@@ -111,12 +112,13 @@ fn rows_shorter_than_a_workgroup_pack_their_units() {
         );
         assert!(!kinds.contains(&UnitKind::Packed), "{cols} {dtype:?}");
     }
-    // Long rows: the units inside a row, and the crossing ones where rows do not hold
-    // whole units from a unit's start (an offset of one word here), and the edges.
+    // Long rows: the units inside a row (250 units: one workgroup of 256 lanes, not two of
+    // 128), and the crossing ones where rows do not hold whole units from a unit's start
+    // (an offset of one word here), and the edges.
     assert_eq!(
         kinds(1001, BiasDtype::F32),
         [
-            UnitKind::Row,
+            UnitKind::WideRow,
             UnitKind::Crossing,
             UnitKind::Word,
             UnitKind::Word
@@ -145,7 +147,7 @@ fn long_rows_take_the_grid_of_one_head_or_whole_heads() {
             .unwrap()
             .unwrap();
         let mut next_row = 0;
-        for (kind, w) in plan.iter().filter(|(kind, _)| *kind == UnitKind::Row) {
+        for (kind, w) in plan.iter().filter(|(kind, _)| kind.in_row()) {
             let p = w.params;
             let [_, y, z] = w.groups;
             assert!(
@@ -168,6 +170,25 @@ fn long_rows_take_the_grid_of_one_head_or_whole_heads() {
             next_row += u64::from(p.row_count);
         }
         assert_eq!(next_row, (heads * rows) as u64);
+    }
+}
+
+/// The row grid's workgroups: 256 lanes where they idle no more lanes than 128 do.
+#[test]
+fn wide_rows_where_they_idle_no_more_lanes() {
+    for (units, kind) in [
+        (64, UnitKind::Row),
+        (126, UnitKind::Row),
+        (128, UnitKind::Row),
+        (129, UnitKind::WideRow),
+        (250, UnitKind::WideRow),
+        (256, UnitKind::WideRow),
+        (257, UnitKind::Row),
+        (385, UnitKind::WideRow),
+        (500, UnitKind::WideRow),
+        (600, UnitKind::Row),
+    ] {
+        assert_eq!(row_kind(units), kind, "{units} units");
     }
 }
 

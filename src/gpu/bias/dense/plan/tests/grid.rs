@@ -59,8 +59,8 @@ pub(super) fn run(
     written
 }
 
-/// The units a window's invocations write, as the kernel indexes them (`dense` a
-/// workgroup per row, `dense_crossing` a row per invocation, `dense_packed` the units in
+/// The units a window's invocations write, as the kernel indexes them (`dense` and
+/// `dense_wide` workgroups of a row, `dense_crossing` a row per invocation, `dense_packed` the units in
 /// order), each with the cursor (head, row, key) the kernel gives its first element,
 /// checked against the tensor's.
 fn units_of(unit: UnitKind, window: &Window<DenseParams>, elements: u64) -> Vec<u64> {
@@ -147,16 +147,19 @@ fn units_of(unit: UnitKind, window: &Window<DenseParams>, elements: u64) -> Vec<
                 .wrapping_add(p.row_base);
             let start = u64::from(start);
             assert_eq!(start, u64::from(p.row0_element) + along * cols, "{p:?}");
-            for x in 0..gx * u64::from(ROW_LANES) {
-                let u = start.div_ceil(elements) + u64::from(p.unit_skip) + x;
-                // `dense_row_vec4.wgsl`'s units end in their row (UNITS_IN_ROW).
-                let row_end = if unit == UnitKind::Row {
-                    (start + cols) / elements
+            for x in 0..gx * u64::from(unit.lanes()) {
+                // `dense_row_vec4.wgsl`'s units end in their row (UNITS_IN_ROW), and read
+                // neither unit_skip nor unit_hi; the edge's words read both.
+                let (first, end) = if unit.in_row() {
+                    (start.div_ceil(elements), (start + cols) / elements)
                 } else {
-                    (start + cols).div_ceil(elements)
+                    let end = (start + cols).div_ceil(elements);
+                    let first = start.div_ceil(elements) + u64::from(p.unit_skip);
+                    (first, end.min(u64::from(p.unit_hi)))
                 };
+                let u = first + x;
                 // No test of unit_lo: the plan starts every row's units past it.
-                if u >= row_end.min(u64::from(p.unit_hi)) {
+                if u >= end {
                     continue;
                 }
                 cursor(u, [at[0], at[1], u * elements - start]);
