@@ -190,8 +190,9 @@ fn decode_steps_are_dense_copies_of_the_prefill() {
 }
 
 /// The kernel's rows in workgroups of either size, one and several to a row (`plan.rs`'s
-/// `row_kind`): f32 rows of 250 and 511 units take workgroups of 256 lanes, 516 of 128; f16
-/// rows half as many units.
+/// `row_kind`): f32 rows of 251, 512 and 1,023 units take one, two and four workgroups of
+/// 256 lanes, 516 units five of 128; f16 rows of 256 and 512 units take 256 lanes, of 126
+/// and 258 units 128.
 #[test]
 fn long_rows_in_workgroups_of_either_size() {
     let Some(gpu) = common::gpu() else { return };

@@ -24,8 +24,9 @@ struct Params {
     // Rows per head (I) and elements per row (j).
     rows: u32,
     cols: u32,
-    // The window's first row, row head_row0 of head head0, and its row count. `dense`'s
-    // grid holds exactly the window's rows (y: rows of one head, z: heads);
+    // The window's first row, row head_row0 of head head0, and its row count. The row
+    // grid (`dense`, `dense_wide`) holds exactly the window's rows (y: rows of one head,
+    // z: heads);
     // `dense_crossing` and `dense_packed` take grid_rows workgroups along x, then y.
     head0: u32,
     head_row0: u32,
@@ -187,7 +188,7 @@ fn row_unit(group: vec3<u32>, along: u32) {
     window[unit] = unit_at(at, unit);
 }
 
-// The units that `dense` with UNITS_IN_ROW leaves: the one unit per row that starts in it
+// The units that the row grid (`dense`, `dense_wide`) with UNITS_IN_ROW leaves: the one unit per row that starts in it
 // and ends in the next (none where the row ends on a unit's end). One row per invocation,
 // `grid_rows` workgroups along x, then y.
 @compute @workgroup_size(WORKGROUP_SIZE)

@@ -304,13 +304,15 @@ impl AlibiPositionalBias {
         target: &wgpu::Buffer,
         byte_offset: u64,
     ) -> Result<()> {
-        // f32 rows of whole vec4s from byte 0: the strided layout is the dense one, and the
-        // strided kernel (no cursor, no edge words) writes it where its plan can. Not f16:
-        // the dense kernel writes eight elements a lane to the strided kernel's four, 25%
-        // faster on lavapipe and llvmpipe ([8, 1024, 1024]: 7.3 ms against 9.4–11.6).
+        // Rows of whole vec4s from byte 0: the strided layout is the dense one, and the
+        // strided kernel (no cursor, no edge words) writes it where its plan can. Not f16
+        // on a CPU adapter: there the dense kernel, eight elements a lane to the strided
+        // kernel's four, is 25% faster (lavapipe and llvmpipe, [8, 1024, 1024]: 7.3 ms
+        // against 9.4–11.6); on a GPU f16 the strided kernel was 3 times faster (an H200).
         let generated = self.dense_generate_shape(shape);
+        let dense_kernel_pays = self.dtype == BiasDtype::F16 && self.gpu.cpu_adapter;
         if byte_offset == 0
-            && self.dtype == BiasDtype::F32
+            && !dense_kernel_pays
             && shape.cols.is_multiple_of(4)
             && self
                 .writer

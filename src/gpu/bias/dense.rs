@@ -3,10 +3,10 @@
 //! generated at the module's positions, at custom ones, or copied from a cached strided
 //! block. Each is up to six pipelines of one source ([`UnitKind`]): four words per
 //! invocation for the body (in long rows, the units inside one row, in workgroups of 128
-//! lanes or 256, then the one unit per row that crosses into the next; rows shorter than a workgroup's lanes packed into
-//! workgroups, crossing at most one row's end where rows hold four elements or more, else
-//! walking element by element), one word for the words at the tensor's edges (`plan.rs`
-//! says which words are which).
+//! lanes or 256, then the one unit per row that crosses into the next; rows shorter than a
+//! workgroup's lanes packed into workgroups, crossing at most one row's end where rows hold
+//! four elements or more, else walking element by element), one word for the words at the
+//! tensor's edges (`plan.rs` says which words are which).
 
 mod plan;
 mod shape;
@@ -147,8 +147,11 @@ impl DenseKernels {
         let built = match kernel {
             // SAFETY: the generation's only dynamic index is the store `window[unit]` (and
             // the edge's read of the same word), which the kernel keeps inside
-            // `unit_lo..unit_hi`, units that `plan_dense` places inside the window's
-            // binding (its tests check every plan's units against its bindings).
+            // `unit_lo..unit_hi`: by testing `unit_hi`, or in the row grid by ending each
+            // row's units at its last whole unit, which `plan_dense` places at or before
+            // `unit_hi` (`Planner::body` asserts it); and `plan_dense` places those units
+            // inside the window's binding (its tests run every plan's grid on the host and
+            // check each unit against its binding).
             DenseKernel::Generate => unsafe { Kernel::new_unchecked(gpu, &spec)? },
             // They read the caller's positions or a source window, also beyond the
             // tensor's end at its edge: wgpu keeps its bounds checks.

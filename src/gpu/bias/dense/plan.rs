@@ -38,11 +38,11 @@ fn packs(row_units: u64) -> bool {
 }
 
 /// The row grid's kind for rows of `row_units` units (not packed): workgroups of
-/// `WIDE_ROW_LANES` where they leave no more lanes idle than those of `ROW_LANES` (250
+/// `WIDE_ROW_LANES` where they leave no more lanes idle than those of `ROW_LANES` (251
 /// units: one workgroup of 256 lanes, not two of 128), since each workgroup has a fixed
-/// cost on a CPU adapter (Chromium's SwiftShader, 8 heads of 1,000 rows of 1,001 f32 keys:
-/// 1.11–1.15 times the strided kernel, against 1.19–1.23 with 128 lanes); `ROW_LANES`
-/// otherwise (126 f16 units would idle half of 256).
+/// cost on a CPU adapter (Chromium's SwiftShader, 8 heads of 1,000 rows of 1,001 f32 keys,
+/// medians of three rounds: 1.11–1.15 times the strided kernel, against 1.19–1.23 with 128
+/// lanes); `ROW_LANES` otherwise (126 f16 units would idle half of 256).
 fn row_kind(row_units: u64) -> UnitKind {
     let idle = |lanes: u32| row_units.next_multiple_of(u64::from(lanes)) - row_units;
     if idle(WIDE_ROW_LANES) <= idle(ROW_LANES) {
@@ -197,6 +197,9 @@ impl Planner {
                 .row_element(end)
                 .div_ceil(elements_per_unit)
                 .min(unit_hi);
+            // The row grid reads neither unit_skip (0 here) nor unit_hi: its rows' units,
+            // which end where their row's last whole unit does, must end by `last`.
+            debug_assert!(packed || self.row_element(end) / elements_per_unit <= last);
             if first < last {
                 let start = self.row_element(row) * size;
                 let windows: Vec<_> = kinds

@@ -13,8 +13,8 @@ pub(crate) enum UnitKind {
     /// `Row` in workgroups of `WIDE_ROW_LANES`, for rows that idle no more of them than
     /// of `ROW_LANES` (`dense_wide`).
     WideRow = 1,
-    /// The one unit per long row that starts in it and ends in the next, which `Row`
-    /// leaves: one row per invocation (`dense_crossing`).
+    /// The one unit per long row that starts in it and ends in the next, which `Row` and
+    /// `WideRow` leave: one row per invocation (`dense_crossing`).
     Crossing = 2,
     /// Four words, 16 bytes aligned, inside the tensor, in rows of fewer units than half a
     /// row workgroup's lanes (of four elements or more), packed into workgroups in order
@@ -78,6 +78,19 @@ impl UnitKind {
             Self::WideRow => "dense_wide",
             Self::Crossing => "dense_crossing",
             Self::Packed | Self::PackedWalk => "dense_packed",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::UnitKind;
+
+    /// Kinds index their pipelines (`DenseKernels`) by their number.
+    #[test]
+    fn every_kind_is_numbered_by_its_place() {
+        for (place, kind) in UnitKind::ALL.into_iter().enumerate() {
+            assert_eq!(kind as usize, place, "{kind:?}");
         }
     }
 }

@@ -112,7 +112,7 @@ fn rows_shorter_than_a_workgroup_pack_their_units() {
         );
         assert!(!kinds.contains(&UnitKind::Packed), "{cols} {dtype:?}");
     }
-    // Long rows: the units inside a row (250 units: one workgroup of 256 lanes, not two of
+    // Long rows: the units inside a row (251 units: one workgroup of 256 lanes, not two of
     // 128), and the crossing ones where rows do not hold whole units from a unit's start
     // (an offset of one word here), and the edges.
     assert_eq!(

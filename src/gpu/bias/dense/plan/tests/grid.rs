@@ -60,9 +60,9 @@ pub(super) fn run(
 }
 
 /// The units a window's invocations write, as the kernel indexes them (`dense` and
-/// `dense_wide` workgroups of a row, `dense_crossing` a row per invocation, `dense_packed` the units in
-/// order), each with the cursor (head, row, key) the kernel gives its first element,
-/// checked against the tensor's.
+/// `dense_wide` workgroups of a row, `dense_crossing` a row per invocation, `dense_packed`
+/// the units in order), each with the cursor (head, row, key) the kernel gives its first
+/// element, checked against the tensor's.
 fn units_of(unit: UnitKind, window: &Window<DenseParams>, elements: u64) -> Vec<u64> {
     let p = window.params;
     let [gx, gy, gz] = window.groups.map(u64::from);
