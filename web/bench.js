@@ -10,6 +10,14 @@ const median = (xs) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
+// Frees a module and destroys its device now, not at the page's garbage collection: a
+// case's cache (32 MB blocks) left alive made the next case's new buffers cost twice as much.
+function release(alibi) {
+  const device = alibi.device;
+  alibi.free();
+  device.destroy();
+}
+
 async function timed(device, body) {
   const start = performance.now();
   const result = body();
@@ -98,10 +106,7 @@ export async function benchCase({ heads, totalHeads, i, j, dtype = "f32" }, runs
   const info = alibi.adapterInfo();
   source.destroy();
   target.destroy();
-  // Free the module and its device now, not at the page's garbage collection: a case's
-  // cache (32 MB blocks) left alive made the next case's new buffers cost twice as much.
-  alibi.free();
-  device.destroy();
+  release(alibi);
   const round = (x) => Math.round(x * 1000) / 1000;
   const figures = {
     case: `${heads}x${totalHeads}x${i}x${j}`,
@@ -143,11 +148,8 @@ export async function benchAttention({ heads, i, j, d }, runs) {
     return median(times);
   };
   const [fused, masked] = [await time(plain), await time(causal)];
-  for (const alibi of [plain, causal]) {
-    const device = alibi.device;
-    alibi.free();
-    device.destroy();
-  }
+  release(plain);
+  release(causal);
   const round = (x) => Math.round(x * 1000) / 1000;
   return {
     case: `attention ${heads}x${i}x${j}x${d}`,

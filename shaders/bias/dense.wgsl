@@ -188,9 +188,9 @@ fn row_unit(group: vec3<u32>, along: u32) {
     window[unit] = unit_at(at, unit);
 }
 
-// The units that the row grid (`dense`, `dense_wide`) with UNITS_IN_ROW leaves: the one unit per row that starts in it
-// and ends in the next (none where the row ends on a unit's end). One row per invocation,
-// `grid_rows` workgroups along x, then y.
+// The units that the row grid (`dense`, `dense_wide`) with UNITS_IN_ROW leaves: the one
+// unit per row that starts in it and ends in the next (none where the row ends on a unit's
+// end). One row per invocation, `grid_rows` workgroups along x, then y.
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn dense_crossing(
     @builtin(workgroup_id) group: vec3<u32>,

@@ -139,13 +139,11 @@ impl Planner {
             target.max(source)
         };
         let elements_per_unit = 16 / size;
-        let packed = packs(cols.div_ceil(elements_per_unit));
+        let row_units = cols.div_ceil(elements_per_unit);
+        let packed = packs(row_units);
         // Long rows: the row grid's units, then (where rows do not hold whole units from a
-        // unit's start) the crossing ones.
-        let long = [
-            row_kind(cols.div_ceil(elements_per_unit)),
-            UnitKind::Crossing,
-        ];
+        // unit's start) the crossing ones. Packed rows are of one kind.
+        let long = [row_kind(row_units), UnitKind::Crossing];
         // `dense`'s grid takes the rows of one head along y and whole heads along z.
         let grid_max = u64::from(u16::MAX);
         let max_rows = if packed {
@@ -179,8 +177,6 @@ impl Planner {
             } else {
                 (row + per_window).min(head_end)
             };
-            // Long rows: the units inside a row, then (where rows do not hold whole units
-            // from a unit's start) the crossing ones. Packed rows are of one kind.
             let aligned = self.row_element(0).is_multiple_of(elements_per_unit)
                 && cols.is_multiple_of(elements_per_unit);
             let kinds: &[UnitKind] = match (packed, cols >= 4) {
